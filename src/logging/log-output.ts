@@ -1,0 +1,167 @@
+// One log destination: a file opened for appending, or the process's stdout or
+// stderr. Writes go through a buffered stream so a slow disk or pipe never
+// blocks the event loop. A failing destination never throws into the caller:
+// its lines are dropped, the fault is reported once (until a write succeeds
+// again), and a file is reopened on the next reopen() or check(). A failed
+// stdout/stderr stays off: its reader is gone and there is nothing to reopen.
+import { createWriteStream, fstatSync, type WriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { isatty } from 'node:tty';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+
+export type Report = (level: 'info' | 'error', message: string) => void;
+
+export class LogOutput {
+  private stream: Writable | null = null;
+  /** The open file's identity, to notice it being renamed or removed under us. */
+  private identity: { dev: number; ino: number } | null = null;
+  /** The fault was reported and no write has succeeded since. */
+  private reported = false;
+  /** The next write carries a callback that clears `reported` when it lands. */
+  private confirmNext = false;
+  private checking = false;
+  private closed = false;
+  /** Streams replaced by reopen() that are still flushing to the old file. */
+  private readonly retiring = new Set<Writable>();
+  /** Removes our 'error' listener from process.stdout/stderr, which outlive us. */
+  private detachStdio: (() => void) | null = null;
+
+  /**
+   * @param path a file path, or '-' for `stdioFd`
+   * @param name what the report calls it ("access log")
+   */
+  constructor(
+    readonly path: string,
+    private readonly stdioFd: 1 | 2,
+    private readonly name: string,
+    private readonly report: Report,
+  ) {
+    this.open();
+  }
+
+  get isFile(): boolean {
+    return this.path !== '-';
+  }
+
+  write(text: string): void {
+    const stream = this.stream;
+    if (stream === null) return;
+    if (!this.confirmNext) {
+      stream.write(text);
+      return;
+    }
+    this.confirmNext = false;
+    stream.write(text, (err) => {
+      if (err || stream !== this.stream || !this.reported) return;
+      this.reported = false;
+      this.report('info', `The ${this.describe()} is writable again`);
+    });
+  }
+
+  /** Opens the path afresh (logrotate's USR1); the old stream flushes to the old file and closes. */
+  reopen(): void {
+    if (this.closed || !this.isFile) return;
+    const old = this.stream;
+    this.open();
+    if (old !== null) {
+      this.retiring.add(old);
+      void finished(old.end())
+        .catch(() => {})
+        .finally(() => this.retiring.delete(old));
+    }
+  }
+
+  /**
+   * Off the hot path, about once a second: retries a failed destination, and
+   * reopens a file whose path no longer names the file we have open (renamed
+   * or removed by a logrotate that sent no USR1).
+   */
+  async check(): Promise<void> {
+    if (this.closed || this.checking || !this.isFile) return;
+    if (this.stream === null) {
+      this.reopen();
+      return;
+    }
+    const stream = this.stream;
+    const identity = this.identity;
+    if (identity === null) return;
+    this.checking = true;
+    try {
+      const now = await stat(this.path).catch(() => null);
+      if (stream !== this.stream || this.closed) return;
+      if (now !== null && now.dev === identity.dev && now.ino === identity.ino) return;
+      this.reopen();
+      this.report('info', `The ${this.describe()} was moved or removed; reopened it`);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const stream = this.stream;
+    this.stream = null;
+    const flushed = [...this.retiring].map((old) => finished(old).catch(() => {}));
+    if (stream !== null && this.isFile) {
+      flushed.push(finished(stream.end()).catch(() => {}));
+    } else if (stream !== null) {
+      // stdout/stderr stay open for whatever else writes to them: only flush.
+      flushed.push(new Promise<void>((resolve) => stream.write('', () => resolve())));
+    }
+    await Promise.all(flushed);
+    this.detachStdio?.();
+  }
+
+  private describe(): string {
+    return this.isFile ? `${this.name} ${this.path}` : `${this.name} (${this.stdioFd === 1 ? 'stdout' : 'stderr'})`;
+  }
+
+  private open(): void {
+    const stream = this.isFile ? createWriteStream(this.path, { flags: 'a' }) : stdioStream(this.stdioFd);
+    this.stream = stream;
+    this.identity = null;
+    this.confirmNext = this.reported;
+    // Every stream keeps a listener for life: an 'error' without one would crash the process.
+    const onError = (err: Error): void => this.fail(stream, err);
+    stream.on('error', onError);
+    if (!this.isFile) this.detachStdio = () => stream.off('error', onError);
+    if (this.isFile) {
+      (stream as WriteStream).once('open', (fd: number) => {
+        if (stream !== this.stream) return;
+        try {
+          const { dev, ino } = fstatSync(fd);
+          this.identity = { dev, ino };
+        } catch {
+          // Without an identity the moved-file check stays off until the next open.
+        }
+      });
+    }
+  }
+
+  private fail(stream: Writable, err: Error): void {
+    if (stream !== this.stream) return;
+    this.stream = null;
+    if (this.reported) return;
+    this.reported = true;
+    this.report('error', `Cannot write the ${this.describe()}: ${err.message}; dropping its lines until it works again`);
+  }
+}
+
+/**
+ * A non-blocking stream for fd 1 or 2. Regular files and devices such as
+ * /dev/null get an fs stream (process.stdout writes them synchronously); pipes,
+ * sockets and terminals go through process.stdout/stderr, whose libuv stream is
+ * already asynchronous and which other writers to that fd share.
+ */
+function stdioStream(fd: 1 | 2): Writable {
+  let viaFs = false;
+  try {
+    const s = fstatSync(fd);
+    viaFs = s.isFile() || (s.isCharacterDevice() && !isatty(fd));
+  } catch {
+    // An fd we cannot stat is handed to process.stdout/stderr, which reports its errors.
+  }
+  if (viaFs) return createWriteStream('', { fd, autoClose: false });
+  return fd === 1 ? process.stdout : process.stderr;
+}

@@ -1,0 +1,370 @@
+// The master (Gunicorn's arbiter): owns the listening sockets, keeps the configured
+// number of workers serving, replaces the dead, hung and worn-out ones, reloads
+// without dropping requests, drains on stop, and keeps systemd informed.
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { EXIT } from '../ipc.js';
+import { heartbeatIntervalMs } from '../heartbeat.js';
+import type { Hooks } from '../hooks.js';
+import type { Logger } from '../logging/logger.js';
+import { resolveWorkerCount } from '../settings/kinds.js';
+import type { ResolvedSettings } from '../settings/resolve.js';
+import type { Settings } from '../settings/schema.js';
+import { bindAddress, inheritSocket, type ListenSocket } from '../sockets.js';
+import type { InheritedSocket } from '../systemd/listen-fds.js';
+import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
+import { Observability } from './observability.js';
+import type { RestartReason } from '../metrics/aggregator.js';
+import { WorkerProcess } from './worker-process.js';
+
+export interface MasterOptions {
+  resolved: ResolvedSettings;
+  /** Re-reads the config file and environment for HUP. */
+  reloadSettings: () => ResolvedSettings;
+  logger: Logger;
+  hooks: Hooks;
+  notifier: Notifier;
+  inherited: InheritedSocket[];
+  version: string;
+}
+
+export class Master {
+  private settings: Settings;
+  private sockets: ListenSocket[] = [];
+  private readonly workers = new Set<WorkerProcess>();
+  private desiredWorkers: number;
+  private generation = 1;
+  private nextWorkerId = 1;
+  private phase: 'booting' | 'running' | 'reloading' | 'stopping' = 'booting';
+  private quickStop = false;
+  private readonly logger: Logger;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private respawnDelayMs = 0;
+  private exitResolve!: (code: number) => void;
+  readonly exited = new Promise<number>((resolve) => (this.exitResolve = resolve));
+  private observability: Observability | null = null;
+
+  constructor(private readonly options: MasterOptions) {
+    this.settings = options.resolved.settings;
+    this.logger = options.logger;
+    this.desiredWorkers = resolveWorkerCount(this.settings.workers);
+  }
+
+  /** Resolves with the process exit code once the master is done. */
+  async run(): Promise<number> {
+    const { logger, hooks, notifier } = this.options;
+    const name = this.settings.proc_name ?? 'tsgunicorn';
+    process.title = `tsgunicorn: master [${name}]`;
+    logger.info(`Starting tsgunicorn ${this.options.version}`);
+    if (!(await hooks.run('on_starting', this.hookView()))) return EXIT.FAILURE;
+    this.sockets = this.openSockets(this.settings);
+    for (const socket of this.sockets) logger.info(`Listening at: ${socket.label} (${process.pid})`);
+    if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
+    this.installSignals();
+
+    const booted = await this.bootGeneration(this.settings, this.desiredWorkers);
+    if (booted !== true) {
+      await this.halt(booted);
+      return this.exited;
+    }
+    this.phase = 'running';
+    logger.info(`Booted ${this.desiredWorkers} worker${this.desiredWorkers === 1 ? '' : 's'} (${this.settings.interface} app ${this.settings.app})`);
+    this.observability = new Observability({
+      settings: this.settings,
+      logger,
+      notifier,
+      sockets: this.sockets,
+      workers: () => [...this.workers],
+      desiredWorkers: () => this.desiredWorkers,
+      replaceAllWorkers: () => this.rollOver('health'),
+    });
+    await this.observability.start();
+    notifier.ready();
+    await hooks.run('when_ready', this.hookView());
+    this.startSupervision();
+    return this.exited;
+  }
+
+  private openSockets(settings: Settings): ListenSocket[] {
+    const scheme = settings.certfile ? 'https' : 'http';
+    if (this.options.inherited.length > 0) {
+      // Socket activation: systemd's sockets take precedence over `bind`.
+      return this.options.inherited.map(({ fd, name }) => inheritSocket(fd, `fd ${fd} ${name} from systemd`, scheme));
+    }
+    return settings.bind.map((address) => bindAddress(address, scheme));
+  }
+
+  private workerEnv(settings: Settings): NodeJS.ProcessEnv {
+    const env = systemdChildEnv(process.env);
+    for (const pair of settings.raw_env) {
+      const eq = pair.indexOf('=');
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    return env;
+  }
+
+  private spawnWorker(settings: Settings, generation: number): WorkerProcess {
+    const worker = new WorkerProcess({
+      settings,
+      fds: this.sockets.map((s) => s.fd),
+      secure: Boolean(settings.certfile),
+      env: this.workerEnv(settings),
+      generation,
+      id: this.nextWorkerId++,
+    });
+    this.workers.add(worker);
+    this.logger.info(`Booting worker with pid: ${worker.pid}`);
+    worker.on('heartbeat', () => this.checkMemory(worker));
+    worker.on('recycle', (reason: RestartReason) => this.recycle(worker, reason));
+    worker.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.onWorkerExit(worker, code, signal));
+    return worker;
+  }
+
+  /**
+   * Starts `count` workers of a new generation and waits until all accept
+   * connections. Resolves true, or the exit code that explains the failure
+   * (the failed workers are gone by then).
+   */
+  private bootGeneration(settings: Settings, count: number): Promise<true | number> {
+    const generation = this.generation;
+    const started = Array.from({ length: count }, () => this.spawnWorker(settings, generation));
+    return new Promise((resolve) => {
+      const ready = new Set<WorkerProcess>();
+      let failed = false;
+      for (const worker of started) {
+        worker.once('ready', () => {
+          ready.add(worker);
+          if (!failed && ready.size === count) resolve(true);
+        });
+        worker.once('exit', (code: number | null) => {
+          if (failed || ready.has(worker) || ready.size === count) return;
+          failed = true;
+          if (worker.appError) this.logger.error(`Failed to load the app:\n${worker.appError}`);
+          else this.logger.error(`Worker (pid:${worker.pid}) failed to boot (exit code ${code ?? 'by signal'})`);
+          for (const other of started) other.kill('SIGKILL');
+          resolve(code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR);
+        });
+      }
+    });
+  }
+
+  private onWorkerExit(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    this.workers.delete(worker);
+    this.observability?.workerExited(worker);
+    void this.options.hooks.run('worker_exit', this.hookView(), { pid: worker.pid, id: worker.id });
+    if (worker.retireReason) {
+      this.logger.info(`Worker exiting (pid: ${worker.pid})`);
+    } else if (signal) {
+      this.logger.error(`Worker (pid:${worker.pid}) was sent ${signal}!`);
+    } else if (worker.everReady) {
+      this.logger.error(`Worker (pid:${worker.pid}) exited with code ${code}`);
+    }
+    if (this.phase === 'stopping') {
+      if (this.workers.size === 0) void this.finishStop();
+      return;
+    }
+    if (this.phase === 'booting' || worker.generation !== this.generation) return;
+    if (!worker.everReady && !worker.retireReason) {
+      // A replacement that cannot boot: keep trying, but not in a tight loop.
+      this.respawnDelayMs = Math.min(30_000, Math.max(1000, this.respawnDelayMs * 2));
+      if (worker.appError) this.logger.error(`Failed to load the app:\n${worker.appError}`);
+      this.logger.error(`Worker failed to boot; retrying in ${this.respawnDelayMs / 1000} s`);
+      this.timers.push(setTimeout(() => this.maintainWorkerCount(), this.respawnDelayMs));
+      return;
+    }
+    if (!worker.retireReason) this.observability?.countRestart('crash');
+    this.maintainWorkerCount();
+  }
+
+  /** Spawns or retires workers of the current generation until the count is right. */
+  private maintainWorkerCount(): void {
+    if (this.phase !== 'running') return;
+    const serving = [...this.workers].filter((w) => w.generation === this.generation && w.state !== 'retiring' && !w.replacing);
+    for (let i = serving.length; i < this.desiredWorkers; i++) {
+      const worker = this.spawnWorker(this.settings, this.generation);
+      worker.once('ready', () => (this.respawnDelayMs = 0));
+    }
+    const surplus = serving.length - this.desiredWorkers;
+    if (surplus > 0) {
+      const youngestFirst = serving.sort((a, b) => b.startedAt - a.startedAt);
+      for (const worker of youngestFirst.slice(0, surplus)) worker.retire('reload');
+    }
+  }
+
+  /** Replace one worker: its successor must be ready before it stops accepting. */
+  private recycle(worker: WorkerProcess, reason: RestartReason): void {
+    if (worker.replacing || worker.state !== 'ready' || this.phase !== 'running') return;
+    worker.replacing = true;
+    const successor = this.spawnWorker(this.settings, this.generation);
+    successor.once('ready', () => {
+      this.observability?.countRestart(reason);
+      worker.retire(reason);
+    });
+    successor.once('exit', () => {
+      if (successor.state === 'booting' || successor.state === 'exited') worker.replacing = worker.state === 'retiring';
+    });
+  }
+
+  private checkMemory(worker: WorkerProcess): void {
+    const limitMb = this.settings.max_worker_memory;
+    const rss = worker.lastBeat?.rss ?? 0;
+    if (limitMb > 0 && rss > limitMb * 1024 * 1024 && !worker.replacing && worker.state === 'ready') {
+      this.logger.warning(`Worker (pid:${worker.pid}) uses ${Math.round(rss / 1048576)} MB, over max_worker_memory ${limitMb} MB: replacing it`);
+      this.recycle(worker, 'memory');
+    }
+  }
+
+  private startSupervision(): void {
+    const beatMs = heartbeatIntervalMs(this.settings.timeout);
+    const check = setInterval(() => this.checkTimeouts(), beatMs);
+    this.timers.push(check);
+  }
+
+  private checkTimeouts(): void {
+    const timeoutMs = this.settings.timeout * 1000;
+    if (timeoutMs <= 0 || this.phase === 'stopping') return;
+    const now = Date.now();
+    for (const worker of this.workers) {
+      if (worker.state === 'booting' || worker.state === 'exited' || worker.retireReason === 'timeout') continue;
+      if (now - worker.lastProgressAt <= timeoutMs) continue;
+      const oldest = worker.lastBeat?.oldest;
+      const doing = oldest ? `: ${oldest.label} in flight for ${((now - oldest.startedAt) / 1000).toFixed(1)} s` : ': no request in flight';
+      this.logger.critical(`WORKER TIMEOUT (pid:${worker.pid})${doing}`);
+      if (worker.state !== 'retiring') this.observability?.countRestart('timeout');
+      worker.retireReason = 'timeout';
+      // Like Gunicorn: the worker is beyond asking, so it is killed outright.
+      worker.kill('SIGKILL');
+    }
+  }
+
+  // HUP: a new generation with fresh code and re-read settings; the old one retires
+  // only once every new worker accepts connections.
+  private async reload(): Promise<void> {
+    if (this.phase !== 'running') {
+      this.logger.warning(`Reload requested while ${this.phase}; ignored`);
+      return;
+    }
+    this.logger.info('Handling signal: hup');
+    this.options.notifier.reloading();
+    let next: ResolvedSettings;
+    try {
+      next = this.options.reloadSettings();
+    } catch (err) {
+      this.logger.error(`Reload aborted, keeping the running workers: ${(err as Error).message}`);
+      this.options.notifier.ready();
+      return;
+    }
+    await this.options.hooks.run('on_reload', this.hookView());
+    const rebind = JSON.stringify(next.settings.bind) !== JSON.stringify(this.settings.bind) && this.options.inherited.length === 0;
+    if (rebind) {
+      this.logger.warning('bind changed in the config: restart the server to listen on the new addresses');
+      next.settings.bind = this.settings.bind;
+    }
+    this.desiredWorkers = resolveWorkerCount(next.settings.workers);
+    await this.rollOver('reload', next.settings);
+  }
+
+  /** Starts a new generation; on success retires the old one, on failure keeps it. */
+  private async rollOver(reason: RestartReason, settings: Settings = this.settings): Promise<void> {
+    if (this.phase !== 'running') return;
+    this.phase = 'reloading';
+    const previous = this.generation;
+    this.generation++;
+    const result = await this.bootGeneration(settings, this.desiredWorkers);
+    if (this.phase !== 'reloading') return; // stopped meanwhile
+    if (result !== true) {
+      this.generation = previous;
+      this.phase = 'running';
+      this.logger.error(`Reload failed: the new workers did not boot; the previous workers keep serving`);
+      this.options.notifier.ready();
+      return;
+    }
+    this.settings = settings;
+    this.observability?.settingsChanged(settings);
+    for (const worker of this.workers) {
+      if (worker.generation === previous || worker.generation < this.generation) {
+        this.observability?.countRestart(reason);
+        worker.retire(reason);
+      }
+    }
+    this.phase = 'running';
+    this.logger.info(`Reloaded: ${this.desiredWorkers} new worker(s) serving`);
+    this.options.notifier.ready();
+  }
+
+  private installSignals(): void {
+    process.on('SIGHUP', () => void this.reload());
+    process.on('SIGTERM', () => this.stop(this.phase === 'stopping'));
+    process.on('SIGINT', () => this.stop(true));
+    process.on('SIGQUIT', () => this.stop(true));
+    process.on('SIGTTIN', () => {
+      this.desiredWorkers++;
+      this.logger.info(`Handling signal: ttin: ${this.desiredWorkers} workers`);
+      this.maintainWorkerCount();
+    });
+    process.on('SIGTTOU', () => {
+      this.desiredWorkers = Math.max(1, this.desiredWorkers - 1);
+      this.logger.info(`Handling signal: ttou: ${this.desiredWorkers} workers`);
+      this.maintainWorkerCount();
+    });
+    process.on('SIGUSR1', () => {
+      this.logger.info('Handling signal: usr1: reopening log files');
+      this.logger.reopen();
+      for (const worker of this.workers) worker.send({ type: 'reopen-logs' });
+    });
+  }
+
+  /** TERM: graceful; INT/QUIT, or a second TERM: quick. */
+  stop(quick: boolean): void {
+    if (this.phase === 'stopping') {
+      if (quick && !this.quickStop) {
+        this.quickStop = true;
+        this.logger.info('Quick shutdown');
+        for (const worker of this.workers) worker.kill('SIGQUIT');
+      }
+      return;
+    }
+    const wasBooting = this.phase === 'booting';
+    this.phase = 'stopping';
+    this.quickStop = quick;
+    this.logger.info(quick ? 'Quick shutdown' : 'Graceful shutdown: finishing in-flight requests');
+    this.options.notifier.stopping();
+    this.observability?.stop();
+    for (const timer of this.timers) clearTimeout(timer);
+    for (const worker of this.workers) worker.kill(quick ? 'SIGQUIT' : 'SIGTERM');
+    // Workers enforce graceful_timeout themselves; this only catches the stuck.
+    const limit = setTimeout(() => {
+      for (const worker of this.workers) worker.kill('SIGKILL');
+    }, quick ? 1000 : this.settings.graceful_timeout * 1000 + 2000);
+    limit.unref();
+    if (this.workers.size === 0 || wasBooting) void this.finishStop();
+  }
+
+  private async halt(code: number): Promise<void> {
+    this.phase = 'stopping';
+    for (const worker of this.workers) worker.kill('SIGKILL');
+    await this.finishStop(code);
+  }
+
+  private finishing = false;
+  private async finishStop(code: number = EXIT.OK): Promise<void> {
+    if (this.finishing) return;
+    this.finishing = true;
+    while (this.workers.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const socket of this.sockets) socket.close();
+    if (this.settings.pidfile) {
+      try {
+        unlinkSync(this.settings.pidfile);
+      } catch {
+        // Already removed.
+      }
+    }
+    await this.options.hooks.run('on_exit', this.hookView());
+    this.logger.info('Shutting down: Master');
+    this.exitResolve(code);
+  }
+
+  /** What hooks receive as `server`. */
+  private hookView() {
+    return { pid: process.pid, settings: this.settings, workers: [...this.workers].map((w) => w.pid) };
+  }
+}

@@ -1,0 +1,149 @@
+// The master's view of one worker process: how it was started, what its
+// heartbeats say, and the IPC requests the master makes of it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { FIRST_LISTEN_FD, HEARTBEAT_FD, type Heartbeat, type MasterMessage, type WorkerMessage } from '../ipc.js';
+import type { RestartReason } from '../metrics/aggregator.js';
+import type { Settings } from '../settings/schema.js';
+
+
+const WORKER_ENTRY = fileURLToPath(new URL('../worker/entry.js', import.meta.url));
+
+export interface SpawnOptions {
+  settings: Settings;
+  fds: number[];
+  secure: boolean;
+  env: NodeJS.ProcessEnv;
+  generation: number;
+  id: number;
+}
+
+/**
+ * Events: 'ready'; 'heartbeat' (Heartbeat); 'recycle' (reason); 'app-error' (text);
+ * 'exit' (code, signal). 'exit' is always the last.
+ */
+export class WorkerProcess extends EventEmitter {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly generation: number;
+  readonly id: number;
+  readonly startedAt = Date.now();
+  state: 'booting' | 'ready' | 'retiring' | 'exited' = 'booting';
+  /** Why the master is replacing it, once it decided to. */
+  retireReason: RestartReason | null = null;
+  /** A replacement is booting for it (recycling); it keeps serving until that one is ready. */
+  replacing = false;
+  /** It reached 'ready' at some point (a worker that exits without is a boot failure). */
+  everReady = false;
+  lastBeat: Heartbeat | null = null;
+  /** When the worker's event loop was last seen advancing (master's clock). */
+  lastProgressAt = Date.now();
+  appError: string | null = null;
+  private nextMetricsId = 0;
+  private readonly pendingMetrics = new Map<number, (data: unknown) => void>();
+
+  constructor(options: SpawnOptions) {
+    super();
+    this.generation = options.generation;
+    this.id = options.id;
+    // The heartbeat pipe and the listening sockets sit at fixed stdio slots; stdio
+    // 0-2 are shared so the app's own output lands where the master's does.
+    const stdio: (string | number)[] = ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'];
+    options.fds.forEach((fd, i) => (stdio[FIRST_LISTEN_FD + i] = fd));
+    this.child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', WORKER_ENTRY], {
+      stdio: stdio as never,
+      env: options.env,
+      cwd: options.settings.chdir ?? process.cwd(),
+    });
+    this.pid = this.child.pid ?? -1;
+    this.readHeartbeats();
+    this.child.on('message', (message: WorkerMessage) => this.onMessage(message));
+    this.child.once('exit', (code, signal) => {
+      this.state = 'exited';
+      for (const resolve of this.pendingMetrics.values()) resolve(null);
+      this.pendingMetrics.clear();
+      this.emit('exit', code, signal);
+    });
+    this.send({ type: 'boot', settings: options.settings, sockets: options.fds.length, secure: options.secure, workerId: options.id });
+  }
+
+  send(message: MasterMessage): void {
+    if (this.child.connected) this.child.send(message, (err) => void err);
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.state !== 'exited') this.child.kill(signal);
+  }
+
+  retire(reason: RestartReason): void {
+    if (this.state === 'exited' || this.state === 'retiring') return;
+    this.retireReason = reason;
+    this.state = 'retiring';
+    this.send({ type: 'retire' });
+  }
+
+  /** The worker's metrics snapshot, or null when it does not answer within `timeoutMs`. */
+  requestMetrics(timeoutMs: number): Promise<unknown> {
+    if (this.state === 'exited' || !this.child.connected) return Promise.resolve(null);
+    const id = this.nextMetricsId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingMetrics.delete(id);
+        resolve(null);
+      }, timeoutMs);
+      this.pendingMetrics.set(id, (data) => {
+        clearTimeout(timer);
+        this.pendingMetrics.delete(id);
+        resolve(data);
+      });
+      this.send({ type: 'metrics', id });
+    });
+  }
+
+  private onMessage(message: WorkerMessage): void {
+    switch (message.type) {
+      case 'ready':
+        if (this.state === 'booting') this.state = 'ready';
+        this.everReady = true;
+        this.lastProgressAt = Date.now();
+        this.emit('ready');
+        break;
+      case 'app-error':
+        this.appError = message.message;
+        this.emit('app-error', message.message);
+        break;
+      case 'recycle':
+        this.emit('recycle', message.reason);
+        break;
+      case 'metrics':
+        this.pendingMetrics.get(message.id)?.(message.data);
+        break;
+    }
+  }
+
+  private readHeartbeats(): void {
+    const pipe = this.child.stdio[HEARTBEAT_FD] as NodeJS.ReadableStream | null;
+    if (!pipe) return;
+    let buffered = '';
+    pipe.setEncoding('utf8');
+    pipe.on('data', (chunk: string) => {
+      buffered += chunk;
+      let newline;
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        let beat: Heartbeat;
+        try {
+          beat = JSON.parse(line) as Heartbeat;
+        } catch {
+          continue;
+        }
+        if (!this.lastBeat || beat.tick !== this.lastBeat.tick) this.lastProgressAt = Date.now();
+        this.lastBeat = beat;
+        this.emit('heartbeat', beat);
+      }
+    });
+    pipe.on('error', () => {});
+  }
+}

@@ -1,0 +1,183 @@
+// The master's view of all workers' metrics. Request counters and histograms
+// are summed over workers; series about one process (CPU, memory, event-loop
+// lag) keep a `worker` label. Counters never go backwards when a worker is
+// replaced: its last known counters move into a "retired" base that stays in
+// the sum. Gauges of gone workers are dropped.
+import { totalmem } from 'node:os';
+import { AggregatorRegistry, Counter, Gauge, Registry, type PrometheusContentType } from 'prom-client';
+import { registerProcessMetrics } from './process-metrics.js';
+import type { RequestTotals } from './request-window.js';
+import {
+  PER_WORKER_METRICS,
+  REQUEST_DURATION,
+  REQUESTS_TOTAL,
+  type MetricsSnapshot,
+  type SnapshotMetric,
+} from './worker-metrics.js';
+
+export type RestartReason = 'timeout' | 'max_requests' | 'memory' | 'crash' | 'reload' | 'health';
+const RESTART_REASONS: RestartReason[] = ['timeout', 'max_requests', 'memory', 'crash', 'reload', 'health'];
+
+export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown' | 'off';
+const HEALTH_VALUE: Record<HealthStatus, number> = { healthy: 1, unhealthy: 0, unknown: -1, off: -1 };
+
+export interface ScrapedWorker {
+  pid: number;
+  /** Asks the worker for a snapshot over IPC. */
+  request(): Promise<MetricsSnapshot>;
+}
+
+export class MetricsAggregator {
+  private readonly scrapeTimeoutMs: number;
+  private readonly live = new Map<number, MetricsSnapshot>();
+  private retired: SnapshotMetric[] = [];
+  // Retirements per pid, so a reply that arrives after its worker was retired is not counted again.
+  private readonly retirements = new Map<number, number>();
+  private readonly master = new Registry();
+  private readonly workers: Gauge<'state'>;
+  private readonly restarts: Counter<'reason'>;
+  private readonly health: Gauge;
+  private readonly misses: Counter;
+
+  constructor(opts: { scrapeTimeoutMs?: number } = {}) {
+    this.scrapeTimeoutMs = opts.scrapeTimeoutMs ?? 800;
+    const registers = [this.master];
+    this.workers = new Gauge({
+      name: 'tsgunicorn_workers',
+      help: 'Worker processes: configured count, alive, and ready to serve.',
+      labelNames: ['state'],
+      registers,
+    });
+    this.restarts = new Counter({
+      name: 'tsgunicorn_worker_restarts_total',
+      help: 'Workers replaced, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    // Every reason exists from the start, so increase() sees the first restart.
+    for (const reason of RESTART_REASONS) this.restarts.inc({ reason }, 0);
+    this.health = new Gauge({
+      name: 'tsgunicorn_health_status',
+      help: 'Result of the health check: 1 healthy, 0 unhealthy, -1 unknown or off.',
+      registers,
+    });
+    this.health.set(HEALTH_VALUE.unknown);
+    this.misses = new Counter({
+      name: 'tsgunicorn_scrape_worker_misses_total',
+      help: "Worker snapshots not received in time; that worker's last known values were used.",
+      registers,
+    });
+    new Gauge({
+      name: 'tsgunicorn_machine_memory_bytes',
+      help: "The machine's total memory, in bytes (for memory-share alerts).",
+      registers,
+    }).set(totalmem());
+    registerProcessMetrics(this.master, {
+      cpuSeconds: 'process_cpu_seconds_total',
+      residentMemory: 'process_resident_memory_bytes',
+    });
+  }
+
+  setWorkers(counts: { configured: number; alive: number; ready: number }): void {
+    for (const [state, n] of Object.entries(counts)) this.workers.set({ state }, n);
+  }
+
+  countRestart(reason: RestartReason): void {
+    this.restarts.inc({ reason });
+  }
+
+  setHealth(status: HealthStatus): void {
+    this.health.set(HEALTH_VALUE[status]);
+  }
+
+  /** Records a worker's snapshot, unless a newer one of that worker is already known. */
+  update(workerPid: number, snap: MetricsSnapshot): void {
+    const known = this.live.get(workerPid);
+    if (known === undefined || snap.seq > known.seq) this.live.set(workerPid, snap);
+  }
+
+  /** Call when a worker has exited: its counters join the retired base, its gauges go. */
+  retire(workerPid: number): void {
+    this.retirements.set(workerPid, (this.retirements.get(workerPid) ?? 0) + 1);
+    const snap = this.live.get(workerPid);
+    if (snap === undefined) return;
+    this.live.delete(workerPid);
+    this.retired = sumMetrics([this.retired, snap.metrics.filter(isSummedCounter)]);
+  }
+
+  /** Asks every worker for a snapshot; one that does not answer in time keeps its last known values. */
+  async collect(workers: ScrapedWorker[]): Promise<void> {
+    await Promise.all(
+      workers.map(async (worker) => {
+        const retirements = this.retirements.get(worker.pid);
+        try {
+          const snap = await withTimeout(worker.request(), this.scrapeTimeoutMs);
+          if (this.retirements.get(worker.pid) === retirements) this.update(worker.pid, snap);
+        } catch {
+          this.misses.inc();
+        }
+      }),
+    );
+  }
+
+  /** Prometheus text exposition: the workers' sum and the master's own metrics. */
+  async render(): Promise<string> {
+    const workers = AggregatorRegistry.aggregate<PrometheusContentType>([this.workerSum()]);
+    return Registry.merge([workers, this.master]).metrics();
+  }
+
+  /** The summed request counter and duration histogram, for the status line. */
+  requestTotals(): RequestTotals {
+    const sum = this.workerSum();
+    const values = (name: string) => sum.find((m) => m.name === name)?.values ?? [];
+    const duration = values(REQUEST_DURATION);
+    return {
+      requests: values(REQUESTS_TOTAL).reduce((n, v) => n + v.value, 0),
+      durationSum: duration.find((v) => v.metricName === `${REQUEST_DURATION}_sum`)?.value ?? 0,
+      buckets: duration
+        .filter((v) => v.metricName === `${REQUEST_DURATION}_bucket`)
+        .map((v) => ({ le: v.labels.le === '+Inf' ? Infinity : Number(v.labels.le), count: v.value })),
+    };
+  }
+
+  private workerSum(): SnapshotMetric[] {
+    const live = [...this.live].map(([pid, snap]) => snap.metrics.map((m) => labelPerWorker(m, pid)));
+    return sumMetrics([this.retired, ...live]);
+  }
+}
+
+/** Monotonic series summed over workers: these survive their worker in the retired base. */
+function isSummedCounter(metric: SnapshotMetric): boolean {
+  return !PER_WORKER_METRICS.has(metric.name) && (metric.type === 'counter' || metric.type === 'histogram');
+}
+
+function labelPerWorker(metric: SnapshotMetric, pid: number): SnapshotMetric {
+  if (!PER_WORKER_METRICS.has(metric.name)) return metric;
+  return { ...metric, values: metric.values.map((v) => ({ ...v, labels: { ...v.labels, worker: String(pid) } })) };
+}
+
+/** Adds up values with the same metric name, series name and labels; the first part's order wins. */
+function sumMetrics(parts: SnapshotMetric[][]): SnapshotMetric[] {
+  const families = new Map<string, { metric: SnapshotMetric; series: Map<string, SnapshotMetric['values'][number]> }>();
+  for (const metric of parts.flat()) {
+    let family = families.get(metric.name);
+    if (family === undefined) {
+      family = { metric, series: new Map() };
+      families.set(metric.name, family);
+    }
+    for (const v of metric.values) {
+      const key = `${v.metricName ?? ''}${JSON.stringify(Object.entries(v.labels).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
+      const seen = family.series.get(key);
+      family.series.set(key, seen === undefined ? { ...v } : { ...seen, value: seen.value + v.value });
+    }
+  }
+  return [...families.values()].map(({ metric, series }) => ({ ...metric, values: [...series.values()] }));
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,37 @@
+// The master's Prometheus endpoint: GET /metrics on metrics_bind, nothing else.
+import { createServer, type Server } from 'node:http';
+import { once } from 'node:events';
+import { Registry } from 'prom-client';
+import { address } from '../settings/kinds.js';
+
+export async function startMetricsServer(
+  bindText: string,
+  handler: () => Promise<string>,
+  log: { error(msg: string, err?: unknown): void },
+): Promise<Server> {
+  const bind = address.parse(bindText);
+  if (bind.kind !== 'tcp') throw new Error(`metrics_bind must be HOST:PORT, not ${bindText}`);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('Method Not Allowed\n');
+      return;
+    }
+    handler().then(
+      (body) => {
+        res.writeHead(200, { 'content-type': Registry.PROMETHEUS_CONTENT_TYPE }).end(req.method === 'GET' ? body : undefined);
+      },
+      (err: unknown) => {
+        log.error('metrics: rendering failed', err);
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error\n');
+      },
+    );
+  });
+  server.listen(bind.port, bind.host);
+  await once(server, 'listening');
+  return server;
+}

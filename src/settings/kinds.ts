@@ -1,0 +1,164 @@
+// Value kinds for settings: each turns the text a user wrote (ini value, env var,
+// CLI argument) into a typed value, or throws a message naming the expected form.
+import os from 'node:os';
+
+export interface Kind<T> {
+  /** The expected form, as shown in errors and docs: "an integer ≥ 1". */
+  form: string;
+  parse(text: string): T;
+  /** Back to the text a config file would hold (for --print-config). */
+  format(value: T): string;
+}
+
+export class InvalidValue extends Error {}
+
+const fail = (form: string, text: string): never => {
+  throw new InvalidValue(`expected ${form}, got ${JSON.stringify(text)}`);
+};
+
+export const text: Kind<string> = {
+  form: 'a string',
+  parse: (s) => s,
+  format: (v) => v,
+};
+
+/** A string that may be unset: an empty value means "not set". */
+export const optionalText: Kind<string | null> = {
+  form: 'a string (empty for none)',
+  parse: (s) => (s.trim() === '' ? null : s.trim()),
+  format: (v) => v ?? '',
+};
+
+export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): Kind<number> {
+  const form = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`;
+  return {
+    form,
+    parse(s) {
+      const t = s.trim();
+      if (!/^-?\d+$/.test(t)) return fail(form, s);
+      const n = Number(t);
+      if (n < min || n > max) return fail(form, s);
+      return n;
+    },
+    format: String,
+  };
+}
+
+/** Seconds, fractions allowed: "30", "0.5". */
+export function seconds(min = 0): Kind<number> {
+  const form = `a number of seconds ≥ ${min}`;
+  return {
+    form,
+    parse(s) {
+      const t = s.trim();
+      if (!/^\d+(\.\d+)?$/.test(t)) return fail(form, s);
+      const n = Number(t);
+      if (n < min) return fail(form, s);
+      return n;
+    },
+    format: String,
+  };
+}
+
+const truthy = new Set(['true', 'yes', 'on', '1']);
+const falsy = new Set(['false', 'no', 'off', '0']);
+export const boolean: Kind<boolean> = {
+  form: 'true or false',
+  parse(s) {
+    const t = s.trim().toLowerCase();
+    if (truthy.has(t)) return true;
+    if (falsy.has(t)) return false;
+    return fail('true or false', s);
+  },
+  format: String,
+};
+
+export function choice<const C extends string>(...choices: C[]): Kind<C> {
+  const form = `one of ${choices.join(', ')}`;
+  return {
+    form,
+    parse(s) {
+      const t = s.trim().toLowerCase();
+      return (choices as string[]).includes(t) ? (t as C) : fail(form, s);
+    },
+    format: (v) => v,
+  };
+}
+
+/** A comma-separated list; the CLI form repeats the flag instead. */
+export function list<T>(item: Kind<T>): Kind<T[]> {
+  return {
+    form: `a comma-separated list of ${item.form.replace(/^an? /, '')}s`,
+    parse: (s) =>
+      s
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== '')
+        .map((p) => item.parse(p)),
+    format: (v) => v.map((x) => item.format(x)).join(', '),
+  };
+}
+
+/** `workers`: a count, or `auto` for the CPUs this process may use. */
+export const workerCount: Kind<number | 'auto'> = {
+  form: 'an integer ≥ 1, or auto',
+  parse(s) {
+    const t = s.trim().toLowerCase();
+    if (t === 'auto') return 'auto';
+    if (!/^\d+$/.test(t) || Number(t) < 1) return fail('an integer ≥ 1, or auto', s);
+    return Number(t);
+  },
+  format: String,
+};
+
+export const resolveWorkerCount = (w: number | 'auto'): number => (w === 'auto' ? os.availableParallelism() : w);
+
+/** Memory in megabytes (RSS); 0 disables. */
+export const megabytes: Kind<number> = { ...integer(0), form: 'a number of megabytes ≥ 0' };
+
+/** `KEY=VALUE` for raw_env. */
+export const keyValue: Kind<string> = {
+  form: 'a KEY=VALUE pair',
+  parse: (s) => (/^[A-Za-z_][A-Za-z0-9_]*=/.test(s.trim()) ? s.trim() : fail('a KEY=VALUE pair', s)),
+  format: (v) => v,
+};
+
+/** A listening address: HOST:PORT, [IPV6]:PORT, :PORT, PORT, unix:PATH or fd://N. */
+export type Address =
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'unix'; path: string }
+  | { kind: 'fd'; fd: number };
+
+const addressForm = 'HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N';
+export const address: Kind<Address> = {
+  form: addressForm,
+  parse(s) {
+    const t = s.trim();
+    if (t.startsWith('unix:')) {
+      const path = t.slice(5);
+      return path ? { kind: 'unix', path } : fail(addressForm, s);
+    }
+    if (t.startsWith('fd://')) {
+      const fd = t.slice(5);
+      return /^\d+$/.test(fd) ? { kind: 'fd', fd: Number(fd) } : fail(addressForm, s);
+    }
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(t) ?? /^()()(\d{1,5})$/.exec(t);
+    if (!m) return fail(addressForm, s);
+    const port = Number(m[3]);
+    if (port > 65535) return fail(addressForm, s);
+    const host = m[1] ?? (m[2] || '0.0.0.0');
+    return { kind: 'tcp', host, port };
+  },
+  format: formatAddress,
+};
+
+export function formatAddress(a: Address): string {
+  switch (a.kind) {
+    case 'unix':
+      return `unix:${a.path}`;
+    case 'fd':
+      return `fd://${a.fd}`;
+    case 'tcp':
+      return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+  }
+}

@@ -1,0 +1,174 @@
+// Combines the layers of settings: defaults < config file < environment < command
+// line, remembering where each value came from. Any bad input stops here with one
+// message that names where it was written and the form expected.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import ini from 'ini';
+import { InvalidValue, type Kind } from './kinds.js';
+import { ENV_PREFIX, envName, schema, settingNames, type SettingName, type Settings } from './schema.js';
+
+export type Source =
+  | { kind: 'default' }
+  | { kind: 'file'; file: string; line: number }
+  | { kind: 'env'; name: string }
+  | { kind: 'cli'; flag: string };
+
+export interface ResolvedSettings {
+  settings: Settings;
+  sources: Record<SettingName, Source>;
+}
+
+/** A bad setting; the CLI prints `message` and exits with `exitCode` (2, Gunicorn's usage error). */
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+}
+
+/** Raw values from the command line: strings as typed, arrays for repeatable flags, true for switches. */
+export type CliValues = Partial<Record<SettingName, string | string[] | boolean>>;
+
+export function describeSource(source: Source): string {
+  switch (source.kind) {
+    case 'default':
+      return 'default';
+    case 'file':
+      return `${source.file}:${source.line}`;
+    case 'env':
+      return `environment ${source.name}`;
+    case 'cli':
+      return `command line ${source.flag}`;
+  }
+}
+
+export function resolveSettings(cli: CliValues, env: NodeJS.ProcessEnv = process.env): ResolvedSettings {
+  const settings = Object.fromEntries(settingNames.map((n) => [n, schema[n].default])) as Settings;
+  const sources = Object.fromEntries(settingNames.map((n) => [n, { kind: 'default' }])) as Record<SettingName, Source>;
+  const assign = (name: SettingName, value: unknown, source: Source) => {
+    (settings as Record<string, unknown>)[name] = value;
+    sources[name] = source;
+  };
+
+  const envValues = readEnv(env);
+  const configFile = (cli.config as string | undefined) ?? envValues.get('config')?.text;
+  if (configFile) {
+    for (const entry of readConfigFile(configFile)) assign(entry.name, entry.value, entry.source);
+    assign('config', path.resolve(configFile), cli.config ? { kind: 'cli', flag: '--config' } : { kind: 'env', name: envName('config') });
+  }
+  for (const [name, { text, source }] of envValues) {
+    if (name === 'config') continue;
+    assign(name, parseOrExplain(name, schema[name].kind, text, `environment ${source.name}`), source);
+  }
+  for (const name of settingNames) {
+    const raw = cli[name];
+    if (raw === undefined || name === 'config') continue;
+    const flag = longFlag(name);
+    const where = `option ${flag}`;
+    const kind = schema[name].kind as Kind<unknown>;
+    let value: unknown;
+    if (typeof raw === 'boolean') value = raw;
+    else if (Array.isArray(raw)) value = raw.flatMap((item) => parseOrExplain(name, kind, item, where) as unknown[]);
+    else value = parseOrExplain(name, kind, raw, where);
+    assign(name, value, { kind: 'cli', flag });
+  }
+  checkCombinations(settings, sources);
+  return { settings, sources };
+}
+
+export const longFlag = (name: SettingName): string => /--[\w-]+/.exec(schema[name].flags)![0];
+
+function parseOrExplain(name: SettingName, kind: Kind<unknown>, text: string, where: string): unknown {
+  try {
+    return kind.parse(text);
+  } catch (err) {
+    if (err instanceof InvalidValue) throw new ConfigError(`${where}: ${name}: ${err.message}`);
+    throw err;
+  }
+}
+
+function readEnv(env: NodeJS.ProcessEnv): Map<SettingName, { text: string; source: { kind: 'env'; name: string } }> {
+  const found = new Map<SettingName, { text: string; source: { kind: 'env'; name: string } }>();
+  for (const [key, text] of Object.entries(env)) {
+    if (!key.startsWith(ENV_PREFIX) || text === undefined) continue;
+    const name = key.slice(ENV_PREFIX.length).toLowerCase();
+    if (!isSettingName(name)) {
+      throw new ConfigError(`environment ${key}: unknown setting${suggest(name, (n) => envName(n))}`);
+    }
+    found.set(name, { text, source: { kind: 'env', name: key } });
+  }
+  return found;
+}
+
+interface FileEntry {
+  name: SettingName;
+  value: unknown;
+  source: Source;
+}
+
+function readConfigFile(file: string): FileEntry[] {
+  let content: string;
+  try {
+    content = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
+    throw new ConfigError(`config file ${file}: cannot read it (${why})`);
+  }
+  const lines = content.split(/\r?\n/);
+  const lineOf = (key: string): number => {
+    const re = new RegExp(`^\\s*${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\[\\])?\\s*(=|$)`);
+    const i = lines.findIndex((l) => re.test(l));
+    return i + 1;
+  };
+  const parsed = ini.parse(content) as Record<string, unknown>;
+  const entries: FileEntry[] = [];
+  for (const [key, raw] of Object.entries(parsed)) {
+    const line = lineOf(key) || lines.findIndex((l) => l.trim() === `[${key}]`) + 1;
+    const where = `${file}:${line}`;
+    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+      throw new ConfigError(`${where}: section [${key}] is not used: write settings at the top of the file, without sections`);
+    }
+    if (!isSettingName(key) || schema[key].cliOnly) {
+      throw new ConfigError(`${where}: unknown setting ${JSON.stringify(key)}${suggest(key, (n) => n)}`);
+    }
+    const kind = schema[key].kind as Kind<unknown>;
+    // ini gives `true` for a bare key and an array for `key[] = ...` lines.
+    const texts = Array.isArray(raw) ? raw.map(String) : [raw === true ? 'true' : String(raw)];
+    const values = texts.map((t) => parseOrExplain(key, kind, t, where));
+    const value = Array.isArray(raw) ? values.flat() : values[0];
+    entries.push({ name: key, value, source: { kind: 'file', file, line } });
+  }
+  return entries;
+}
+
+function checkCombinations(settings: Settings, sources: Record<SettingName, Source>): void {
+  if (Boolean(settings.certfile) !== Boolean(settings.keyfile)) {
+    const set = settings.certfile ? 'certfile' : 'keyfile';
+    const missing = settings.certfile ? 'keyfile' : 'certfile';
+    throw new ConfigError(`${describeSource(sources[set])}: ${set} is set but ${missing} is not: HTTPS needs both`);
+  }
+}
+
+const isSettingName = (name: string): name is SettingName => Object.hasOwn(schema, name);
+
+function suggest(typed: string, show: (n: SettingName) => string): string {
+  let best: SettingName | undefined;
+  let bestDistance = Infinity;
+  for (const name of settingNames) {
+    const d = editDistance(typed.toLowerCase(), name);
+    if (d < bestDistance) [best, bestDistance] = [name, d];
+  }
+  return best && bestDistance <= Math.max(2, Math.floor(typed.length / 3)) ? ` (did you mean ${JSON.stringify(show(best))}?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}

@@ -1,0 +1,342 @@
+// Every setting, declared once. The CLI, the ini config file, the TSGUNICORN_*
+// environment variables, --help, --print-config, the README's settings table and
+// the man page are all derived from this table (Gunicorn's config.py pattern).
+// Names follow Gunicorn's wherever Gunicorn has the setting.
+import {
+  address,
+  boolean,
+  choice,
+  integer,
+  keyValue,
+  list,
+  megabytes,
+  optionalText,
+  seconds,
+  text,
+  workerCount,
+  type Kind,
+} from './kinds.js';
+
+export interface SettingSpec<T> {
+  kind: Kind<T>;
+  default: T;
+  /** Commander flags, e.g. "-b, --bind <ADDRESS>"; booleans take no argument. */
+  flags: string;
+  section: Section;
+  help: string;
+  /** Repeatable on the command line (each use adds an item). */
+  repeatable?: boolean;
+  /** Read from the command line and environment only: not an ini key (e.g. `config` itself). */
+  cliOnly?: boolean;
+}
+
+export type Section =
+  | 'Config'
+  | 'Server socket'
+  | 'Worker processes'
+  | 'Logging'
+  | 'Security and limits'
+  | 'Metrics and health'
+  | 'System';
+
+const def = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
+
+export const schema = {
+  // Config
+  config: def({
+    kind: optionalText,
+    default: null,
+    flags: '-c, --config <FILE>',
+    section: 'Config',
+    cliOnly: true,
+    help: 'The ini config file to read settings from.',
+  }),
+  app: def({
+    kind: optionalText,
+    default: null,
+    flags: '--app <APP>',
+    section: 'Config',
+    help: 'The app to serve: MODULE[:NAME] or MODULE:factory(ARGS) (same as the positional APP).',
+  }),
+  chdir: def({
+    kind: optionalText,
+    default: null,
+    flags: '--chdir <DIR>',
+    section: 'Config',
+    help: 'Change to this directory before loading the app; app paths are relative to it.',
+  }),
+  interface: def({
+    kind: choice('auto', 'node', 'fetch'),
+    default: 'auto' as 'auto' | 'node' | 'fetch',
+    flags: '--interface <KIND>',
+    section: 'Config',
+    help: 'How to call the app: node (req, res) listener, fetch (Request => Response) handler, or auto-detect.',
+  }),
+  hooks: def({
+    kind: optionalText,
+    default: null,
+    flags: '--hooks <MODULE>',
+    section: 'Config',
+    help: 'A module exporting server hooks: on_starting, when_ready, on_reload, post_worker_init, worker_exit, on_exit.',
+  }),
+  reload: def({
+    kind: boolean,
+    default: false,
+    flags: '--reload',
+    section: 'Config',
+    help: 'Restart workers when source files under chdir change (development only).',
+  }),
+  raw_env: def({
+    kind: list(keyValue),
+    default: [] as string[],
+    flags: '-e, --env <KEY=VALUE>',
+    section: 'Config',
+    repeatable: true,
+    help: 'Set an environment variable for the app (repeatable).',
+  }),
+  pidfile: def({
+    kind: optionalText,
+    default: null,
+    flags: '-p, --pid <FILE>',
+    section: 'Config',
+    help: "Write the master's PID to this file.",
+  }),
+  proc_name: def({
+    kind: optionalText,
+    default: null,
+    flags: '-n, --name <NAME>',
+    section: 'Config',
+    help: 'The name in process titles (tsgunicorn: master [NAME]); defaults to the app module.',
+  }),
+
+  // Server socket
+  bind: def({
+    kind: list(address),
+    default: [{ kind: 'tcp', host: '127.0.0.1', port: 8000 }] as ReturnType<typeof address.parse>[],
+    flags: '-b, --bind <ADDRESS>',
+    section: 'Server socket',
+    repeatable: true,
+    help: 'Listen on HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N (repeatable). Sockets from systemd take precedence.',
+  }),
+  backlog: def({
+    kind: integer(1),
+    default: 2048,
+    flags: '--backlog <INT>',
+    section: 'Server socket',
+    help: 'The most pending connections the kernel queues per listening socket.',
+  }),
+  certfile: def({
+    kind: optionalText,
+    default: null,
+    flags: '--certfile <FILE>',
+    section: 'Server socket',
+    help: 'TLS certificate (PEM); with keyfile, serve HTTPS.',
+  }),
+  keyfile: def({
+    kind: optionalText,
+    default: null,
+    flags: '--keyfile <FILE>',
+    section: 'Server socket',
+    help: 'TLS private key (PEM); with certfile, serve HTTPS.',
+  }),
+
+  // Worker processes
+  workers: def({
+    kind: workerCount,
+    default: 'auto' as number | 'auto',
+    flags: '-w, --workers <INT>',
+    section: 'Worker processes',
+    help: 'How many worker processes, or auto for one per available CPU.',
+  }),
+  timeout: def({
+    kind: seconds(0),
+    default: 30,
+    flags: '-t, --timeout <SECONDS>',
+    section: 'Worker processes',
+    help: 'Kill and replace a worker whose event loop is blocked this long (0 disables).',
+  }),
+  graceful_timeout: def({
+    kind: seconds(0),
+    default: 30,
+    flags: '--graceful-timeout <SECONDS>',
+    section: 'Worker processes',
+    help: 'How long a stopping worker may take to finish in-flight requests before it is killed.',
+  }),
+  keepalive: def({
+    kind: seconds(0),
+    default: 5,
+    flags: '--keep-alive <SECONDS>',
+    section: 'Worker processes',
+    help: 'How long an idle keep-alive connection stays open (0 disables keep-alive).',
+  }),
+  max_requests: def({
+    kind: integer(0),
+    default: 0,
+    flags: '--max-requests <INT>',
+    section: 'Worker processes',
+    help: 'Replace a worker after it has served this many requests (0 disables).',
+  }),
+  max_requests_jitter: def({
+    kind: integer(0),
+    default: 0,
+    flags: '--max-requests-jitter <INT>',
+    section: 'Worker processes',
+    help: 'Add a random 0..N to max_requests per worker, so workers do not all restart at once.',
+  }),
+  max_worker_memory: def({
+    kind: megabytes,
+    default: 0,
+    flags: '--max-worker-memory <MB>',
+    section: 'Worker processes',
+    help: "Replace a worker whose resident memory (RSS) exceeds this many megabytes (0 disables).",
+  }),
+
+  // Logging
+  accesslog: def({
+    kind: optionalText,
+    default: null,
+    flags: '--access-logfile <FILE>',
+    section: 'Logging',
+    help: "Where to write the access log: a file, or - for stdout. Off when unset.",
+  }),
+  access_log_format: def({
+    kind: text,
+    default: '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+    flags: '--access-logformat <FORMAT>',
+    section: 'Logging',
+    help: "The access log line, in Gunicorn's atoms (h l u t r m U q H s B b f a T M D L p {header}i {header}o {var}e).",
+  }),
+  errorlog: def({
+    kind: text,
+    default: '-',
+    flags: '--error-logfile <FILE>',
+    section: 'Logging',
+    help: 'Where to write the error log: a file, or - for stderr (the journal under systemd).',
+  }),
+  loglevel: def({
+    kind: choice('debug', 'info', 'warning', 'error', 'critical'),
+    default: 'info' as 'debug' | 'info' | 'warning' | 'error' | 'critical',
+    flags: '--log-level <LEVEL>',
+    section: 'Logging',
+    help: 'The least severe error-log level written: debug, info, warning, error or critical.',
+  }),
+
+  // Security and limits
+  forwarded_allow_ips: def({
+    kind: list(text),
+    default: ['127.0.0.1', '::1'],
+    flags: '--forwarded-allow-ips <IPS>',
+    section: 'Security and limits',
+    help: 'Proxies trusted to set X-Forwarded-For/-Proto (comma-separated IPs, or * for any).',
+  }),
+  limit_request_line: def({
+    kind: integer(0, 65535),
+    default: 4094,
+    flags: '--limit-request-line <BYTES>',
+    section: 'Security and limits',
+    help: 'The longest request line accepted (answered with 414 beyond it); 0 for no limit.',
+  }),
+  limit_request_fields: def({
+    kind: integer(1, 32768),
+    default: 100,
+    flags: '--limit-request-fields <INT>',
+    section: 'Security and limits',
+    help: 'The most header fields a request may have (answered with 431 beyond it).',
+  }),
+  limit_request_field_size: def({
+    kind: integer(0, 65535),
+    default: 8190,
+    flags: '--limit-request-field_size <BYTES>',
+    section: 'Security and limits',
+    help: 'The largest header field accepted (answered with 431 beyond it); 0 for no limit.',
+  }),
+  header_timeout: def({
+    kind: seconds(1),
+    default: 20,
+    flags: '--header-timeout <SECONDS>',
+    section: 'Security and limits',
+    help: 'Close a connection that has not sent complete request headers within this time (slowloris).',
+  }),
+  request_timeout: def({
+    kind: seconds(0),
+    default: 60,
+    flags: '--request-timeout <SECONDS>',
+    section: 'Security and limits',
+    help: 'Close a connection whose whole request (headers and body) takes longer than this (0 disables).',
+  }),
+  max_connections: def({
+    kind: integer(0),
+    default: 10000,
+    flags: '--max-connections <INT>',
+    section: 'Security and limits',
+    help: 'The most open client connections per worker; beyond it new ones are closed at once (0 for no limit).',
+  }),
+
+  // Metrics and health
+  metrics_bind: def({
+    kind: optionalText,
+    default: null,
+    flags: '--metrics-bind <HOST:PORT>',
+    section: 'Metrics and health',
+    help: 'Serve Prometheus metrics for all workers at http://HOST:PORT/metrics from the master. Off when unset.',
+  }),
+  health_check_path: def({
+    kind: optionalText,
+    default: null,
+    flags: '--health-check-path <PATH>',
+    section: 'Metrics and health',
+    help: 'The app route the master probes (e.g. /health) through the listening socket. Off when unset.',
+  }),
+  health_check_initial_delay: def({
+    kind: seconds(0),
+    default: 5,
+    flags: '--health-check-initial-delay <SECONDS>',
+    section: 'Metrics and health',
+    help: 'Wait this long after workers are ready before the first probe.',
+  }),
+  health_check_period: def({
+    kind: seconds(0.1),
+    default: 10,
+    flags: '--health-check-period <SECONDS>',
+    section: 'Metrics and health',
+    help: 'Time between probes.',
+  }),
+  health_check_timeout: def({
+    kind: seconds(0.1),
+    default: 2,
+    flags: '--health-check-timeout <SECONDS>',
+    section: 'Metrics and health',
+    help: 'A probe without a 2xx answer within this time fails.',
+  }),
+  health_check_success_threshold: def({
+    kind: integer(1),
+    default: 1,
+    flags: '--health-check-success-threshold <INT>',
+    section: 'Metrics and health',
+    help: 'Consecutive successes that make an unhealthy server healthy again.',
+  }),
+  health_check_failure_threshold: def({
+    kind: integer(1),
+    default: 3,
+    flags: '--health-check-failure-threshold <INT>',
+    section: 'Metrics and health',
+    help: 'Consecutive failures that mark the server unhealthy and replace its workers.',
+  }),
+
+  // System
+  require_minimums: def({
+    kind: boolean,
+    default: false,
+    flags: '--require-minimums',
+    section: 'System',
+    help: 'Refuse to start when the machine is below the hardware minimums (see tsgunicorn doctor).',
+  }),
+} satisfies Record<string, SettingSpec<any>>;
+
+export type Schema = typeof schema;
+export type SettingName = keyof Schema;
+export type Settings = { [K in SettingName]: Schema[K]['default'] };
+
+export const settingNames = Object.keys(schema) as SettingName[];
+export const envName = (name: SettingName): string => `TSGUNICORN_${name.toUpperCase()}`;
+export const ENV_PREFIX = 'TSGUNICORN_';

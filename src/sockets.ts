@@ -1,0 +1,121 @@
+// The master's listening sockets. The master binds (or inherits from systemd) and
+// never accepts; each worker inherits the fds and calls accept() itself, so the
+// kernel spreads connections over workers without the master in the path.
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import { formatAddress, type Address } from './settings/kinds.js';
+
+export interface ListenSocket {
+  fd: number;
+  /** How logs name it: http://127.0.0.1:8000, unix:/run/app.sock, fd://3 (NAME). */
+  label: string;
+  /** For the health check: where to connect to reach the workers. */
+  target: { host: string; port: number } | { socketPath: string } | null;
+  /** Sockets systemd or a parent passed in are never closed or unlinked by us. */
+  inherited: boolean;
+  close(): void;
+}
+
+export class BindError extends Error {}
+
+interface RawHandle {
+  fd: number;
+  close(): void;
+  getsockname?(out: { address?: string; port?: number }): number;
+}
+
+// net._createServerHandle is what node:cluster's primary uses to bind a socket
+// without listening on it: a listening socket in the master would make the
+// master's own event loop accept connections.
+const createServerHandle = (net as unknown as {
+  _createServerHandle(address: string | null, port: number, addressType: number, fd?: number): RawHandle | number;
+})._createServerHandle;
+
+
+export function bindAddress(address: Address, scheme: 'http' | 'https'): ListenSocket {
+  if (address.kind === 'fd') return inheritSocket(address.fd, `fd://${address.fd}`, scheme);
+  const label = address.kind === 'unix' ? formatAddress(address) : `${scheme}://${formatAddress(address)}`;
+  if (address.kind === 'unix') removeStaleUnixSocket(address.path);
+  const handle =
+    address.kind === 'unix'
+      ? createServerHandle(address.path, -1, -1)
+      : createServerHandle(address.host, address.port, net.isIPv6(address.host) ? 6 : 4);
+  if (typeof handle === 'number') throw new BindError(describeBindFailure(address, getSystemErrorName(handle)));
+  if (address.kind === 'unix') chmodSync(address.path, 0o666);
+  let port = 0;
+  if (address.kind === 'tcp') {
+    // libuv defers a bind's EADDRINUSE to listen(), which the master never calls:
+    // a socket whose bind failed is still unbound (port 0).
+    const out: { port?: number } = {};
+    handle.getsockname?.(out);
+    port = out.port ?? 0;
+    if (port === 0) {
+      handle.close();
+      throw new BindError(describeBindFailure(address, 'EADDRINUSE'));
+    }
+  }
+  const target =
+    address.kind === 'unix'
+      ? { socketPath: address.path }
+      : { host: address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '::1' : address.host, port };
+  const shownLabel = address.kind === 'tcp' && address.port === 0 ? `${scheme}://${formatAddress({ ...address, port })}` : label;
+  return {
+    fd: handle.fd,
+    label: shownLabel,
+    target,
+    inherited: false,
+    close() {
+      handle.close();
+      if (address.kind === 'unix') {
+        try {
+          unlinkSync(address.path);
+        } catch {
+          // Already gone: nothing to clean up.
+        }
+      }
+    },
+  };
+}
+
+/**
+ * A socket opened by someone else (systemd, a parent process): described by its
+ * bound address where it is TCP, and never closed or unlinked by us.
+ */
+export function inheritSocket(fd: number, origin: string, scheme: 'http' | 'https'): ListenSocket {
+  const handle = createServerHandle(null, -1, -1, fd);
+  const out: { address?: string; port?: number } = {};
+  if (typeof handle !== 'number') handle.getsockname?.(out);
+  const tcp = out.port !== undefined && out.address !== undefined;
+  const target = tcp ? { host: out.address === '0.0.0.0' ? '127.0.0.1' : out.address === '::' ? '::1' : out.address!, port: out.port! } : null;
+  const label = tcp ? `${scheme}://${formatAddress({ kind: 'tcp', host: out.address!, port: out.port! })} (${origin})` : origin;
+  // The handle only describes the fd; it stays open (closing it would close the fd).
+  return { fd, label, target, inherited: true, close() {} };
+}
+
+function describeBindFailure(address: Address, code: string): string {
+  const shown = formatAddress(address);
+  if (code === 'EADDRINUSE' && address.kind === 'tcp') {
+    return (
+      `Connection in use: ${shown} (EADDRINUSE). Another process is listening there: ` +
+      `find it with \`sudo ss -ltnp 'sport = :${address.port}'\` or \`sudo lsof -i :${address.port}\`, ` +
+      `stop it or bind elsewhere (-b HOST:PORT)`
+    );
+  }
+  if (code === 'EACCES' && address.kind === 'tcp') {
+    return `Permission denied binding ${shown}: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a higher port or systemd socket activation`;
+  }
+  if (code === 'EADDRNOTAVAIL') return `Cannot bind ${shown}: no network interface has that address (EADDRNOTAVAIL)`;
+  return `Cannot bind ${shown}: ${code}`;
+}
+
+// A unix socket file left by a crashed run would make bind fail with EADDRINUSE;
+// like Gunicorn, replace an existing socket file (never any other kind of file).
+function removeStaleUnixSocket(path: string): void {
+  try {
+    if (!lstatSync(path).isSocket()) return;
+  } catch {
+    return;
+  }
+  unlinkSync(path);
+}

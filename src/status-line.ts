@@ -1,0 +1,33 @@
+// The one-line summary the master sends systemd as STATUS= (sd_notify(3)),
+// shown by `systemctl status`.
+
+export interface StatusFacts {
+  ready: number;
+  total: number;
+  requests: number;
+  ratePerSec: number;
+  p99Ms?: number;
+  meanMs?: number;
+  health: 'unknown' | 'healthy' | 'unhealthy' | 'off';
+}
+
+const grouped = new Intl.NumberFormat('en-US');
+
+// Whole numbers from 10 up, one decimal below, so small values keep their meaning.
+function short(n: number): string {
+  return n >= 10 ? grouped.format(Math.round(n)) : String(Math.round(n * 10) / 10);
+}
+
+/** e.g. "3/3 workers ready · 1,240 requests · 12 req/s · p99 8 ms · mean 3 ms · healthy" */
+export function formatStatusLine(s: StatusFacts): string {
+  const parts = [
+    `${s.ready}/${s.total} ${s.total === 1 ? 'worker' : 'workers'} ready`,
+    `${grouped.format(s.requests)} ${s.requests === 1 ? 'request' : 'requests'}`,
+    `${short(s.ratePerSec)} req/s`,
+  ];
+  if (s.p99Ms !== undefined) parts.push(`p99 ${short(s.p99Ms)} ms`);
+  if (s.meanMs !== undefined) parts.push(`mean ${short(s.meanMs)} ms`);
+  if (s.health === 'healthy' || s.health === 'unhealthy') parts.push(s.health);
+  if (s.health === 'unknown') parts.push('health unknown');
+  return parts.join(' · ');
+}

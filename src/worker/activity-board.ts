@@ -1,0 +1,85 @@
+// Shared memory between a worker's main thread and its watchdog thread. The main
+// thread writes what it is doing (no IPC, no allocation); the watchdog thread reads
+// it even while the main thread's event loop is blocked, which is exactly when the
+// master needs to know which request hung.
+const I32_TICK = 0; // event-loop ticks
+const I32_SEQ = 1; // seqlock around the oldest-request fields: odd while writing
+const I32_IN_FLIGHT = 2;
+const I32_METHOD_LEN = 3;
+const I32_URL_LEN = 4;
+const F64_OLDEST_STARTED = 4; // byte offset 32: epoch ms, 0 = none
+const METHOD_OFFSET = 40;
+const METHOD_BYTES = 24;
+const URL_OFFSET = METHOD_OFFSET + METHOD_BYTES;
+const URL_BYTES = 400;
+
+export const ACTIVITY_BOARD_BYTES = URL_OFFSET + URL_BYTES;
+
+export interface Activity {
+  tick: number;
+  inFlight: number;
+  oldest: { label: string; startedAt: number } | null;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class ActivityBoard {
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly method: Uint8Array;
+  private readonly url: Uint8Array;
+
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(ACTIVITY_BOARD_BYTES)) {
+    this.i32 = new Int32Array(buffer, 0, 5);
+    this.f64 = new Float64Array(buffer, 0, 5);
+    this.method = new Uint8Array(buffer, METHOD_OFFSET, METHOD_BYTES);
+    this.url = new Uint8Array(buffer, URL_OFFSET, URL_BYTES);
+  }
+
+  tick(): void {
+    Atomics.add(this.i32, I32_TICK, 1);
+  }
+
+  setInFlight(count: number): void {
+    this.i32[I32_IN_FLIGHT] = count;
+  }
+
+  setOldest(method: string, url: string, startedAt: number): void {
+    Atomics.add(this.i32, I32_SEQ, 1);
+    // A URL longer than the slot is cut; encodeInto never writes a partial character.
+    this.i32[I32_METHOD_LEN] = encoder.encodeInto(method, this.method).written;
+    this.i32[I32_URL_LEN] = encoder.encodeInto(url, this.url).written;
+    this.f64[F64_OLDEST_STARTED] = startedAt;
+    Atomics.add(this.i32, I32_SEQ, 1);
+  }
+
+  clearOldest(): void {
+    Atomics.add(this.i32, I32_SEQ, 1);
+    this.f64[F64_OLDEST_STARTED] = 0;
+    Atomics.add(this.i32, I32_SEQ, 1);
+  }
+
+  /** For the watchdog thread. */
+  read(): Activity {
+    let oldest: Activity['oldest'] = null;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const before = Atomics.load(this.i32, I32_SEQ);
+      if (before % 2 === 1) continue;
+      const startedAt = this.f64[F64_OLDEST_STARTED]!;
+      oldest =
+        startedAt === 0
+          ? null
+          : {
+              label: `${decoder.decode(this.method.slice(0, this.i32[I32_METHOD_LEN]))} ${decoder.decode(this.url.slice(0, this.i32[I32_URL_LEN]))}`,
+              startedAt,
+            };
+      if (Atomics.load(this.i32, I32_SEQ) === before) break;
+    }
+    return {
+      tick: Atomics.load(this.i32, I32_TICK),
+      inFlight: this.i32[I32_IN_FLIGHT]!,
+      oldest,
+    };
+  }
+}

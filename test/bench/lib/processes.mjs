@@ -1,0 +1,120 @@
+// Server processes for the bench: each runs in its own process group so that
+// stopping it (or the bench dying) takes its workers down too.
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const liveGroups = new Set();
+const liveUnits = new Set();
+const OUTPUT_TAIL_BYTES = 16 * 1024;
+
+/** Kills every process group and transient unit still alive; safe to call from an 'exit' handler. */
+export function killAll() {
+  for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+  liveGroups.clear();
+  for (const unit of liveUnits) {
+    try {
+      execFileSync('systemctl', ['kill', '--signal=SIGKILL', unit], { stdio: 'ignore', timeout: 5000 });
+    } catch {
+      // already gone
+    }
+  }
+  liveUnits.clear();
+}
+
+/** Records a transient systemd unit, so killAll covers it until untrackUnit. */
+export function trackUnit(unit) {
+  liveUnits.add(unit);
+}
+
+export function untrackUnit(unit) {
+  liveUnits.delete(unit);
+}
+
+/** Records a group someone else spawned (the PM2 daemon) so killAll covers it. */
+export function trackGroup(pgid) {
+  liveGroups.add(pgid);
+}
+
+function signalGroup(pgid, signal) {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: the group is gone
+  }
+}
+
+function groupAlive(pgid) {
+  return signalGroup(pgid, 0);
+}
+
+/**
+ * Spawns a command as the leader of a new process group. Its stdout/stderr
+ * are drained into a short tail (for error messages) so the server never blocks on a full pipe.
+ */
+export function spawnGroup(command, args, { env, cwd } = {}) {
+  const child = spawn(command, args, { env, cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  const keep = (chunk) => {
+    tail = (tail + chunk.toString()).slice(-OUTPUT_TAIL_BYTES);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('error', (err) => keep(`spawn error: ${err.message}\n`));
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  liveGroups.add(child.pid);
+  return { child, pid: child.pid, exited, output: () => tail };
+}
+
+/** Stops a group: SIGTERM, up to graceMs for everyone in it to leave, then SIGKILL. */
+export async function stopGroup(pgid, graceMs = 5000) {
+  signalGroup(pgid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (groupAlive(pgid) && Date.now() < deadline) await sleep(25);
+  signalGroup(pgid, 'SIGKILL');
+  liveGroups.delete(pgid);
+}
+
+/** One GET; resolves to the status code, or undefined when the connection fails. */
+function probe(url) {
+  const client = url.startsWith('https:') ? https : http;
+  return new Promise((resolve) => {
+    const req = client.get(url, { agent: false, rejectUnauthorized: false, timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+/**
+ * Polls url every 5 ms until it answers 200; returns the milliseconds since
+ * startedAt (a performance.now() taken just before the spawn). Throws if the
+ * process exits first or timeoutMs passes.
+ */
+export async function waitForHttp200(url, { startedAt, exited, timeoutMs = 15000 }) {
+  let gone = false;
+  exited?.then(() => {
+    gone = true;
+  });
+  while (performance.now() - startedAt < timeoutMs) {
+    if ((await probe(url)) === 200) return performance.now() - startedAt;
+    if (gone) throw new Error('server exited before answering 200');
+    await sleep(5);
+  }
+  throw new Error(`no 200 from ${url} within ${timeoutMs} ms`);
+}
+
+/** Resident set size of a process in kB (VmRSS in /proc/PID/status), or undefined. */
+export function readRssKb(pid) {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,88 @@
+// The acceptance targets the bench checks, each evaluated from the results of
+// one run. A target whose inputs were not measured says why instead of met/not met.
+
+export const MODES = /** @type {const} */ (['keepalive', 'close']);
+export const MODE_LABEL = { keepalive: 'keep-alive', close: 'Connection: close' };
+
+export const ratio = (a, b) => a / b;
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+/** Why a result cannot be used, or undefined when it can. */
+function missing(result) {
+  if (!result) return 'not run';
+  return result.skipped ?? (result.error ? 'failed to run' : undefined);
+}
+
+function row(target, inputs, measure) {
+  const why = inputs.map(missing).find(Boolean);
+  if (why) return { target, measured: why, status: 'not measured' };
+  const { measured, met } = measure();
+  return { target, measured, status: met ? 'met' : 'not met' };
+}
+
+function throughputRow(target, a, b, mode, atLeast) {
+  return row(target, [a, b], () => {
+    const r = ratio(a.modes[mode].rps, b.modes[mode].rps);
+    return {
+      measured: `${r.toFixed(2)}× (${Math.round(a.modes[mode].rps)} vs ${Math.round(b.modes[mode].rps)} req/s)`,
+      met: r >= atLeast,
+    };
+  });
+}
+
+/** @param {Map<string, any>} results by server id */
+export function evaluateTargets(results) {
+  const get = (id) => results.get(id);
+  const tsg = get('tsg');
+  const rows = [];
+  for (const mode of MODES) {
+    rows.push(
+      throughputRow(`tsgunicorn -w 2 ≥ 0.97× node:cluster SCHED_NONE, ${MODE_LABEL[mode]}`, tsg, get('cluster-none'), mode, 0.97),
+    );
+  }
+  rows.push(throughputRow('tsgunicorn -w 2 ≥ 2× PM2 cluster, Connection: close', tsg, get('pm2'), 'close', 2));
+  for (const mode of MODES) {
+    rows.push(throughputRow(`tsgunicorn -w 2 ≥ 6× Gunicorn + Flask, ${MODE_LABEL[mode]}`, tsg, get('gunicorn'), mode, 6));
+  }
+  rows.push(
+    row('No tsgunicorn worker serves > 1.5× the mean share, Connection: close', [tsg], () => {
+      const { maxOverMean, perWorker } = tsg.modes.close.spread;
+      return {
+        measured: `busiest worker ${maxOverMean?.toFixed(2) ?? '?'}× mean (${perWorker.join(' / ')})`,
+        met: maxOverMean !== undefined && maxOverMean <= 1.5,
+      };
+    }),
+  );
+  rows.push(
+    row('Start → first 200 ≤ 400 ms, 2 workers', [tsg], () => {
+      const m = median(tsg.readyMs);
+      return {
+        measured: `${Math.round(m)} ms median of ${tsg.readyMs.length} (${tsg.readyMs.map((x) => Math.round(x)).join(', ')})`,
+        met: m <= 400,
+      };
+    }),
+  );
+  rows.push(
+    row('Master RSS ≤ 60 MB after load', [tsg], () => ({
+      measured: tsg.rssKb === undefined ? 'unreadable' : `${(tsg.rssKb / 1024).toFixed(1)} MB`,
+      met: tsg.rssKb !== undefined && tsg.rssKb <= 60 * 1024,
+    })),
+  );
+  for (const mode of MODES) {
+    rows.push(
+      row(`Access log to the journal costs ≤ 10 %, ${MODE_LABEL[mode]}`, [get('tsg-journal'), tsg], () => {
+        const cost = 1 - ratio(get('tsg-journal').modes[mode].rps, tsg.modes[mode].rps);
+        return { measured: `${(cost * 100).toFixed(1)} % slower`, met: cost <= 0.1 };
+      }),
+    );
+  }
+  for (const mode of MODES) {
+    rows.push(
+      row(`Fetch handler within 15 % of node listener, ${MODE_LABEL[mode]}`, [get('tsg-fetch'), tsg], () => {
+        const r = ratio(get('tsg-fetch').modes[mode].rps, tsg.modes[mode].rps);
+        return { measured: `${r.toFixed(2)}× the node listener`, met: r >= 0.85 };
+      }),
+    );
+  }
+  return rows;
+}

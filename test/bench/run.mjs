@@ -1,0 +1,118 @@
+// `npm run bench`: starts each server in turn on 127.0.0.1, drives it with
+// wrk in keep-alive and Connection: close modes, and prints a markdown report
+// with the targets met or not. BENCH_DURATION sets the seconds per wrk run
+// (default 8); BENCH_OUT, when set, is a path the report is also written to.
+// Every server runs in its own process group and is killed when the bench
+// ends, whether it finishes, fails or is interrupted.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeMachine } from './lib/machine.mjs';
+import { killAll, readRssKb } from './lib/processes.mjs';
+import { renderReport } from './lib/report.mjs';
+import { readCounts, spreadBetween } from './lib/response-counts.mjs';
+import { benchServers } from './lib/servers.mjs';
+import { MODES } from './lib/targets.mjs';
+import { ensureTools } from './lib/tools.mjs';
+import { runWrk } from './lib/wrk.mjs';
+
+const RUN_BOUND_MS = 10 * 60 * 1000;
+const WARMUP_S = 1;
+// Extra cold starts of tsgunicorn -w 2, so start → ready is a median, not one sample.
+const READY_SAMPLES = 3;
+// Count files are rewritten every 200 ms; wait past that before reading them.
+const COUNT_SETTLE_MS = 450;
+
+const durationS = Math.max(1, Math.round(Number(process.env.BENCH_DURATION ?? 8)));
+const tmpDir = mkdtempSync(join(tmpdir(), 'tsgunicorn-bench-'));
+
+function cleanUp() {
+  killAll();
+  rmSync(tmpDir, { recursive: true, force: true });
+}
+process.on('exit', cleanUp);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130));
+setTimeout(() => {
+  console.error(`bench: exceeded the ${RUN_BOUND_MS / 60000} minute bound, stopping`);
+  process.exit(1);
+}, RUN_BOUND_MS).unref();
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A throwaway self-signed certificate for 127.0.0.1, so wrk can be pointed at https. */
+function selfSignedCert() {
+  const cert = join(tmpDir, 'cert.pem');
+  const key = join(tmpDir, 'key.pem');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
+}
+
+async function measure(spec, tls, tools) {
+  const result = { spec, readyMs: [], modes: {} };
+  if (spec.unavailable) return { ...result, skipped: spec.unavailable };
+  const port = await freePort();
+  // A count directory per start, so workers of an earlier start are not counted.
+  const context = (start) => {
+    const countDir = join(tmpDir, `counts-${spec.id}-${start}`);
+    mkdirSync(countDir);
+    return { port, countDir, tmpDir, tls, gunicorn: tools.gunicorn };
+  };
+  let running;
+  try {
+    for (let i = 1; spec.id === 'tsg' && i < READY_SAMPLES; i += 1) {
+      const cold = await spec.start(context(`cold${i}`));
+      result.readyMs.push(cold.readyMs);
+      await cold.stop();
+    }
+    const ctx = context('measured');
+    running = await spec.start(ctx);
+    result.readyMs.push(running.readyMs);
+    await runWrk(running.url, { durationS: WARMUP_S, close: false });
+    for (const mode of MODES) {
+      await sleep(COUNT_SETTLE_MS);
+      const before = readCounts(ctx.countDir, [running.masterPid]);
+      const outcome = await runWrk(running.url, { durationS, close: mode === 'close' });
+      await sleep(COUNT_SETTLE_MS);
+      outcome.spread = spreadBetween(before, readCounts(ctx.countDir, [running.masterPid]));
+      result.modes[mode] = outcome;
+      console.error(`bench: ${spec.label}, ${mode}: ${Math.round(outcome.rps)} req/s, ${outcome.errors} errors`);
+    }
+    result.rssKb = readRssKb(running.masterPid);
+  } catch (err) {
+    result.error = `${err.message}${running ? `\n--- server output ---\n${running.output()}` : ''}`;
+    console.error(`bench: ${spec.label} failed: ${err.message.split('\n', 1)[0]}`);
+  } finally {
+    await running?.stop();
+  }
+  return result;
+}
+
+const startedAt = performance.now();
+const tools = ensureTools();
+const machine = describeMachine(tools);
+const tls = selfSignedCert();
+const results = new Map();
+for (const spec of benchServers(tools)) {
+  console.error(`bench: ${spec.label}`);
+  results.set(spec.id, await measure(spec, tls, tools));
+}
+const report = renderReport({ machine, durationS, results, elapsedS: (performance.now() - startedAt) / 1000 });
+process.stdout.write(report);
+if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
+process.exitCode = [...results.values()].some((r) => r.error) ? 1 : 0;

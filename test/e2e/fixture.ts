@@ -1,0 +1,102 @@
+// What the tsgunicorn e2e tests share: a freshly booted container per describe
+// block with dist/tsgunicorn.deb installed, and helpers that fail with the
+// unit's status and journal so a failure says what the server did.
+import { afterAll, beforeAll, inject } from 'vitest';
+import { boot, waitFor, type Machine, type Suite } from './harness.js';
+import { attempt } from './http.js';
+
+export const EXAMPLE_APP = '/usr/share/tsgunicorn/examples/hello/app.ts';
+export const EXAMPLE_GREETING = 'Hello, tsgunicorn!';
+
+/**
+ * Boots `suite` with tsgunicorn installed before the block's tests and powers it
+ * off after them. The returned getter gives the machine inside a test.
+ */
+export function useMachine(suite: Suite, opts: { withDeb?: boolean } = {}): () => Machine {
+  let machine: Machine | undefined;
+  beforeAll(async () => {
+    let deb: string | undefined;
+    if (opts.withDeb ?? true) {
+      const error = inject('debError');
+      if (error) throw new Error(`dist/tsgunicorn.deb could not be built, so tsgunicorn cannot be installed in the container:\n${error}`);
+      deb = inject('deb');
+    }
+    machine = await boot(suite, deb ? { deb } : {});
+  });
+  afterAll(async () => {
+    await machine?.stop();
+  });
+  return () => {
+    if (!machine) throw new Error(`the ${suite} container did not boot (see the beforeAll error)`);
+    return machine;
+  };
+}
+
+/** Copies the packaged example app to /srv/NAME/app.ts, where `tsgunicorn --instance NAME` looks. */
+export async function installExampleApp(m: Machine, name = 'myapp'): Promise<void> {
+  await m.run(['install', '-D', '-m', '0644', EXAMPLE_APP, `/srv/${name}/app.ts`]);
+}
+
+/** `systemctl start`, failing with the unit's status and journal if it does not start. */
+export async function start(m: Machine, unit: string): Promise<void> {
+  const r = await m.systemctl('start', unit);
+  if (r.code !== 0) throw new Error(`[${m.suite}] systemctl start ${unit} exited ${r.code}: ${r.stderr.trim()}\n${await diagnose(m, unit)}`);
+}
+
+/** The unit's status and the last lines of its journal, for failure messages. */
+export async function diagnose(m: Machine, unit: string): Promise<string> {
+  const status = await m.systemctl('status', '--lines=0', unit);
+  const journal = await m.journal(unit, '--lines=60', '-o', 'short-monotonic');
+  return `--- systemctl status ${unit}\n${status.stdout}${status.stderr}\n--- journalctl -u ${unit}\n${journal.stdout}${journal.stderr}`;
+}
+
+/** A unit property, as `systemctl show -p NAME --value` prints it. */
+export async function property(m: Machine, unit: string, name: string): Promise<string> {
+  return (await m.run(['systemctl', 'show', '-p', name, '--value', unit])).trim();
+}
+
+/** Waits until `url` answers 200, failing with the unit's diagnosis. */
+export async function waitServing(m: Machine, unit: string, url: string, timeoutMs: number): Promise<void> {
+  let last = '';
+  await waitFor(
+    async () => {
+      const r = await attempt(url, 2_000);
+      if (!r.ok) last = r.reason;
+      return r.ok ? true : undefined;
+    },
+    timeoutMs,
+    () => `[${m.suite}] ${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`,
+    200,
+  ).catch(async (err: Error) => {
+    throw new Error(`${err.message}\n${await diagnose(m, unit)}`);
+  });
+}
+
+/** The journal entries of `journalctl ARGS -o json`, fields decoded to strings. */
+export async function journalEntries(m: Machine, unit: string, ...args: string[]): Promise<Record<string, string>[]> {
+  const r = await m.journal(unit, '-o', 'json', ...args);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const raw = JSON.parse(l) as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, fieldText(v)]));
+    });
+}
+
+// journalctl prints a value that is not plain text as an array of bytes, and a
+// field that occurs more than once as an array of its values.
+function fieldText(v: unknown): string {
+  if (!Array.isArray(v)) return String(v);
+  if (v.every((x) => typeof x === 'number')) return Buffer.from(v as number[]).toString('utf8');
+  return v.map(fieldText).join('\n');
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Path of the .deb the global setup built or found up to date. */
+    deb: string;
+    /** Why the .deb could not be built; empty when it was. */
+    debError: string;
+  }
+}

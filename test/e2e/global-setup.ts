@@ -1,0 +1,59 @@
+// Once per e2e run: check the machine can boot containers, build the cached
+// rootfs of each suite, and build dist/tsgunicorn.deb when it is missing or
+// older than what goes into it. A .deb that cannot be built fails only the
+// tests that install it, with the build's output.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { checkPrerequisites, ensureRootfs, runHost, SUITES, tail } from './harness.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const deb = path.join(repo, 'dist/tsgunicorn.deb');
+// Everything the package is built from.
+const debInputs = ['src', 'bin', 'systemd', 'packaging', 'package.json', 'package-lock.json'];
+// The ports the tests reach the containers' servers on: the host's own, as the containers share its network.
+const testPorts = [8000, 9001];
+
+export async function setup(project: TestProject): Promise<void> {
+  checkPrerequisites();
+  for (const port of testPorts) await assertPortFree(port);
+  for (const suite of SUITES) {
+    const started = Date.now();
+    const rootfs = await ensureRootfs(suite);
+    const took = Date.now() - started;
+    if (took > 1_000) console.log(`e2e: built the ${suite} rootfs in ${(took / 1000).toFixed(0)} s (${rootfs})`);
+  }
+  project.provide('deb', deb);
+  project.provide('debError', await buildDeb());
+}
+
+async function buildDeb(): Promise<string> {
+  if (existsSync(deb) && statSync(deb).mtimeMs >= newestMtime(debInputs.map((p) => path.join(repo, p)))) return '';
+  console.log('e2e: building dist/tsgunicorn.deb (npm run package)');
+  const r = await runHost('npm', ['run', 'package', '--prefix', repo], 20 * 60_000);
+  if (r.code !== 0) return `npm run package exited ${r.code}:\n${tail(r.stdout + r.stderr, 40)}`;
+  if (!existsSync(deb)) return `npm run package succeeded but did not make ${deb}`;
+  return '';
+}
+
+function newestMtime(paths: string[]): number {
+  let newest = 0;
+  for (const p of paths) {
+    if (!existsSync(p)) continue;
+    const st = statSync(p);
+    newest = Math.max(newest, st.mtimeMs);
+    if (st.isDirectory()) newest = Math.max(newest, newestMtime(readdirSync(p).map((n) => path.join(p, n))));
+  }
+  return newest;
+}
+
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`port ${port} is taken on this machine (${err.code}): the e2e containers share the host's network and need it free`)),
+    );
+    server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolve()));
+  });
+}

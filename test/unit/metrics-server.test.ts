@@ -1,0 +1,50 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startMetricsServer } from '../../src/metrics/server.js';
+
+const servers: Server[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) {
+    s.close();
+    s.closeAllConnections();
+  }
+});
+
+async function start(handler: () => Promise<string>, errors: unknown[] = []) {
+  const server = await startMetricsServer('127.0.0.1:0', handler, { error: (_msg, err) => errors.push(err) });
+  servers.push(server);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('startMetricsServer', () => {
+  it('serves the exposition at GET /metrics in the Prometheus text format', async () => {
+    const base = await start(async () => 'up 1\n');
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(await res.text()).toBe('up 1\n');
+  });
+
+  it('answers 404 elsewhere and 405 to other methods on /metrics', async () => {
+    const base = await start(async () => 'up 1\n');
+    expect((await fetch(`${base}/`)).status).toBe(404);
+    expect((await fetch(`${base}/metrics/x`)).status).toBe(404);
+    expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('answers 500 and logs when rendering fails', async () => {
+    const errors: unknown[] = [];
+    const failure = new Error('boom');
+    const base = await start(() => Promise.reject(failure), errors);
+    expect((await fetch(`${base}/metrics`)).status).toBe(500);
+    expect(errors).toEqual([failure]);
+  });
+
+  it('rejects an address that is not HOST:PORT, and a port in use', async () => {
+    const log = { error: () => {} };
+    await expect(startMetricsServer('unix:/run/tsgunicorn/metrics.sock', async () => '', log)).rejects.toThrow(/HOST:PORT/);
+    const taken = new URL(await start(async () => '')).port;
+    await expect(startMetricsServer(`127.0.0.1:${taken}`, async () => '', log)).rejects.toThrow(/EADDRINUSE/);
+  });
+});

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { formatStatusLine } from '../../src/status-line.js';
+
+describe('formatStatusLine', () => {
+  it('summarises workers, traffic, latency and health on one line', () => {
+    expect(
+      formatStatusLine({ ready: 3, total: 3, requests: 1240, ratePerSec: 12.4, p99Ms: 8.04, meanMs: 2.6, health: 'healthy' }),
+    ).toBe('3/3 workers ready · 1,240 requests · 12 req/s · p99 8 ms · mean 2.6 ms · healthy');
+  });
+
+  it('leaves out latency it does not know and a health check that is off', () => {
+    expect(formatStatusLine({ ready: 0, total: 1, requests: 1, ratePerSec: 0.25, health: 'off' })).toBe(
+      '0/1 worker ready · 1 request · 0.3 req/s',
+    );
+  });
+
+  it('says when health is unknown or unhealthy', () => {
+    const base = { ready: 2, total: 4, requests: 0, ratePerSec: 0 };
+    expect(formatStatusLine({ ...base, health: 'unknown' })).toBe('2/4 workers ready · 0 requests · 0 req/s · health unknown');
+    expect(formatStatusLine({ ...base, health: 'unhealthy', p99Ms: 1234.5 })).toBe(
+      '2/4 workers ready · 0 requests · 0 req/s · p99 1,235 ms · unhealthy',
+    );
+  });
+
+  it('never spans more than one line (systemd STATUS=)', () => {
+    expect(formatStatusLine({ ready: 1, total: 1, requests: 5, ratePerSec: 1, health: 'healthy' })).not.toMatch(/\n/);
+  });
+});

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+// Unit and integration tests; the systemd end-to-end suite has its own config
+// (test/e2e/vitest.config.ts) and the benchmark is `npm run bench`.
+export default defineConfig({
+  test: {
+    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Integration tests run real servers with several processes each: on a
+    // 2-core machine, two files at a time keep timings meaningful.
+    maxWorkers: 2,
+  },
+});
