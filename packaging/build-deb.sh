@@ -18,7 +18,7 @@ upstream=$("$runtime" -p 'require("./package.json").version')
 version=${DEB_VERSION:-$upstream-1}
 
 build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
+trap 'rm -rf "$build" dist/.tsgunicorn.deb.$$*' EXIT
 pkg=$build/root
 
 changelog=debian/changelog
@@ -46,8 +46,11 @@ dpkg-shlibdeps --warnings=0 -T"$build/substvars" \
   -e"$pkg/usr/lib/tsgunicorn/node_modules/systemd-journald/build/Release/journal_send.node"
 dpkg-gencontrol -ptsgunicorn -v"$version" -l"$changelog" -T"$build/substvars" -P"$pkg" -f"$build/files"
 
+# Written aside and renamed into place, so dist/ never holds a partial .deb.
 mkdir -p dist
 deb=dist/tsgunicorn_${version}_amd64.deb
-dpkg-deb --root-owner-group --build "$pkg" "$deb"
-cp "$deb" dist/tsgunicorn.deb
+dpkg-deb --root-owner-group --build "$pkg" "dist/.tsgunicorn.deb.$$"
+cp "dist/.tsgunicorn.deb.$$" "dist/.tsgunicorn.deb.$$.copy"
+mv -f "dist/.tsgunicorn.deb.$$" "$deb"
+mv -f "dist/.tsgunicorn.deb.$$.copy" dist/tsgunicorn.deb
 echo "build-deb.sh: $deb ($(du -h "$deb" | cut -f1))"

@@ -114,7 +114,11 @@ export class Master {
     this.workers.add(worker);
     this.logger.info(`Booting worker with pid: ${worker.pid}`);
     worker.on('heartbeat', () => this.checkMemory(worker));
-    worker.on('recycle', (reason: RestartReason) => this.recycle(worker, reason));
+    worker.on('recycle', (reason: RestartReason) => {
+      this.logger.info(`Worker (pid:${worker.pid}) reached max_requests: replacing it`);
+      this.recycle(worker, reason);
+    });
+    worker.once('ready', () => this.logger.debug(`Worker (pid:${worker.pid}) ready in ${Date.now() - worker.startedAt} ms`));
     worker.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.onWorkerExit(worker, code, signal));
     return worker;
   }

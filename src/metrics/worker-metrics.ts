@@ -83,7 +83,8 @@ export function createWorkerMetrics(): WorkerMetrics {
 
   // Non-cumulative counts per bucket, the last one for values above every bound.
   const bucketCounts = new Float64Array(DURATION_BUCKETS.length + 1);
-  let durationSum = 0;
+  // The sum lives in a typed array: a double in a closure variable is boxed anew on every write.
+  const durationSum = new Float64Array(1);
   let durationCount = 0;
   let inFlight = 0;
 
@@ -116,7 +117,7 @@ export function createWorkerMetrics(): WorkerMetrics {
       let b = 0;
       while (b < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[b]!) b++;
       bucketCounts[b]!++;
-      durationSum += seconds;
+      durationSum[0]! += seconds;
       durationCount++;
     },
     async snapshot() {
@@ -132,7 +133,7 @@ export function createWorkerMetrics(): WorkerMetrics {
         labels: { le },
       }));
       duration.push(
-        { value: durationSum, metricName: `${REQUEST_DURATION}_sum`, labels: {} },
+        { value: durationSum[0]!, metricName: `${REQUEST_DURATION}_sum`, labels: {} },
         { value: durationCount, metricName: `${REQUEST_DURATION}_count`, labels: {} },
       );
       const { user, system } = process.cpuUsage();

@@ -1,5 +1,16 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { createWorkerMetrics, type MetricsSnapshot } from '../../src/metrics/worker-metrics.js';
+import {
+  createWorkerMetrics,
+  DURATION_BUCKETS,
+  PER_WORKER_METRICS,
+  type MetricsSnapshot,
+  type SnapshotMetric,
+} from '../../src/metrics/worker-metrics.js';
+
+const run = promisify(execFile);
 
 const family = (snap: MetricsSnapshot, name: string) => {
   const metric = snap.metrics.find((m) => m.name === name);
@@ -67,5 +78,67 @@ describe('worker metrics', () => {
     const second = await metrics.snapshot();
     expect(second.seq).toBeGreaterThan(first.seq);
     expect(JSON.parse(JSON.stringify(second))).toEqual(second);
+  });
+
+  it("writes the JSON prom-client's getMetricsAsJSON gives for the same requests (what the master sums)", async () => {
+    const requests: Array<[string, number, number]> = [
+      ['GET', 200, 0.003], ['GET', 200, 0.2], ['POST', 201, 0.15], ['BREW', 418, 12], ['get', 200, 0.005],
+      ['DELETE', 404, 0.0051], ['GET', 500, 1], ['HEAD', 304, 2.5], ['OPTIONS', 204, 0], ['PATCH', 200, 10],
+      ['PUT', 201, 0.49], ['GET', 200, 0.01],
+    ];
+    // The reference: the same families kept by prom-client itself.
+    const registry = new Registry();
+    const registers = [registry];
+    const counter = new Counter({ name: 'http_requests_total', help: 'HTTP requests answered, by method and status code.', labelNames: ['method', 'status'], registers });
+    const histogram = new Histogram({ name: 'http_request_duration_seconds', help: 'Time from receiving a request to finishing its response, in seconds.', buckets: DURATION_BUCKETS, registers });
+    const gauge = new Gauge({ name: 'http_requests_in_flight', help: 'HTTP requests being handled now.', registers });
+    const help = {
+      tsgunicorn_worker_cpu_seconds_total: ['counter', 'User and system CPU time spent, in seconds.'],
+      tsgunicorn_worker_resident_memory_bytes: ['gauge', 'Resident memory size, in bytes.'],
+      tsgunicorn_worker_event_loop_lag_seconds: ['gauge', '99th percentile of event-loop delay since the previous snapshot, in seconds.'],
+    } as const;
+    for (const [name, [type, text]] of Object.entries(help)) {
+      if (type === 'counter') new Counter({ name, help: text, registers });
+      else new Gauge({ name, help: text, registers });
+    }
+    const metrics = createWorkerMetrics();
+    const reference = async () => JSON.parse(JSON.stringify(await registry.getMetricsAsJSON())) as SnapshotMetric[];
+    // Process series differ between the two by nature: compare their shape, not their value.
+    const shape = (families: SnapshotMetric[]) =>
+      families.map((f) => (PER_WORKER_METRICS.has(f.name) ? { ...f, values: f.values.map((v) => ({ ...v, value: typeof v.value })) } : f));
+
+    expect(JSON.stringify(shape((await metrics.snapshot()).metrics))).toBe(JSON.stringify(shape(await reference())));
+    for (const [method, status, seconds] of requests) {
+      metrics.requestStarted();
+      metrics.requestFinished(method, status, seconds);
+      counter.inc({ method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'].includes(method) ? method : 'other', status: String(status) });
+      histogram.observe(seconds);
+    }
+    metrics.requestStarted();
+    gauge.set(1);
+    expect(JSON.stringify(shape((await metrics.snapshot()).metrics))).toBe(JSON.stringify(shape(await reference())));
+  });
+
+  it('does not load prom-client in the worker process', async () => {
+    // The child records every module it loads, imports the built worker
+    // metrics, then the master's aggregator as a check that prom-client would be seen.
+    const url = (file: string) => JSON.stringify(new URL(`../../dist/js/metrics/${file}`, import.meta.url).href);
+    const child = `
+      import { registerHooks } from 'node:module';
+      const loaded = [];
+      registerHooks({ load(url, context, nextLoad) { loaded.push(url); return nextLoad(url, context); } });
+      const { createWorkerMetrics } = await import(${url('worker-metrics.js')});
+      const metrics = createWorkerMetrics();
+      metrics.requestStarted();
+      metrics.requestFinished('GET', 200, 0.01);
+      await metrics.snapshot();
+      const worker = [...loaded];
+      await import(${url('aggregator.js')});
+      console.log(JSON.stringify({ worker, master: loaded }));`;
+    const { stdout } = await run(process.execPath, ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', child]);
+    const { worker, master } = JSON.parse(stdout) as { worker: string[]; master: string[] };
+    expect(worker.some((u) => u.endsWith('/worker-metrics.js'))).toBe(true);
+    expect(worker.filter((u) => u.includes('/prom-client/'))).toEqual([]);
+    expect(master.some((u) => u.includes('/prom-client/'))).toBe(true);
   });
 });
