@@ -1,7 +1,7 @@
-// CPU time and resident memory of the current process, read at collect time.
-// Workers and the master both register these, under different names: the
-// master's are the conventional process_* series of the scraped target, the
-// workers' are tsgunicorn_worker_* series that the master labels by pid.
+// CPU time and resident memory of the current process, read at collect time:
+// the master's conventional process_* series of the scraped target. Workers
+// report the same two readings as tsgunicorn_worker_* series from
+// worker-metrics.ts, which keeps prom-client out of the worker process.
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export function registerProcessMetrics(
