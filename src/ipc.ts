@@ -11,6 +11,9 @@ export const EXIT = {
   APP_LOAD_ERROR: 4,
 } as const;
 
+/** The `id` of the unrequested metrics snapshot a worker sends just before it exits. */
+export const FINAL_METRICS = -1;
+
 /** The stdio slot of the heartbeat pipe, and of the first listening socket after it. */
 export const HEARTBEAT_FD = 4;
 export const FIRST_LISTEN_FD = 5;

@@ -162,6 +162,7 @@ export class Master {
     } else if (worker.everReady) {
       this.logger.error(`Worker (pid:${worker.pid}) exited with code ${code}`);
     }
+    if (!worker.retireReason && worker.everReady && this.phase !== 'stopping') this.observability?.countRestart('crash');
     if (this.phase === 'stopping') {
       if (this.workers.size === 0) void this.finishStop();
       return;
@@ -175,7 +176,6 @@ export class Master {
       this.timers.push(setTimeout(() => this.maintainWorkerCount(), this.respawnDelayMs));
       return;
     }
-    if (!worker.retireReason) this.observability?.countRestart('crash');
     this.maintainWorkerCount();
   }
 

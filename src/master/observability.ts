@@ -76,6 +76,7 @@ export class Observability {
   }
 
   workerExited(worker: WorkerProcess): void {
+    if (worker.finalMetrics) this.aggregator.update(worker.pid, worker.finalMetrics as MetricsSnapshot);
     this.aggregator.retire(worker.pid);
   }
 

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { FIRST_LISTEN_FD, HEARTBEAT_FD, type Heartbeat, type MasterMessage, type WorkerMessage } from '../ipc.js';
+import { FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type Heartbeat, type MasterMessage, type WorkerMessage } from '../ipc.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import type { Settings } from '../settings/schema.js';
 
@@ -40,6 +40,8 @@ export class WorkerProcess extends EventEmitter {
   /** When the worker's event loop was last seen advancing (master's clock). */
   lastProgressAt = Date.now();
   appError: string | null = null;
+  /** The snapshot a draining worker sends as it leaves. */
+  finalMetrics: unknown = null;
   private nextMetricsId = 0;
   private readonly pendingMetrics = new Map<number, (data: unknown) => void>();
 
@@ -60,10 +62,21 @@ export class WorkerProcess extends EventEmitter {
     this.readHeartbeats();
     this.child.on('message', (message: WorkerMessage) => this.onMessage(message));
     this.child.once('exit', (code, signal) => {
-      this.state = 'exited';
-      for (const resolve of this.pendingMetrics.values()) resolve(null);
-      this.pendingMetrics.clear();
-      this.emit('exit', code, signal);
+      const finish = () => {
+        this.state = 'exited';
+        for (const resolve of this.pendingMetrics.values()) resolve(null);
+        this.pendingMetrics.clear();
+        this.emit('exit', code, signal);
+      };
+      // Messages sent just before exit (the final metrics) may still be in the IPC
+      // pipe: the channel closes once they are read. A grandchild holding the
+      // channel's fd open must not delay the replacement, hence the bound.
+      if (!this.child.connected) return finish();
+      const bound = setTimeout(finish, 200);
+      this.child.once('disconnect', () => {
+        clearTimeout(bound);
+        finish();
+      });
     });
     this.send({ type: 'boot', settings: options.settings, sockets: options.fds.length, secure: options.secure, workerId: options.id });
   }
@@ -117,7 +130,8 @@ export class WorkerProcess extends EventEmitter {
         this.emit('recycle', message.reason);
         break;
       case 'metrics':
-        this.pendingMetrics.get(message.id)?.(message.data);
+        if (message.id === FINAL_METRICS) this.finalMetrics = message.data;
+        else this.pendingMetrics.get(message.id)?.(message.data);
         break;
     }
   }

@@ -83,9 +83,9 @@ export function createWorkerMetrics(): WorkerMetrics {
 
   // Non-cumulative counts per bucket, the last one for values above every bound.
   const bucketCounts = new Float64Array(DURATION_BUCKETS.length + 1);
-  // The sum lives in a typed array: a double in a closure variable is boxed anew on every write.
-  const durationSum = new Float64Array(1);
-  let durationCount = 0;
+  // Sum and count live in a typed array: a double (or a count past 2^31) in a
+  // closure variable is boxed anew on every write.
+  const durationTotals = new Float64Array(2);
   let inFlight = 0;
 
   const lag = monitorEventLoopDelay({ resolution: 10 });
@@ -117,8 +117,8 @@ export function createWorkerMetrics(): WorkerMetrics {
       let b = 0;
       while (b < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[b]!) b++;
       bucketCounts[b]!++;
-      durationSum[0]! += seconds;
-      durationCount++;
+      durationTotals[0]! += seconds;
+      durationTotals[1]!++;
     },
     async snapshot() {
       const requests = seriesMethod.map((m, slot) => ({
@@ -133,8 +133,8 @@ export function createWorkerMetrics(): WorkerMetrics {
         labels: { le },
       }));
       duration.push(
-        { value: durationSum[0]!, metricName: `${REQUEST_DURATION}_sum`, labels: {} },
-        { value: durationCount, metricName: `${REQUEST_DURATION}_count`, labels: {} },
+        { value: durationTotals[0]!, metricName: `${REQUEST_DURATION}_sum`, labels: {} },
+        { value: durationTotals[1]!, metricName: `${REQUEST_DURATION}_count`, labels: {} },
       );
       const { user, system } = process.cpuUsage();
       // The monitor reports nanoseconds; it is reset so each snapshot covers its own interval.

@@ -8,9 +8,9 @@ import net from 'node:net';
 import { Worker as Thread } from 'node:worker_threads';
 import { loadApp } from '../app/load.js';
 import { loadHooks } from '../hooks.js';
-import { EXIT, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage, type WorkerMessage } from '../ipc.js';
+import { EXIT, FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage, type WorkerMessage } from '../ipc.js';
 import { createLogger, type Logger } from '../logging/logger.js';
-import { createWorkerMetrics } from '../metrics/worker-metrics.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import type { Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal } from '../systemd/journal.js';
@@ -71,7 +71,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const drain = (mode: 'retire' | 'stop'): void => {
     if (stopping) return;
     stopping = true;
-    void drainAndExit(mode, servers, handler, settings, logger);
+    void drainAndExit(mode, servers, handler, settings, logger, metrics);
   };
   process.on('SIGTERM', () => drain('stop'));
   // Workers never outlive the master: its IPC channel closes when it dies.
@@ -139,6 +139,7 @@ async function drainAndExit(
   handler: RequestHandler,
   settings: Settings,
   logger: Logger,
+  metrics: WorkerMetrics,
 ): Promise<void> {
   handler.startDraining();
   for (const server of servers) {
@@ -159,6 +160,11 @@ async function drainAndExit(
       break;
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // The last counts since the master's previous scrape, so totals stay exact.
+  if (process.connected) {
+    const data = await metrics.snapshot();
+    await new Promise((resolve) => process.send!({ type: 'metrics', id: FINAL_METRICS, data } satisfies WorkerMessage, resolve));
   }
   await logger.close();
   process.exit(EXIT.OK);

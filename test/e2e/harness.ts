@@ -180,7 +180,7 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
   };
 
   try {
-    entry.initPid = await waitFor(() => childPid(nspawnPid), 10_000, () => `systemd-nspawn did not start the container:\n${tail(consoleText, 30)}`);
+    entry.initPid = await waitFor(() => containerInit(nspawnPid), 10_000, () => `systemd-nspawn did not start the container:\n${tail(consoleText, 30)}`);
     const exec = (cmd: string[] | string, o: ExecOptions = {}): Promise<ExecResult> => {
       const argv = typeof cmd === 'string' ? ['/bin/sh', '-c', cmd] : cmd;
       // env -i: the host's environment (PATH, HOME, NODE_OPTIONS...) must not leak in.
@@ -225,6 +225,7 @@ async function waitForBoot(machine: Machine): Promise<void> {
   let last: ExecResult | undefined;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
+    if (!existsSync(`/proc/${machine.pid}`)) throw new Error(`[${machine.suite}] the container stopped while booting:\n${tail(machine.console(), 30)}`);
     last = await machine.exec(['systemctl', 'is-system-running'], { timeoutMs: 10_000 });
     const state = last.stdout.trim();
     if (state === 'running') return;
@@ -273,14 +274,26 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** The first child of a process (nspawn's only child is the container's init). */
-function childPid(parent: number): number | undefined {
+/**
+ * The container's init: the child of nspawn that is PID 1 of its own PID
+ * namespace (nspawn's short-lived helper children are not).
+ */
+function containerInit(nspawnPid: number): number | undefined {
+  let children: string[];
   try {
-    const children = readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    return children.length ? Number(children[0]) : undefined;
+    children = readFileSync(`/proc/${nspawnPid}/task/${nspawnPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
   } catch {
     return undefined;
   }
+  for (const child of children) {
+    try {
+      const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1]?.split(/\s+/);
+      if (nspid && nspid.length > 1 && nspid.at(-1) === '1') return Number(child);
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return undefined;
 }
 
 /** Runs a host command with a deadline; the whole process group is killed at the deadline. */
