@@ -42,7 +42,7 @@ rm -rf "$lib" "$doc" "$share"
 install -d "$lib/bin" "$lib/dist"
 cp -R "$root/dist/js" "$lib/dist/js"
 install -m 0644 "$root/package.json" "$lib/package.json"
-install -m 0755 "$root/bin/tsgunicorn.js" "$lib/bin/tsgunicorn.js"
+install -m 0644 "$root/bin/tsgunicorn.js" "$lib/bin/tsgunicorn.js"
 # Stripped the way dh_strip does it: the official build carries debug info.
 install -m 0755 "$runtime" "$lib/bin/node"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/bin/node"
@@ -68,15 +68,9 @@ done
 rm -rf "$scratch/node_modules/.bin"
 find "$scratch/node_modules" -name .npmignore -delete
 cp -R "$scratch/node_modules" "$lib/node_modules"
-# Scripts in the package run on the bundled runtime, not on whatever `node` is
-# on PATH; files that are not programs lose the executable bits npm left.
-find "$lib" -type f -perm /111 ! -path "$lib/bin/node" -print0 | while IFS= read -r -d '' file; do
-  if head -n1 "$file" | grep -q '^#!/usr/bin/env node'; then
-    sed -i '1s|^#!/usr/bin/env node|#!/usr/lib/tsgunicorn/bin/node|' "$file"
-  else
-    chmod a-x "$file"
-  fi
-done
+# Only the runtime is executed; every other file in the tree is a module it
+# loads (scripts included: the wrapper names the runtime), whatever modes npm left.
+find "$lib" -type f ! -path "$lib/bin/node" -exec chmod a-x {} +
 
 # The command.
 install -d "$dest/usr/bin"

@@ -146,7 +146,7 @@ export const address: Kind<Address> = {
     if (!m) return fail(addressForm, s);
     const port = Number(m[3]);
     if (port > 65535) return fail(addressForm, s);
-    const host = m[1] ?? (m[2] || '0.0.0.0');
+    const host = m[1] || m[2] || '0.0.0.0';
     return { kind: 'tcp', host, port };
   },
   format: formatAddress,

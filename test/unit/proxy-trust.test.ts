@@ -1,0 +1,24 @@
+import type { IncomingMessage } from 'node:http';
+import { expect, it } from 'vitest';
+import { createProxyTrust } from '../../src/worker/proxy-trust.js';
+
+const req = (peer: string, headers: Record<string, string>, url = '/p') =>
+  ({ socket: { remoteAddress: peer }, headers, url }) as unknown as IncomingMessage;
+
+it('believes X-Forwarded-For only from trusted peers, walking back over trusted hops', () => {
+  const trust = createProxyTrust(['127.0.0.1', '10.0.0.2']);
+  expect(trust.clientAddress(req('::ffff:127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }))).toBe('203.0.113.9');
+  expect(trust.clientAddress(req('127.0.0.1', { 'x-forwarded-for': '6.6.6.6, 203.0.113.9, 10.0.0.2' }))).toBe('203.0.113.9');
+  expect(trust.clientAddress(req('198.51.100.1', { 'x-forwarded-for': '203.0.113.9' }))).toBe('198.51.100.1');
+  expect(createProxyTrust(['*']).clientAddress(req('198.51.100.1', { 'x-forwarded-for': '203.0.113.9' }))).toBe('203.0.113.9');
+});
+
+it('rewrites a fetch app URL to https only for a trusted X-Forwarded-Proto', () => {
+  const trust = createProxyTrust(['127.0.0.1']);
+  const trusted = req('127.0.0.1', { 'x-forwarded-proto': 'https', host: 'example.org' });
+  trust.applyForwardedProto(trusted);
+  expect(trusted.url).toBe('https://example.org/p');
+  const untrusted = req('198.51.100.1', { 'x-forwarded-proto': 'https', host: 'example.org' });
+  trust.applyForwardedProto(untrusted);
+  expect(untrusted.url).toBe('/p');
+});
