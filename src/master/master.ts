@@ -1,7 +1,7 @@
 // The master (Gunicorn's arbiter): owns the listening sockets, keeps the configured
 // number of workers serving, replaces the dead, hung and worn-out ones, reloads
 // without dropping requests, drains on stop, and keeps systemd informed.
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { unlinkSync, watch, writeFileSync } from 'node:fs';
 import { EXIT } from '../ipc.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import type { Hooks } from '../hooks.js';
@@ -221,7 +221,26 @@ export class Master {
     const beatMs = heartbeatIntervalMs(this.settings.timeout);
     const check = setInterval(() => this.checkTimeouts(), beatMs);
     this.timers.push(check);
+    if (this.settings.reload) this.watchSources();
   }
+
+  // `reload`, for development: a changed source file reloads like HUP does.
+  private watchSources(): void {
+    const root = process.cwd();
+    let pending: NodeJS.Timeout | undefined;
+    const watcher = watch(root, { recursive: true }, (_event, file) => {
+      if (!file || /(^|\/)(node_modules|\.[^/]+)(\/|$)/.test(file) || !/\.(m|c)?(j|t)s$|\.json$/.test(file)) return;
+      clearTimeout(pending);
+      pending = setTimeout(() => {
+        this.logger.info(`${file} changed: reloading`);
+        void this.reload();
+      }, 200);
+    });
+    watcher.on('error', (err) => this.logger.warning(`reload: cannot watch ${root} (${err.message}); edit, then send HUP`));
+    this.closeWatcher = () => watcher.close();
+  }
+
+  private closeWatcher = () => {};
 
   private checkTimeouts(): void {
     const timeoutMs = this.settings.timeout * 1000;
@@ -247,7 +266,6 @@ export class Master {
       this.logger.warning(`Reload requested while ${this.phase}; ignored`);
       return;
     }
-    this.logger.info('Handling signal: hup');
     this.options.notifier.reloading();
     let next: ResolvedSettings;
     try {
@@ -296,7 +314,10 @@ export class Master {
   }
 
   private installSignals(): void {
-    process.on('SIGHUP', () => void this.reload());
+    process.on('SIGHUP', () => {
+      this.logger.info('Handling signal: hup');
+      void this.reload();
+    });
     process.on('SIGTERM', () => this.stop(this.phase === 'stopping'));
     process.on('SIGINT', () => this.stop(true));
     process.on('SIGQUIT', () => this.stop(true));
@@ -334,6 +355,7 @@ export class Master {
     this.options.notifier.stopping();
     this.observability?.stop();
     for (const timer of this.timers) clearTimeout(timer);
+    this.closeWatcher();
     for (const worker of this.workers) worker.kill(quick ? 'SIGQUIT' : 'SIGTERM');
     // Workers enforce graceful_timeout themselves; this only catches the stuck.
     const limit = setTimeout(() => {

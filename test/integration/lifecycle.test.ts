@@ -212,3 +212,16 @@ describe('hooks', () => {
     expect((await request(`${server.url}/pid`)).status).toBe(200);
   });
 });
+
+describe('reload setting (development)', () => {
+  it('a changed source file is served without a signal', async () => {
+    const dir = tmp();
+    const app = path.join(dir, 'app.mjs');
+    writeFileSync(app, `export const app = (req, res) => res.end('first');\n`);
+    const server = await start(['-w', '1', '--reload', '--chdir', dir, 'app.mjs']);
+    expect((await request(server.url)).body).toBe('first');
+    writeFileSync(app, `export const app = (req, res) => res.end('second');\n`);
+    await server.waitFor(/app\.mjs changed: reloading/);
+    await until('new code', async () => ((await request(server.url)).body === 'second' ? true : undefined));
+  });
+});
