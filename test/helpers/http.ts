@@ -8,7 +8,7 @@ export interface Reply {
   headers: http.IncomingHttpHeaders;
 }
 
-/** One request on a new connection (no keep-alive pool). */
+/** One request, on a new connection unless an agent is given. */
 export function request(url: string, options: http.RequestOptions & { body?: string | Buffer } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { agent: false, ...options, headers: { connection: 'close', ...options.headers } }, (res) => {
@@ -19,7 +19,7 @@ export function request(url: string, options: http.RequestOptions & { body?: str
       res.on('error', reject);
     });
     req.on('error', reject);
-    req.setTimeout(15000, () => req.destroy(new Error(`timeout: ${url}`)));
+    req.setTimeout(20000, () => req.destroy(new Error(`timeout: ${url}`)));
     req.end(options.body);
   });
 }
@@ -78,17 +78,7 @@ export async function load(
     while (Date.now() < deadline && started < limit) {
       started++;
       try {
-        const reply = await new Promise<Reply>((resolve, reject) => {
-          const req = http.get(url, { agent: agent ?? false, headers: opts.keepAlive ? {} : { connection: 'close' } }, (res) => {
-            let body = '';
-            res.setEncoding('utf8');
-            res.on('data', (d) => (body += d));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-            res.on('error', reject);
-          });
-          req.on('error', reject);
-          req.setTimeout(20000, () => req.destroy(new Error('timeout')));
-        });
+        const reply = await request(url, { agent: agent ?? false, headers: { connection: opts.keepAlive ? 'keep-alive' : 'close' } });
         if (reply.status === 200) {
           result.ok++;
           result.bodies.set(reply.body, (result.bodies.get(reply.body) ?? 0) + 1);

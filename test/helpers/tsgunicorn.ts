@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'bin/tsgunicorn.js');
@@ -144,4 +145,17 @@ export async function workerPids(masterPid: number): Promise<number[]> {
     }
   }
   return pids;
+}
+
+/** A `start` for one test file: every server it starts is stopped after each test. */
+export function serversStoppedAfterEach(): (...args: Parameters<typeof startServer>) => Promise<Running> {
+  const servers: Running[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+  });
+  return async (...args) => {
+    const server = await startServer(...args);
+    servers.push(server);
+    return server;
+  };
 }

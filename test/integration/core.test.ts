@@ -2,20 +2,12 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { load, rawExchange, request } from '../helpers/http.js';
-import { FIXTURES, HELLO_APP, runCli, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
+import { FIXTURES, HELLO_APP, runCli, serversStoppedAfterEach, startServer, workerPids } from '../helpers/tsgunicorn.js';
 
-const servers: Running[] = [];
-const start = async (...args: Parameters<typeof startServer>) => {
-  const server = await startServer(...args);
-  servers.push(server);
-  return server;
-};
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
+const start = serversStoppedAfterEach();
 const fixture = (name: string) => path.join(FIXTURES, name);
 
 describe('serving', () => {

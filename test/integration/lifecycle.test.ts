@@ -3,19 +3,11 @@
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
-import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
+import { FIXTURES, serversStoppedAfterEach, startServer, workerPids } from '../helpers/tsgunicorn.js';
 
-const servers: Running[] = [];
-const start = async (...args: Parameters<typeof startServer>) => {
-  const server = await startServer(...args);
-  servers.push(server);
-  return server;
-};
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
+const start = serversStoppedAfterEach();
 const fixture = (name: string) => path.join(FIXTURES, name);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'tsg-life-'));
