@@ -3,9 +3,11 @@
 // lag) keep a `worker` label. Counters never go backwards when a worker is
 // replaced: its last known counters move into a "retired" base that stays in
 // the sum. Gauges of gone workers are dropped.
+// Everything here is plain JSON in the form of prom-client's getMetricsAsJSON():
+// prom-client itself is loaded only by render() (exposition.ts), since the
+// master needs request totals for its status line whether or not anyone scrapes.
 import { totalmem } from 'node:os';
-import { AggregatorRegistry, Counter, Gauge, Registry, type PrometheusContentType } from 'prom-client';
-import { registerProcessMetrics } from './process-metrics.js';
+import { processMetrics } from './process-metrics.js';
 import type { RequestTotals } from './request-window.js';
 import {
   PER_WORKER_METRICS,
@@ -33,61 +35,27 @@ export class MetricsAggregator {
   private retired: SnapshotMetric[] = [];
   // Retirements per pid, so a reply that arrives after its worker was retired is not counted again.
   private readonly retirements = new Map<number, number>();
-  private readonly master = new Registry();
-  private readonly workers: Gauge<'state'>;
-  private readonly restarts: Counter<'reason'>;
-  private readonly health: Gauge;
-  private readonly misses: Counter;
+  // The master's own state, turned into series by render().
+  private readonly workerCounts = new Map<string, number>();
+  // Every reason exists from the start, so increase() sees the first restart.
+  private readonly restarts = Object.fromEntries(RESTART_REASONS.map((reason) => [reason, 0])) as Record<RestartReason, number>;
+  private health = HEALTH_VALUE.unknown;
+  private misses = 0;
 
   constructor(opts: { scrapeTimeoutMs?: number } = {}) {
     this.scrapeTimeoutMs = opts.scrapeTimeoutMs ?? 800;
-    const registers = [this.master];
-    this.workers = new Gauge({
-      name: 'tsgunicorn_workers',
-      help: 'Worker processes: configured count, alive, and ready to serve.',
-      labelNames: ['state'],
-      registers,
-    });
-    this.restarts = new Counter({
-      name: 'tsgunicorn_worker_restarts_total',
-      help: 'Workers replaced, by reason.',
-      labelNames: ['reason'],
-      registers,
-    });
-    // Every reason exists from the start, so increase() sees the first restart.
-    for (const reason of RESTART_REASONS) this.restarts.inc({ reason }, 0);
-    this.health = new Gauge({
-      name: 'tsgunicorn_health_status',
-      help: 'Result of the health check: 1 healthy, 0 unhealthy, -1 unknown or off.',
-      registers,
-    });
-    this.health.set(HEALTH_VALUE.unknown);
-    this.misses = new Counter({
-      name: 'tsgunicorn_scrape_worker_misses_total',
-      help: "Worker snapshots not received in time; that worker's last known values were used.",
-      registers,
-    });
-    new Gauge({
-      name: 'tsgunicorn_machine_memory_bytes',
-      help: "The machine's total memory, in bytes (for memory-share alerts).",
-      registers,
-    }).set(totalmem());
-    registerProcessMetrics(this.master, {
-      cpuSeconds: 'process_cpu_seconds_total',
-      residentMemory: 'process_resident_memory_bytes',
-    });
   }
 
   setWorkers(counts: { configured: number; alive: number; ready: number }): void {
-    for (const [state, n] of Object.entries(counts)) this.workers.set({ state }, n);
+    for (const [state, n] of Object.entries(counts)) this.workerCounts.set(state, n);
   }
 
   countRestart(reason: RestartReason): void {
-    this.restarts.inc({ reason });
+    this.restarts[reason]++;
   }
 
   setHealth(status: HealthStatus): void {
-    this.health.set(HEALTH_VALUE[status]);
+    this.health = HEALTH_VALUE[status];
   }
 
   /** Records a worker's snapshot, unless a newer one of that worker is already known. */
@@ -114,7 +82,7 @@ export class MetricsAggregator {
           const snap = await withTimeout(worker.request(), this.scrapeTimeoutMs);
           if (this.retirements.get(worker.pid) === retirements) this.update(worker.pid, snap);
         } catch {
-          this.misses.inc();
+          this.misses++;
         }
       }),
     );
@@ -122,8 +90,8 @@ export class MetricsAggregator {
 
   /** Prometheus text exposition: the workers' sum and the master's own metrics. */
   async render(): Promise<string> {
-    const workers = AggregatorRegistry.aggregate<PrometheusContentType>([this.workerSum()]);
-    return Registry.merge([workers, this.master]).metrics();
+    const { renderExposition } = await import('./exposition.js');
+    return renderExposition([...this.workerSum(), ...this.masterMetrics()]);
   }
 
   /** The summed request counter and duration histogram, for the status line. */
@@ -140,10 +108,51 @@ export class MetricsAggregator {
     };
   }
 
+  private masterMetrics(): SnapshotMetric[] {
+    const one = (value: number) => [{ value, labels: {} }];
+    return [
+      family(
+        'tsgunicorn_workers',
+        'Worker processes: configured count, alive, and ready to serve.',
+        'gauge',
+        [...this.workerCounts].map(([state, value]) => ({ value, labels: { state } })),
+      ),
+      family(
+        'tsgunicorn_worker_restarts_total',
+        'Workers replaced, by reason.',
+        'counter',
+        RESTART_REASONS.map((reason) => ({ value: this.restarts[reason], labels: { reason } })),
+      ),
+      family(
+        'tsgunicorn_health_status',
+        'Result of the health check: 1 healthy, 0 unhealthy, -1 unknown or off.',
+        'gauge',
+        one(this.health),
+      ),
+      family(
+        'tsgunicorn_scrape_worker_misses_total',
+        "Worker snapshots not received in time; that worker's last known values were used.",
+        'counter',
+        one(this.misses),
+      ),
+      family(
+        'tsgunicorn_machine_memory_bytes',
+        "The machine's total memory, in bytes (for memory-share alerts).",
+        'gauge',
+        one(totalmem()),
+      ),
+      ...processMetrics(),
+    ];
+  }
+
   private workerSum(): SnapshotMetric[] {
     const live = [...this.live].map(([pid, snap]) => snap.metrics.map((m) => labelPerWorker(m, pid)));
     return sumMetrics([this.retired, ...live]);
   }
+}
+
+function family(name: string, help: string, type: string, values: SnapshotMetric['values']): SnapshotMetric {
+  return { name, help, type, values, aggregator: 'sum' };
 }
 
 /** Monotonic series summed over workers: these survive their worker in the retired base. */

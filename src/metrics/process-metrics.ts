@@ -1,31 +1,24 @@
-// CPU time and resident memory of the current process, read at collect time:
-// the master's conventional process_* series of the scraped target. Workers
-// report the same two readings as tsgunicorn_worker_* series from
-// worker-metrics.ts, which keeps prom-client out of the worker process.
-import { Counter, Gauge, type Registry } from 'prom-client';
+// CPU time and resident memory of the current process, read when called: the
+// master's conventional process_* series of the scraped target. Workers report
+// the same two readings as tsgunicorn_worker_* series from worker-metrics.ts.
+import type { SnapshotMetric } from './worker-metrics.js';
 
-export function registerProcessMetrics(
-  registry: Registry,
-  names: { cpuSeconds: string; residentMemory: string },
-): void {
-  let reportedCpuMicros = 0;
-  new Counter({
-    name: names.cpuSeconds,
-    help: 'User and system CPU time spent, in seconds.',
-    registers: [registry],
-    collect() {
-      const { user, system } = process.cpuUsage();
-      // Counters only go up: add what was spent since the previous collect.
-      this.inc((user + system - reportedCpuMicros) / 1e6);
-      reportedCpuMicros = user + system;
+export function processMetrics(): SnapshotMetric[] {
+  const { user, system } = process.cpuUsage();
+  return [
+    {
+      name: 'process_cpu_seconds_total',
+      help: 'User and system CPU time spent, in seconds.',
+      type: 'counter',
+      values: [{ value: (user + system) / 1e6, labels: {} }],
+      aggregator: 'sum',
     },
-  });
-  new Gauge({
-    name: names.residentMemory,
-    help: 'Resident memory size, in bytes.',
-    registers: [registry],
-    collect() {
-      this.set(process.memoryUsage.rss());
+    {
+      name: 'process_resident_memory_bytes',
+      help: 'Resident memory size, in bytes.',
+      type: 'gauge',
+      values: [{ value: process.memoryUsage.rss(), labels: {} }],
+      aggregator: 'sum',
     },
-  });
+  ];
 }

@@ -1,8 +1,11 @@
 // The master's Prometheus endpoint: GET /metrics on metrics_bind, nothing else.
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
-import { Registry } from 'prom-client';
 import { address } from '../settings/kinds.js';
+
+// The text format, version 0.0.4, that exposition.ts renders (Prometheus
+// "Exposition formats"); spelled out here so that serving does not load prom-client.
+const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export async function startMetricsServer(
   bindText: string,
@@ -23,7 +26,7 @@ export async function startMetricsServer(
     }
     handler().then(
       (body) => {
-        res.writeHead(200, { 'content-type': Registry.PROMETHEUS_CONTENT_TYPE }).end(req.method === 'GET' ? body : undefined);
+        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(req.method === 'GET' ? body : undefined);
       },
       (err: unknown) => {
         log.error('metrics: rendering failed', err);

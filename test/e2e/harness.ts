@@ -2,7 +2,7 @@
 // so the end-to-end tests exercise the units, the generator and the .deb exactly
 // as a host would run them. Needs root, debootstrap, systemd-nspawn and nsenter.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -181,6 +181,7 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
 
   try {
     entry.initPid = await waitFor(() => containerInit(nspawnPid), 10_000, () => `systemd-nspawn did not start the container:\n${tail(consoleText, 30)}`);
+    writeFileSync(path.join(runDir, 'pids'), `${entry.initPid} ${nspawnPid}\n`);
     const exec = (cmd: string[] | string, o: ExecOptions = {}): Promise<ExecResult> => {
       const argv = typeof cmd === 'string' ? ['/bin/sh', '-c', cmd] : cmd;
       // env -i: the host's environment (PATH, HOME, NODE_OPTIONS...) must not leak in.
@@ -250,14 +251,29 @@ function unmount(root: string): void {
   if (spawnSync('umount', [root]).status !== 0) spawnSync('umount', ['-l', root]);
 }
 
-/** Removes what a killed test run left: its overlay mount and files, once its process is gone. */
+/** Removes what a killed test run left: its container, overlay mount and files, once its process is gone. */
 function cleanStaleRuns(runsDir: string): void {
   for (const name of readdirSync(runsDir)) {
     const owner = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
     if (!owner || owner === process.pid || isAlive(owner)) continue;
-    const root = path.join(runsDir, name, 'root');
+    const runDir = path.join(runsDir, name);
+    const root = path.join(runDir, 'root');
+    const pids = existsSync(path.join(runDir, 'pids')) ? readFileSync(path.join(runDir, 'pids'), 'utf8').trim().split(' ').map(Number) : [];
+    for (const pid of pids) {
+      // Only if the PID still belongs to that container (PIDs get reused).
+      if (belongsTo(pid, root)) process.kill(pid, 'SIGKILL');
+    }
     if (isMountPoint(root)) unmount(root);
-    rmSync(path.join(runsDir, name), { recursive: true, force: true });
+    rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+/** Whether pid is that container's init (its root is `root`) or its nspawn (`-D root` on its command line). */
+function belongsTo(pid: number, root: string): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/root`) === root || readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(root);
+  } catch {
+    return false;
   }
 }
 

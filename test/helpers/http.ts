@@ -57,6 +57,8 @@ export interface LoadResult {
   ok: number;
   failed: number;
   errors: string[];
+  /** When each failed request was sent (epoch ms). */
+  failedAt: number[];
   bodies: Map<string, number>;
 }
 
@@ -68,7 +70,7 @@ export async function load(
   baseUrl: string,
   opts: { path?: string; clients: number; durationMs?: number; total?: number; keepAlive: boolean },
 ): Promise<LoadResult> {
-  const result: LoadResult = { ok: 0, failed: 0, errors: [], bodies: new Map() };
+  const result: LoadResult = { ok: 0, failed: 0, errors: [], failedAt: [], bodies: new Map() };
   const deadline = Date.now() + (opts.durationMs ?? 60_000);
   let started = 0;
   const limit = opts.total ?? Infinity;
@@ -77,6 +79,7 @@ export async function load(
     const agent = opts.keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : undefined;
     while (Date.now() < deadline && started < limit) {
       started++;
+      const sentAt = Date.now();
       try {
         const reply = await request(url, { agent: agent ?? false, headers: { connection: opts.keepAlive ? 'keep-alive' : 'close' } });
         if (reply.status === 200) {
@@ -84,10 +87,12 @@ export async function load(
           result.bodies.set(reply.body, (result.bodies.get(reply.body) ?? 0) + 1);
         } else {
           result.failed++;
+          result.failedAt.push(sentAt);
           result.errors.push(`status ${reply.status}`);
         }
       } catch (err) {
         result.failed++;
+        result.failedAt.push(sentAt);
         result.errors.push((err as Error).message);
       }
     }
