@@ -47,7 +47,10 @@ export async function runCli(args: string[], options: RunOptions = {}): Promise<
   let stderr = '';
   proc.stdout.on('data', (d) => (stdout += d));
   proc.stderr.on('data', (d) => (stderr += d));
+  // A command expected to finish must not outlive its test, even when it wrongly serves.
+  const limit = setTimeout(() => proc.kill('SIGKILL'), 20000);
   const [code] = (await once(proc, 'exit')) as [number];
+  clearTimeout(limit);
   return { code, stdout, stderr };
 }
 

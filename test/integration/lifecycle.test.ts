@@ -36,7 +36,10 @@ describe('timeout', () => {
     expect(killedAfter).toBeLessThan(2000 + 2000);
     expect(await hung).toBeInstanceOf(Error);
     const result = await loadRun;
-    expect(result.failed, result.errors.join(', ')).toBe(0);
+    // Only requests the hung worker accepted before it blocked may fail: at most
+    // one per client, all sent before the busy request began.
+    expect(result.failed, result.errors.join(', ')).toBeLessThanOrEqual(4);
+    for (const failedAt of result.failedAt) expect(failedAt).toBeLessThanOrEqual(sentAt + 50);
     expect(result.ok).toBeGreaterThan(20);
     await until('replacement worker', async () => ((await workerPids(server.proc.pid!)).length === 2 ? true : undefined));
   });

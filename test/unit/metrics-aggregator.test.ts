@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MetricsAggregator } from '../../src/metrics/aggregator.js';
 import { createWorkerMetrics, type MetricsSnapshot, type WorkerMetrics } from '../../src/metrics/worker-metrics.js';
+import { builtModule, isPromClient, recordLoads } from '../helpers/loaded-modules.js';
 
 /** The value of one sample line in a text exposition, e.g. 'http_requests_total{method="GET",status="200"}'. */
 function sample(text: string, series: string): number | undefined {
@@ -137,6 +138,34 @@ describe('MetricsAggregator', () => {
     expect(sample(text, 'tsgunicorn_machine_memory_bytes')).toBeGreaterThan(0);
     expect(sample(text, 'process_cpu_seconds_total')).toBeGreaterThan(0);
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+  });
+
+  it('loads prom-client only to render, not to keep request totals for the status line', async () => {
+    // What the master does every 5 s without a scrape, then a first scrape.
+    const { idle, totals, rendered } = await recordLoads(`
+      mark('idle');
+      const { MetricsAggregator } = await import(${JSON.stringify(builtModule('metrics/aggregator.js'))});
+      const { createWorkerMetrics } = await import(${JSON.stringify(builtModule('metrics/worker-metrics.js'))});
+      const worker = createWorkerMetrics();
+      for (let i = 0; i < 3; i++) { worker.requestStarted(); worker.requestFinished('GET', 200, 0.01); }
+      const aggregator = new MetricsAggregator();
+      aggregator.update(7, await worker.snapshot());
+      aggregator.setWorkers({ configured: 1, alive: 1, ready: 1 });
+      aggregator.setHealth('healthy');
+      aggregator.countRestart('crash');
+      await aggregator.collect([{ pid: 7, request: () => worker.snapshot() }]);
+      mark('totals', aggregator.requestTotals().requests);
+      mark('rendered', await aggregator.render());`);
+    expect(totals.data).toBe(3);
+    expect(totals.loaded.some((url) => url.endsWith('/metrics/aggregator.js'))).toBe(true);
+    expect(totals.loaded.filter(isPromClient)).toEqual([]);
+    expect(sample(String(rendered.data), GET_200)).toBe(3);
+    expect(sample(String(rendered.data), 'tsgunicorn_worker_restarts_total{reason="crash"}')).toBe(1);
+    expect(rendered.loaded.some(isPromClient)).toBe(true);
+    const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+    console.info(
+      `RSS of a node process: idle ${mb(idle.rss)}, aggregator keeping totals ${mb(totals.rss)}, after render ${mb(rendered.rss)}`,
+    );
   });
 
   describe('with a real worker process answering over IPC', () => {

@@ -1,7 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startMetricsServer } from '../../src/metrics/server.js';
+import { builtModule, isPromClient, recordLoads } from '../helpers/loaded-modules.js';
 
 const servers: Server[] = [];
 afterEach(() => {
@@ -22,6 +24,8 @@ describe('startMetricsServer', () => {
     const base = await start(async () => 'up 1\n');
     const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
+    // The server names the type itself so as not to load prom-client: it must be the one prom-client renders.
+    expect(res.headers.get('content-type')).toBe(Registry.PROMETHEUS_CONTENT_TYPE);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(await res.text()).toBe('up 1\n');
   });
@@ -46,5 +50,13 @@ describe('startMetricsServer', () => {
     await expect(startMetricsServer('unix:/run/tsgunicorn/metrics.sock', async () => '', log)).rejects.toThrow(/HOST:PORT/);
     const taken = new URL(await start(async () => '')).port;
     await expect(startMetricsServer(`127.0.0.1:${taken}`, async () => '', log)).rejects.toThrow(/EADDRINUSE/);
+  });
+
+  it('does not load prom-client: the master imports it whether or not metrics_bind is set', async () => {
+    const { imported } = await recordLoads(`
+      await import(${JSON.stringify(builtModule('metrics/server.js'))});
+      mark('imported');`);
+    expect(imported.loaded.some((url) => url.endsWith('/metrics/server.js'))).toBe(true);
+    expect(imported.loaded.filter(isPromClient)).toEqual([]);
   });
 });
