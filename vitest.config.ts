@@ -7,8 +7,9 @@ export default defineConfig({
     include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Integration tests run real servers with several processes each: on a
-    // 2-core machine, two files at a time keep timings meaningful.
-    maxWorkers: 2,
+    // Integration tests run real servers with several processes each, and some
+    // acceptance points are timed (a replacement worker within 1 s): one file at
+    // a time keeps a 2-core machine's timings meaningful.
+    fileParallelism: false,
   },
 });

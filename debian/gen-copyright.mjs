@@ -50,7 +50,7 @@ const paragraph = (fields) =>
   Object.entries(fields)
     .map(([k, v]) => {
       const [first, ...rest] = v.split('\n');
-      return [`${k}: ${first}`, ...rest].join('\n');
+      return [`${k}: ${first.trimStart()}`, ...rest].join('\n');
     })
     .join('\n');
 
@@ -147,7 +147,8 @@ for (const dir of packagesUnder(modules).sort()) {
     const body = licenseText
       .split(/\r?\n/)
       .filter((l) => !copyrightLines(l).length)
-      .join('\n');
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n');
     licenseField = `${license}\n${fieldText(body)}`;
   } else if (license === 'MIT') {
     licenseField = `MIT\n${fieldText(MIT_TEXT)}`;

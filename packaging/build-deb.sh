@@ -36,6 +36,9 @@ DEB_CHANGELOG=$changelog bash packaging/stage.sh "$pkg"
 
 install -d -m 0755 "$pkg/DEBIAN"
 install -m 0755 debian/postinst debian/prerm debian/postrm "$pkg/DEBIAN/"
+# For dpkg --verify and debsums.
+(cd "$pkg" && find usr -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
+chmod 0644 "$pkg/DEBIAN/md5sums"
 # Depends: the shared libraries the runtime and the addons link against
 # (${shlibs:Depends} in debian/control), at the versions their symbols need.
 # No warnings: the addons take V8's symbols from the runtime that loads them

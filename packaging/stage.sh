@@ -63,7 +63,7 @@ for addon in sd-notify/build/Release/notify.node systemd-journald/build/Release/
   mv "$built" "$scratch/addon.node"
   rm -rf "${built%/Release/*}"
   install -D -m 0644 "$scratch/addon.node" "$built"
-  strip --strip-unneeded "$built"
+  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$built"
 done
 rm -rf "$scratch/node_modules/.bin"
 find "$scratch/node_modules" -name .npmignore -delete

@@ -48,11 +48,6 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const board = new ActivityBoard();
   const beatMs = heartbeatIntervalMs(settings.timeout);
   setInterval(() => board.tick(), beatMs).unref();
-  const watchdog = new Thread(new URL('./watchdog-thread.js', import.meta.url), {
-    workerData: { buffer: board.buffer, fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: settings.graceful_timeout * 1000 + 1000 },
-  });
-  watchdog.unref();
-
   const metrics = createWorkerMetrics();
   const handler = createRequestHandler({
     app: app.listener,
@@ -66,6 +61,11 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const servers = await listen(settings, socketCount, secure, handler, app.upgrade);
   await hooks.run('post_worker_init', { pid: process.pid, id: workerId });
   send({ type: 'ready' });
+  // Started after 'ready': booting a thread costs as much as the rest of the boot.
+  const watchdog = new Thread(new URL('./watchdog-thread.js', import.meta.url), {
+    workerData: { buffer: board.buffer, fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: settings.graceful_timeout * 1000 + 1000 },
+  });
+  watchdog.unref();
 
   let stopping = false;
   const drain = (mode: 'retire' | 'stop'): void => {

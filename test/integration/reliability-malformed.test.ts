@@ -205,8 +205,8 @@ describe('malformed requests', () => {
     }
     expect(failures, failures.join('\n')).toEqual([]);
     expect((await workerPids(server.proc.pid!)).sort()).toEqual(before);
-    await server.stop();
     expect(crashLines(server)).toEqual([]);
+    await server.stop();
     const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
     expect(lines.filter((l) => l.includes('/exit'))).toEqual([]);
     // The outer requests that were well-formed were served and logged.
