@@ -72,14 +72,16 @@ cp -R "$scratch/node_modules" "$lib/node_modules"
 # loads (scripts included: the wrapper names the runtime), whatever modes npm left.
 find "$lib" -type f ! -path "$lib/bin/node" -exec chmod a-x {} +
 
-# The command.
+# The command. The node options on the entry module's #! line (after "node")
+# are the ones the CLI is meant to run with, so the wrapper passes them too.
+node_options=$(sed -n '1s/^#!.*[/ ]node\( \|$\)//p' "$root/bin/tsgunicorn.js")
 install -d "$dest/usr/bin"
-cat >"$dest/usr/bin/tsgunicorn" <<'EOF'
+cat >"$dest/usr/bin/tsgunicorn" <<EOF
 #!/bin/sh
 # Runs the tsgunicorn CLI on the Node.js runtime bundled with it, found
 # relative to this script (so an unpacked tree runs as well as an installed one).
-lib=$(dirname "$(readlink -f "$0")")/../lib/tsgunicorn
-exec "$lib/bin/node" "$lib/bin/tsgunicorn.js" "$@"
+lib=\$(dirname "\$(readlink -f "\$0")")/../lib/tsgunicorn
+exec "\$lib/bin/node" ${node_options:+$node_options }"\$lib/bin/tsgunicorn.js" "\$@"
 EOF
 chmod 0755 "$dest/usr/bin/tsgunicorn"
 

@@ -3,8 +3,6 @@
 // master process.
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
-import { AppLoadError, loadApp } from './app/load.js';
-import { formatDoctorTable, runDoctor } from './doctor.js';
 import { loadHooks } from './hooks.js';
 import { EXIT } from './ipc.js';
 import { createLogger } from './logging/logger.js';
@@ -42,7 +40,8 @@ function buildProgram(onDoctor: (code: number) => void): { program: Command; set
   program
     .command('doctor')
     .description('Check this machine against the hardware minimums (exit 1 when one is unmet)')
-    .action(() => {
+    .action(async () => {
+      const { formatDoctorTable, runDoctor } = await import('./doctor.js');
       const { rows, ok } = runDoctor();
       process.stdout.write(`${formatDoctorTable(rows)}\n`);
       onDoctor(ok ? EXIT.OK : EXIT.FAILURE);
@@ -100,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
   if (options.checkConfig) return checkConfig(resolved);
 
   if (settings.require_minimums) {
+    const { formatDoctorTable, runDoctor } = await import('./doctor.js');
     const { rows, ok } = runDoctor();
     if (!ok) return fail(`below the hardware minimums (require_minimums = true):\n${formatDoctorTable(rows)}`, EXIT.FAILURE);
   }
@@ -149,7 +149,10 @@ function printConfig({ settings, sources }: ResolvedSettings): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+// The modules below load only for the commands that need them: every module the
+// master loads stays in its resident memory for the server's lifetime.
 async function checkConfig({ settings }: ResolvedSettings): Promise<number> {
+  const { AppLoadError, loadApp } = await import('./app/load.js');
   try {
     const app = await loadApp(settings.app!, process.cwd(), settings.interface);
     process.stdout.write(`Config OK: ${settings.app} loads as a ${app.interface} app${app.upgrade ? ' with an upgrade handler' : ''}\n`);

@@ -2,8 +2,7 @@
 // seed's settings: initial delay, period, timeout, success and failure
 // thresholds. A probe succeeds when a 2xx status arrives within the timeout.
 import { EventEmitter } from 'node:events';
-import { request as httpRequest, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { RequestOptions } from 'node:http';
 import type { Settings } from '../settings/schema.js';
 
 export type HealthSettings = Pick<
@@ -104,7 +103,11 @@ export class HealthCheck extends EventEmitter<{ healthy: []; unhealthy: [reason:
       signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
     };
     // The master probes its own socket: the certificate need not name the address it connects to.
-    const request = this.target.tls ? httpsRequest({ ...options, rejectUnauthorized: false }) : httpRequest(options);
+    // getBuiltinModule, not an import: see metrics/server.ts (undici's weight in
+    // the master), and TLS setup is loaded only for a TLS target.
+    const request = this.target.tls
+      ? process.getBuiltinModule('node:https').request({ ...options, rejectUnauthorized: false })
+      : process.getBuiltinModule('node:http').request(options);
     return new Promise((resolve) => {
       request.on('response', (res) => {
         res.resume(); // the status decides; the body is drained and dropped

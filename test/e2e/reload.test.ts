@@ -24,6 +24,7 @@ describe.each(SUITES)('%s: systemctl reload under load', (suite) => {
     const reload = await m.systemctl('reload', unit);
     const result = await running;
 
+    console.log(`[${suite}] reload under load: ${JSON.stringify(result)}`);
     const report = `reload exit ${reload.code} ${reload.stderr.trim()}; load: ${JSON.stringify(result)}`;
     if (reload.code !== 0 || result.failed !== 0) throw new Error(`${report}\n${await diagnose(m, unit)}`);
     expect(result.ok).toBeGreaterThan(0);

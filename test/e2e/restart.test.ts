@@ -22,6 +22,7 @@ describe.each(SUITES)('%s: systemctl restart under load', (suite) => {
     const restart = await m.systemctl('restart', unit);
     const result = await running;
 
+    console.log(`[${suite}] restart under load: ${JSON.stringify(result)}`);
     const report = `restart exit ${restart.code} ${restart.stderr.trim()}; load: ${JSON.stringify(result)}`;
     if (restart.code !== 0 || result.reasons.ECONNREFUSED) throw new Error(`${report}\n${await diagnose(m, unit)}`);
     expect(result.reasons.ECONNREFUSED ?? 0).toBe(0);

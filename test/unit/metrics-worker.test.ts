@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
@@ -9,8 +7,7 @@ import {
   type MetricsSnapshot,
   type SnapshotMetric,
 } from '../../src/metrics/worker-metrics.js';
-
-const run = promisify(execFile);
+import { builtModule, isPromClient, recordLoads } from '../helpers/loaded-modules.js';
 
 const family = (snap: MetricsSnapshot, name: string) => {
   const metric = snap.metrics.find((m) => m.name === name);
@@ -133,25 +130,18 @@ describe('worker metrics', () => {
   });
 
   it('does not load prom-client in the worker process', async () => {
-    // The child records every module it loads, imports the built worker
-    // metrics, then the master's aggregator as a check that prom-client would be seen.
-    const url = (file: string) => JSON.stringify(new URL(`../../dist/js/metrics/${file}`, import.meta.url).href);
-    const child = `
-      import { registerHooks } from 'node:module';
-      const loaded = [];
-      registerHooks({ load(url, context, nextLoad) { loaded.push(url); return nextLoad(url, context); } });
-      const { createWorkerMetrics } = await import(${url('worker-metrics.js')});
+    // The built worker metrics, then the master's exposition as a check that prom-client would be seen.
+    const { worker, exposition } = await recordLoads(`
+      const { createWorkerMetrics } = await import(${JSON.stringify(builtModule('metrics/worker-metrics.js'))});
       const metrics = createWorkerMetrics();
       metrics.requestStarted();
       metrics.requestFinished('GET', 200, 0.01);
       await metrics.snapshot();
-      const worker = [...loaded];
-      await import(${url('aggregator.js')});
-      console.log(JSON.stringify({ worker, master: loaded }));`;
-    const { stdout } = await run(process.execPath, ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', child]);
-    const { worker, master } = JSON.parse(stdout) as { worker: string[]; master: string[] };
-    expect(worker.some((u) => u.endsWith('/worker-metrics.js'))).toBe(true);
-    expect(worker.filter((u) => u.includes('/prom-client/'))).toEqual([]);
-    expect(master.some((u) => u.includes('/prom-client/'))).toBe(true);
+      mark('worker');
+      await import(${JSON.stringify(builtModule('metrics/exposition.js'))});
+      mark('exposition');`);
+    expect(worker.loaded.some((u) => u.endsWith('/worker-metrics.js'))).toBe(true);
+    expect(worker.loaded.filter(isPromClient)).toEqual([]);
+    expect(exposition.loaded.some(isPromClient)).toBe(true);
   });
 });

@@ -13,6 +13,12 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const APPS = fileURLToPath(new URL('../apps/', import.meta.url));
 const TSGUNICORN = join(ROOT, 'bin/tsgunicorn.js');
+// The node options of the CLI's #! line, as the installed wrapper passes them.
+const TSGUNICORN_NODE_OPTIONS = readFileSync(TSGUNICORN, 'utf8')
+  .split('\n')[0]
+  .replace(/^#!.*[/ ]node\b/, '')
+  .split(' ')
+  .filter(Boolean);
 const PM2 = join(createRequire(import.meta.url).resolve('pm2/package.json'), '../bin/pm2');
 const JOURNALD_SOCKET = '/run/systemd/journal/socket';
 // sd_booted(3): systemd is PID 1 when this directory exists.
@@ -46,7 +52,7 @@ function tsgunicorn(extraArgs, app, { workers = '2', tls = false } = {}) {
   return (ctx) =>
     startGroup(
       process.execPath,
-      [TSGUNICORN, '-w', workers, '-b', `127.0.0.1:${ctx.port}`, ...extraArgs(ctx), join(APPS, app)],
+      [...TSGUNICORN_NODE_OPTIONS, TSGUNICORN, '-w', workers, '-b', `127.0.0.1:${ctx.port}`, ...extraArgs(ctx), join(APPS, app)],
       { ctx, tls },
     );
 }
@@ -108,6 +114,7 @@ async function startInJournalService(ctx) {
       '--property=LogRateLimitIntervalSec=0',
       `--setenv=BENCH_COUNT_DIR=${ctx.countDir}`,
       process.execPath,
+      ...TSGUNICORN_NODE_OPTIONS,
       TSGUNICORN,
       '-w',
       '2',
