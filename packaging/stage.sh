@@ -42,7 +42,9 @@ rm -rf "$lib" "$doc" "$share"
 install -d "$lib/bin" "$lib/dist"
 cp -R "$root/dist/js" "$lib/dist/js"
 install -m 0644 "$root/package.json" "$lib/package.json"
-install -m 0644 "$root/bin/tsgunicorn.js" "$lib/bin/tsgunicorn.js"
+# The entry module without its #! line: the wrapper below runs it, with the
+# node options that line gives.
+sed '1{/^#!/d}' "$root/bin/tsgunicorn.js" >"$lib/bin/tsgunicorn.js"
 # Stripped the way dh_strip does it: the official build carries debug info.
 install -m 0755 "$runtime" "$lib/bin/node"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/bin/node"
@@ -73,7 +75,7 @@ cp -R "$scratch/node_modules" "$lib/node_modules"
 find "$lib" -type f ! -path "$lib/bin/node" -exec chmod a-x {} +
 
 # The command. The node options on the entry module's #! line (after "node")
-# are the ones the CLI is meant to run with, so the wrapper passes them too.
+# are the ones the CLI is meant to run with.
 node_options=$(sed -n '1s/^#!.*[/ ]node\( \|$\)//p' "$root/bin/tsgunicorn.js")
 install -d "$dest/usr/bin"
 cat >"$dest/usr/bin/tsgunicorn" <<EOF

@@ -43,7 +43,7 @@ function buildProgram(onDoctor: (code: number) => void): { program: Command; set
     .action(async () => {
       const { formatDoctorTable, runDoctor } = await import('./doctor.js');
       const { rows, ok } = runDoctor();
-      process.stdout.write(`${formatDoctorTable(rows)}\n`);
+      process.stdout.write(formatDoctorTable(rows));
       onDoctor(ok ? EXIT.OK : EXIT.FAILURE);
     });
   return { program, settingOf };

@@ -83,7 +83,7 @@ export function bindAddress(address: Address, scheme: 'http' | 'https'): ListenS
  * bound address where it is TCP, and never closed or unlinked by us.
  */
 export function inheritSocket(fd: number, origin: string, scheme: 'http' | 'https'): ListenSocket {
-  const handle = createServerHandle(null, -1, -1, fd);
+  const handle = createServerHandle(null, 0, 0, fd);
   const out: { address?: string; port?: number } = {};
   if (typeof handle !== 'number') handle.getsockname?.(out);
   const tcp = out.port !== undefined && out.address !== undefined;

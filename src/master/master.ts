@@ -155,7 +155,7 @@ export class Master {
     this.workers.delete(worker);
     this.observability?.workerExited(worker);
     void this.options.hooks.run('worker_exit', this.hookView(), { pid: worker.pid, id: worker.id });
-    if (worker.retireReason) {
+    if (worker.retireReason || this.phase === 'stopping') {
       this.logger.info(`Worker exiting (pid: ${worker.pid})`);
     } else if (signal) {
       this.logger.error(`Worker (pid:${worker.pid}) was sent ${signal}!`);

@@ -81,6 +81,11 @@ export async function ensureRootfs(suite: Suite): Promise<string> {
   const building = path.join(dir, `rootfs.building-${process.pid}`);
   rmSync(building, { recursive: true, force: true });
   await buildRootfs(suite, building);
+  if (existsSync(recipeFile) && readFileSync(recipeFile, 'utf8') === RECIPE) {
+    // Another test run finished the same build meanwhile, and may be using it.
+    rmSync(building, { recursive: true, force: true });
+    return rootfs;
+  }
   rmSync(rootfs, { recursive: true, force: true });
   renameSync(building, rootfs);
   return rootfs;
@@ -136,6 +141,7 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
   const root = path.join(runDir, 'root');
   const overlaid = mountOverlay(lower, runDir, root);
   if (!overlaid) {
+    rmSync(root, { recursive: true, force: true });
     const copy = spawnSync('cp', ['-a', '--reflink=auto', lower, root]);
     if (copy.status !== 0) throw new Error(`cannot copy ${lower}: ${copy.stderr}`);
   }
