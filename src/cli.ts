@@ -106,7 +106,9 @@ async function main(argv: string[]): Promise<number> {
 
   const name = settings.proc_name ?? 'tsgunicorn';
   const journal = stderrIsJournal() ? openJournal(name) : null;
-  const logger = createLogger(settings, { pid: process.pid, journal, identifier: name });
+  // The workers write the access log; the master only opening and watching it
+  // would report each logrotate a second time.
+  const logger = createLogger({ ...settings, accesslog: null }, { pid: process.pid, journal, identifier: name });
   const notifier = createNotifier(process.env, process.pid, (msg) => logger.debug(msg));
   const inherited = takeListenFds();
   try {

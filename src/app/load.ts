@@ -1,6 +1,6 @@
 // Loads the user's app from an APP spec (`MODULE[:NAME]` or `MODULE:factory(ARGS)`)
 // and turns whatever it exports into one node:http request listener.
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import path from 'node:path';
@@ -55,6 +55,12 @@ export async function loadApp(spec: string, cwd: string, forced: 'auto' | 'node'
   const parsed = parseAppSpec(spec);
   const file = path.resolve(cwd, parsed.module);
   if (!existsSync(file)) throw new AppLoadError(`APP module ${file} does not exist`);
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new AppLoadError(`APP module ${file} cannot be read (${code === 'EACCES' ? 'permission denied' : code})`);
+  }
   const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   let exported = parsed.name in mod ? mod[parsed.name] : parsed.name === 'app' ? mod.default : undefined;
   if (exported === undefined) {

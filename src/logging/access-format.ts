@@ -27,7 +27,7 @@ type Atom = (e: AccessEntry) => string;
 const NEEDS_ESCAPE = /[\x00-\x1f\x7f-\x9f"\\\u2028\u2029]/;
 const ESCAPABLE = /[\x00-\x1f\x7f-\x9f"\\\u2028\u2029]/g;
 
-function escapeChar(c: string): string {
+export function escapeChar(c: string): string {
   if (c === '"' || c === '\\') return `\\${c}`;
   const code = c.charCodeAt(0);
   return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;

@@ -6,7 +6,7 @@
 import { inspect } from 'node:util';
 import type { Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal, type JournalFields, type JournalSink } from '../systemd/journal.js';
-import { compileAccessFormat, type AccessEntry } from './access-format.js';
+import { compileAccessFormat, escapeChar, type AccessEntry } from './access-format.js';
 import { LogOutput, type Report } from './log-output.js';
 import { errorLogTimestamp } from './timestamps.js';
 
@@ -46,6 +46,15 @@ const PRIORITY: Record<Level, number> = { debug: 7, info: 6, warning: 4, error: 
 const ACCESS_PRIORITY = PRIORITY.info;
 const WATCH_INTERVAL_MS = 1000;
 
+// Client bytes reach error messages (a URL, an app's error text quoting a
+// decoded path): controls other than tab and newline are escaped, and a
+// continuation line that starts like a record ("[2024-...") is indented, so
+// nothing a client sends can pass for a record of its own.
+const UNSAFE_IN_RECORD = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/g;
+function asOneRecord(text: string): string {
+  return text.replace(UNSAFE_IN_RECORD, escapeChar).replace(/\n\[/g, '\n [');
+}
+
 /** The error's own text: for an Error its stack (with cause and properties), else the value. */
 function describeError(err: unknown): string {
   return typeof err === 'string' ? err : inspect(err);
@@ -83,7 +92,7 @@ export function createLogger(
   let stderrOutput: LogOutput | null = null;
   const stderr = (): LogOutput => (stderrOutput ??= new LogOutput('-', 2, 'stderr', () => {}));
   const errorLine = (level: Level, text: string): string =>
-    `${errorLogTimestamp(Date.now())} [${pid}] [${LABEL[level]}] ${text}\n`;
+    `${errorLogTimestamp(Date.now())} [${pid}] [${LABEL[level]}] ${asOneRecord(text)}\n`;
   const toStderr = (level: Level, message: string): void => stderr().write(errorLine(level, message));
   const toErrorLog: Report = (level, message) => log(level, message);
 

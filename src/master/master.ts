@@ -157,7 +157,7 @@ export class Master {
     void this.options.hooks.run('worker_exit', this.hookView(), { pid: worker.pid, id: worker.id });
     if (worker.retireReason || this.phase === 'stopping') {
       this.logger.info(`Worker exiting (pid: ${worker.pid})`);
-    } else if (signal) {
+    } else if (signal && worker.everReady) {
       this.logger.error(`Worker (pid:${worker.pid}) was sent ${signal}!`);
     } else if (worker.everReady) {
       this.logger.error(`Worker (pid:${worker.pid}) exited with code ${code}`);

@@ -99,6 +99,18 @@ export function list<T>(item: Kind<T>): Kind<T[]> {
   };
 }
 
+/** A list that must hold at least one item: a server bound to nothing serves nothing. */
+export function nonEmptyList<T>(item: Kind<T>): Kind<T[]> {
+  const base = list(item);
+  return {
+    ...base,
+    parse(s) {
+      const values = base.parse(s);
+      return values.length > 0 ? values : fail(base.form, s);
+    },
+  };
+}
+
 /** `workers`: a count, or `auto` for the CPUs this process may use. */
 export const workerCount: Kind<number | 'auto'> = {
   form: 'an integer ≥ 1, or auto',

@@ -10,6 +10,7 @@ import {
   keyValue,
   list,
   megabytes,
+  nonEmptyList,
   optionalText,
   seconds,
   text,
@@ -111,7 +112,7 @@ export const schema = {
 
   // Server socket
   bind: def({
-    kind: list(address),
+    kind: nonEmptyList(address),
     default: [{ kind: 'tcp', host: '127.0.0.1', port: 8000 }] as ReturnType<typeof address.parse>[],
     flags: '-b, --bind <ADDRESS>',
     section: 'Server socket',

@@ -10,7 +10,13 @@ import type { ActivityBoard } from './activity-board.js';
 import { createProxyTrust } from './proxy-trust.js';
 
 const kStarted = Symbol('tsgunicorn.started');
+const REFUSAL_TEXT: Record<number, string> = {
+  400: 'Bad Request\n',
+  414: 'Request-URI Too Long\n',
+  431: 'Request Header Fields Too Large\n',
+};
 const kBytesBefore = Symbol('tsgunicorn.bytesBefore');
+const HOST = /^host$/i;
 
 interface TrackedResponse extends ServerResponse {
   [kStarted]: number;
@@ -38,6 +44,7 @@ export interface RequestHandlerOptions {
 export function createRequestHandler(options: RequestHandlerOptions): RequestHandler {
   const { app, settings, logger, board, metrics } = options;
   const inFlight = new Set<TrackedResponse>();
+  const refusedConnections = new WeakSet<object>();
   let oldest: TrackedResponse | undefined;
   let served = 0;
   const maxRequests =
@@ -89,10 +96,17 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   }
 
   function listener(req: IncomingMessage, res: ServerResponse): void {
-    const rejected = checkLimits(req);
+    // A request pipelined behind a refused one: its framing cannot be trusted
+    // (it may be a body the client framed differently), so it never runs.
+    if (refusedConnections.has(req.socket)) {
+      res.destroy();
+      return;
+    }
+    const rejected = checkRequest(req);
     if (rejected !== 0) {
+      refusedConnections.add(req.socket);
       res.writeHead(rejected, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
-      res.end(rejected === 414 ? 'Request-URI Too Long\n' : 'Request Header Fields Too Large\n');
+      res.end(REFUSAL_TEXT[rejected]);
       return;
     }
     const tracked = res as TrackedResponse;
@@ -113,15 +127,21 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     }
   }
 
-  // Gunicorn's limits: 414 for the request line, 431 for the header count or a field's size.
-  function checkLimits(req: IncomingMessage): number {
+  // What llhttp lets through but RFC 9112 or Gunicorn refuses, with 400: a
+  // version other than 1.x (§2.3: HTTP/0.9, a text "HTTP/2.0"), Transfer-Encoding
+  // in HTTP/1.0 (§6.1: faulty framing, what follows may be a smuggled request),
+  // more than one Host (§3.2, MUST). Then Gunicorn's limits: 414 for the request
+  // line, 431 for the header count or a field's size.
+  function checkRequest(req: IncomingMessage): number {
+    if (req.httpVersionMajor !== 1) return 400;
+    if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return 400;
     if (lineLimit !== 0 && req.method!.length + req.url!.length + 10 > lineLimit) return 414;
     const raw = req.rawHeaders;
     if (raw.length > rawHeaderLimit) return 431;
-    if (fieldLimit !== 0) {
-      for (let i = 0; i < raw.length; i += 2) {
-        if (raw[i]!.length + raw[i + 1]!.length + 2 > fieldLimit) return 431;
-      }
+    let hosts = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (fieldLimit !== 0 && raw[i]!.length + raw[i + 1]!.length + 2 > fieldLimit) return 431;
+      if (raw[i]!.length === 4 && HOST.test(raw[i]!) && ++hosts > 1) return 400;
     }
     return 0;
   }

@@ -6,7 +6,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Worker as Thread } from 'node:worker_threads';
-import { loadApp } from '../app/load.js';
+import { AppLoadError, loadApp } from '../app/load.js';
 import { loadHooks } from '../hooks.js';
 import { EXIT, FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage, type WorkerMessage } from '../ipc.js';
 import { createLogger, type Logger } from '../logging/logger.js';
@@ -39,7 +39,9 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     app = await loadApp(settings.app!, process.cwd(), settings.interface);
   } catch (err) {
     // Reported once by the master, which decides between exit 4 and a failed reload.
-    send({ type: 'app-error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    // An AppLoadError is the operator's to fix and says all in its message; anything else shows its stack.
+    const message = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    send({ type: 'app-error', message });
     await logger.close();
     process.exit(EXIT.APP_LOAD_ERROR);
   }
@@ -111,6 +113,10 @@ async function listen(
     // then apply Gunicorn's per-line and per-field limits with 414/431.
     maxHeaderSize: Math.max(16384, settings.limit_request_line + settings.limit_request_field_size + 4096),
     noDelay: true,
+    // Node enforces both timeouts from a sweep that runs every 30 s by default, so
+    // a 3 s header_timeout would let a slowloris hold its socket for up to 33 s.
+    // A quarter of the shortest timeout (at most 1 s) keeps the overshoot small.
+    connectionsCheckingInterval: Math.min(1000, ...[settings.header_timeout, settings.request_timeout].filter((t) => t > 0).map((t) => t * 250)),
   };
   const tls = secure ? { cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) } : null;
   const servers: http.Server[] = [];
