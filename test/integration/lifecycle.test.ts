@@ -135,7 +135,11 @@ describe('signals', () => {
     const count = async () => (await workerPids(server.proc.pid!)).length;
     server.signal('SIGTTIN');
     await until('3 workers', async () => ((await count()) === 3 ? true : undefined));
-    for (let i = 0; i < 4; i++) server.signal('SIGTTOU');
+    // Signals of one kind do not queue: pace them so each is handled.
+    for (let i = 0; i < 4; i++) {
+      server.signal('SIGTTOU');
+      await sleep(200);
+    }
     await until('1 worker', async () => ((await count()) === 1 ? true : undefined));
     await sleep(1500);
     expect(await count()).toBe(1);
