@@ -8,8 +8,15 @@ import { request } from '../helpers/http.js';
 import { CLI, cleanEnv, FIXTURES, ROOT } from '../helpers/tsgunicorn.js';
 
 const launched: ReturnType<typeof spawn>[] = [];
+// Each launch is its own process group, so a wrapper, the master and its workers all go.
 afterEach(() => {
-  for (const proc of launched.splice(0)) proc.kill('SIGKILL');
+  for (const proc of launched.splice(0)) {
+    try {
+      process.kill(-proc.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
 });
 
 async function activate(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -17,6 +24,7 @@ async function activate(args: string[], env: NodeJS.ProcessEnv = {}) {
     cwd: ROOT,
     env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   launched.push(proc);
   let output = '';
@@ -49,6 +57,7 @@ it('ignores LISTEN_FDS meant for another process (LISTEN_PID differs) and binds 
     cwd: ROOT,
     env: cleanEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   launched.push(wrapped);
   let out = '';
