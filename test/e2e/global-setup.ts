@@ -1,6 +1,6 @@
 // Once per e2e run: check the machine can boot containers, build the cached
 // rootfs of each suite, and build dist/tsgunicorn.deb when it is missing or
-// older than what goes into it (TSGUNICORN_E2E_DEB=PATH tests a .deb built
+// older than what goes into it (E2E_DEB=PATH tests a .deb built
 // elsewhere instead). A .deb that cannot be built fails only the tests that
 // install it, with the build's output.
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -25,10 +25,10 @@ export async function setup(project: TestProject): Promise<void> {
     const took = Date.now() - started;
     if (took > 1_000) console.log(`e2e: built the ${suite} rootfs in ${(took / 1000).toFixed(0)} s (${rootfs})`);
   }
-  const given = process.env.TSGUNICORN_E2E_DEB;
+  const given = process.env.E2E_DEB;
   if (given) {
     project.provide('deb', path.resolve(given));
-    project.provide('debError', existsSync(given) ? '' : `TSGUNICORN_E2E_DEB=${given}: no such file`);
+    project.provide('debError', existsSync(given) ? '' : `E2E_DEB=${given}: no such file`);
   } else {
     project.provide('deb', deb);
     project.provide('debError', await buildDeb());
