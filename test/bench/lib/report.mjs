@@ -88,8 +88,8 @@ export function renderReport({ machine, durationS, results, elapsedS }) {
       ? ['', `**Warning:** the machine was busy when the bench started (load ${machine.loadAtStart.toFixed(2)} on ${machine.cores} cores): other work competes with the servers and wrk, so the numbers are unreliable.`]
       : []),
     '',
-    `Load: \`wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${durationS}s --latency\` on 127.0.0.1, one run per server and mode ` +
-      `after a 1 s keep-alive warm-up; "Connection: close" adds \`-H 'Connection: close'\`. ` +
+    `Load: \`wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${durationS}s --latency\` on 127.0.0.1, two passes (the second in reverse order), ` +
+      `the better run per server and mode kept, each after a 1 s keep-alive warm-up; "Connection: close" adds \`-H 'Connection: close'\`. ` +
       `Every server answers GET / with "Hello, World!\\n". Errors = non-2xx + socket errors. Spread = responses per worker ` +
       `process during that run, busiest first. Whole run: ${elapsedS.toFixed(0)} s.`,
     '',
