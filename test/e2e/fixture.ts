@@ -98,5 +98,11 @@ declare module 'vitest' {
     deb: string;
     /** Why the .deb could not be built; empty when it was. */
     debError: string;
+    /** A build of the same tree with a newer version, for the upgrade test. */
+    upgradeDeb: string;
+    /** What `tsgunicorn --version` prints in upgradeDeb's package. */
+    upgradeProgramVersion: string;
+    /** Why upgradeDeb could not be built; empty when it was. */
+    upgradeDebError: string;
   }
 }

@@ -1,9 +1,10 @@
 // Once per e2e run: check the machine can boot containers, build the cached
 // rootfs of each suite, and build dist/tsgunicorn.deb when it is missing or
 // older than what goes into it (E2E_DEB=PATH tests a .deb built
-// elsewhere instead). A .deb that cannot be built fails only the tests that
-// install it, with the build's output.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+// elsewhere instead). The upgrade test also needs a newer build of the same
+// tree, dist/e2e-upgrade/tsgunicorn.deb, kept up to date the same way. A .deb
+// that cannot be built fails only the tests that install it, with the build's output.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -11,6 +12,11 @@ import { checkPrerequisites, ensureRootfs, runHost, SUITES, tail } from './harne
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const deb = path.join(repo, 'dist/tsgunicorn.deb');
+const upgradeDir = path.join(repo, 'dist/e2e-upgrade');
+const upgradeDeb = path.join(upgradeDir, 'tsgunicorn.deb');
+// Newer than any package.json version's 1st revision (0.1.0-1 < 0.1.0+e2e-1),
+// and the program reports its upstream part (0.1.0+e2e).
+const upgradeProgramVersion = `${(JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string }).version}+e2e`;
 // Everything the package is built from.
 const debInputs = ['src', 'bin', 'systemd', 'packaging', 'package.json', 'package-lock.json'];
 // The ports the tests reach the containers' servers on: the host's own, as the containers share its network.
@@ -31,16 +37,30 @@ export async function setup(project: TestProject): Promise<void> {
     project.provide('debError', existsSync(given) ? '' : `E2E_DEB=${given}: no such file`);
   } else {
     project.provide('deb', deb);
-    project.provide('debError', await buildDeb());
+    project.provide('debError', await buildDeb(deb, 'npm run package', ['npm', 'run', 'package', '--prefix', repo]));
   }
+  // After the main build, which has compiled dist/js.
+  project.provide('upgradeDeb', upgradeDeb);
+  project.provide('upgradeProgramVersion', upgradeProgramVersion);
+  project.provide(
+    'upgradeDebError',
+    await buildDeb(upgradeDeb, `DEB_VERSION=${upgradeProgramVersion}-1 packaging/build-deb.sh`, [
+      'env',
+      `DEB_VERSION=${upgradeProgramVersion}-1`,
+      `DEB_OUTDIR=${upgradeDir}`,
+      'bash',
+      path.join(repo, 'packaging/build-deb.sh'),
+    ]),
+  );
 }
 
-async function buildDeb(): Promise<string> {
-  if (existsSync(deb) && statSync(deb).mtimeMs >= newestMtime(debInputs.map((p) => path.join(repo, p)))) return '';
-  console.log('e2e: building dist/tsgunicorn.deb (npm run package)');
-  const r = await runHost('npm', ['run', 'package', '--prefix', repo], 20 * 60_000);
-  if (r.code !== 0) return `npm run package exited ${r.code}:\n${tail(r.stdout + r.stderr, 40)}`;
-  if (!existsSync(deb)) return `npm run package succeeded but did not make ${deb}`;
+/** Runs `command` unless `target` is newer than every input; returns why it failed, or ''. */
+async function buildDeb(target: string, what: string, [cmd, ...args]: string[]): Promise<string> {
+  if (existsSync(target) && statSync(target).mtimeMs >= newestMtime(debInputs.map((p) => path.join(repo, p)))) return '';
+  console.log(`e2e: building ${path.relative(repo, target)} (${what})`);
+  const r = await runHost(cmd!, args, 20 * 60_000);
+  if (r.code !== 0) return `${what} exited ${r.code}:\n${tail(r.stdout + r.stderr, 40)}`;
+  if (!existsSync(target)) return `${what} succeeded but did not make ${target}`;
   return '';
 }
 

@@ -17,11 +17,6 @@ const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'libsystemd0', 'adduser', '
 const RECIPE = `v1 minbase ${PACKAGES.join(',')}`;
 const RECIPE_FILE = '.tsgunicorn-e2e-recipe';
 
-// bullseye is here for its older systemd, not as a target: its libc6 (2.31) is
-// older than the version dpkg-shlibdeps asks for on the build host (2.34 on a
-// bookworm host), though the bundled runtime's symbols need only GLIBC_2.28.
-const DPKG_FLAGS: Record<Suite, string[]> = { bookworm: [], bullseye: ['--force-depends-version'] };
-
 const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface ExecResult {
@@ -219,7 +214,7 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
     };
     await waitForBoot(machine);
     if (opts.deb) {
-      await run(['dpkg', '-i', ...DPKG_FLAGS[suite], '/root/tsgunicorn.deb'], { timeoutMs: 120_000 });
+      await run(['dpkg', '-i', '/root/tsgunicorn.deb'], { timeoutMs: 120_000 });
     }
     return machine;
   } catch (err) {

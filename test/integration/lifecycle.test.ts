@@ -61,7 +61,7 @@ describe('recycling', () => {
 
   it('max_worker_memory recycles a leaking worker without a failed request', async () => {
     const server = await start(['-w', '2', '--max-worker-memory', '120', fixture('leak-app.mjs')]);
-    const result = await load(server.url, { path: '/', clients: 4, total: 300, keepAlive: true });
+    const result = await load(server.url, { path: '/', clients: 4, durationMs: 5000, keepAlive: true });
     expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
     expect(result.bodies.size).toBeGreaterThan(2);
     expect(server.output()).toMatch(/uses \d+ MB, over max_worker_memory 120 MB: replacing it/);

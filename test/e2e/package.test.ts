@@ -1,0 +1,194 @@
+// The .deb's life on a fresh machine, as an admin lives it, in each suite:
+// `apt install` of the local file (offline), the documented used-by path, an
+// upgrade while an instance serves, then remove and purge. The tests run in
+// order on one container, each from where the previous one left it.
+import { copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { EXAMPLE_GREETING, diagnose, installExampleApp, property, start, useMachine } from './fixture.js';
+import { SUITES, sleep, waitFor, type ExecResult, type Machine } from './harness.js';
+import { attempt, get } from './http.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const { version } = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };
+const exampleApp = readFileSync(path.join(repo, 'packaging/examples/hello/app.ts'), 'utf8');
+
+const unit = 'tsgunicorn@myapp.service';
+const url = 'http://127.0.0.1:8000/';
+const CONFIG = `; written by the e2e package test
+app = /srv/myapp/app.ts
+accesslog = -
+`;
+// The admin's own files: purge must keep them (and the directory holding the config).
+const ADMIN_PATHS = ['/etc/tsgunicorn', '/etc/tsgunicorn/myapp.ini', '/srv/myapp', '/srv/myapp/app.ts'];
+
+// What the listing leaves out, as piuparts does: other mounts (-xdev: /proc,
+// /sys, /dev, /run, /tmp), and the records of the package manager and of
+// systemd that any install changes: dpkg's database and logs, apt's caches,
+// state and logs, debconf's cache, the journal, and systemd's own state
+// (random seed, clock, unit state of the boot).
+const CHURN = ['/var/lib/dpkg', '/var/lib/apt', '/var/cache/apt', '/var/log/journal', '/var/lib/systemd'];
+
+describe.each(SUITES)('%s: the Debian package', (suite) => {
+  const machine = useMachine(suite, { withDeb: false });
+  let filesBefore: string[] = [];
+
+  it('apt install ./tsgunicorn.deb works offline, its postinst shows the minimums, and the CLI runs', async () => {
+    const m = machine();
+    const deb = builtDeb('deb', 'debError');
+    copyFileSync(deb, path.join(m.root, 'root/tsgunicorn.deb'));
+    filesBefore = await listFiles(m);
+
+    const started = Date.now();
+    const install = await aptGet(m, 'install', '/root/tsgunicorn.deb');
+    const took = Date.now() - started;
+    console.log(`[${suite}] tsgunicorn.deb: ${(statSync(deb).size / 1e6).toFixed(1)} MB, apt install took ${(took / 1000).toFixed(1)} s`);
+    expect(install.code, output(install)).toBe(0);
+    // Nothing but the package itself: every dependency is already on the machine.
+    expect(install.stdout).toMatch(/^0 upgraded, 1 newly installed, 0 to remove/m);
+    expect(doctorRows(install.stdout).map((r) => r.check), output(install)).toEqual(['CPU cores', 'Memory', 'Disk (/var/lib)', 'OS']);
+
+    expect((await m.run(['tsgunicorn', '--version'])).trim()).toBe(version);
+    const doctor = await m.exec(['tsgunicorn', 'doctor']);
+    const rows = doctorRows(doctor.stdout);
+    expect(rows.map((r) => r.check), output(doctor)).toEqual(['CPU cores', 'Memory', 'Disk (/var/lib)', 'OS']);
+    // The container has the host's hardware: whichever the verdict, the exit code must match it.
+    const unmet = rows.filter((r) => r.status === 'unmet').map((r) => r.check);
+    console.log(`[${suite}] tsgunicorn doctor exited ${doctor.code}; unmet: ${unmet.join(', ') || 'none'}`);
+    expect(doctor.code, output(doctor)).toBe(unmet.length ? 1 : 0);
+  }, 240_000);
+
+  it('serves the example app copied to /srv/myapp with systemctl start tsgunicorn@myapp, and journals the request', async () => {
+    const m = machine();
+    await installExampleApp(m);
+    await m.writeFile('/etc/tsgunicorn/myapp.ini', CONFIG);
+    await start(m, 'tsgunicorn@myapp');
+    const marker = `package-e2e-${suite}-${Date.now()}`;
+    const reply = await get(`${url}?from=${marker}`);
+    expect(reply).toEqual({ status: 200, body: EXAMPLE_GREETING });
+    await waitFor(
+      async () => ((await m.journal(unit)).stdout.includes(`GET /?from=${marker}`) ? true : undefined),
+      10_000,
+      () => `journalctl -u ${unit} does not show the request GET /?from=${marker}`,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diagnose(m, unit)}`);
+    });
+  });
+
+  it('upgrades to a newer build while the instance serves: config untouched, no refused request, new version runs', async () => {
+    const m = machine();
+    const deb = builtDeb('upgradeDeb', 'upgradeDebError');
+    copyFileSync(deb, path.join(m.root, 'root/tsgunicorn-upgrade.deb'));
+    const configBefore = await m.run(['sha256sum', '/etc/tsgunicorn/myapp.ini']);
+    const masterBefore = await property(m, unit, 'MainPID');
+
+    let upgrading = true;
+    const requests = hammer(() => upgrading);
+    const started = Date.now();
+    const upgrade = await aptGet(m, 'install', '/root/tsgunicorn-upgrade.deb');
+    const took = Date.now() - started;
+    // And a little after, while the restarted instance settles.
+    await sleep(2_000);
+    upgrading = false;
+    const load = await requests;
+    rmSync(path.join(m.root, 'root/tsgunicorn-upgrade.deb'));
+    console.log(`[${suite}] upgrade to ${inject('upgradeProgramVersion')}: apt install took ${(took / 1000).toFixed(1)} s; requests meanwhile: ${load.ok} ok, failed ${JSON.stringify(load.reasons)}`);
+    expect(upgrade.code, output(upgrade)).toBe(0);
+
+    expect(load.reasons.ECONNREFUSED ?? 0).toBe(0);
+    expect(load.reasons).toEqual({});
+    expect(load.ok).toBeGreaterThan(0);
+    expect(await m.run(['sha256sum', '/etc/tsgunicorn/myapp.ini'])).toBe(configBefore);
+    expect((await m.run(['tsgunicorn', '--version'])).trim()).toBe(inject('upgradeProgramVersion'));
+    // The running instance was restarted onto the new version, and serves.
+    expect(await property(m, unit, 'ActiveState')).toBe('active');
+    expect(await property(m, unit, 'MainPID')).not.toBe(masterBefore);
+    expect(await get(url)).toEqual({ status: 200, body: EXAMPLE_GREETING });
+  }, 240_000);
+
+  it('apt remove stops the instance; apt purge then leaves nothing of the package but the admin\'s files', async () => {
+    const m = machine();
+    const remove = await aptGet(m, 'remove', 'tsgunicorn');
+    expect(remove.code, output(remove)).toBe(0);
+    expect((await m.exec(['systemctl', 'is-active', unit, 'tsgunicorn@myapp.socket'])).stdout.split('\n').filter(Boolean)).toEqual(['inactive', 'inactive']);
+    const after = await attempt(url, 2_000);
+    expect(after.ok ? 'answered' : after.reason).toBe('ECONNREFUSED');
+    expect((await m.exec(['pgrep', '-u', 'tsgunicorn'])).stdout).toBe('');
+
+    const started = Date.now();
+    const purge = await aptGet(m, 'purge', 'tsgunicorn');
+    console.log(`[${suite}] apt remove + purge: purge took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    expect(purge.code, output(purge)).toBe(0);
+    expect((await m.exec(['getent', 'passwd', 'tsgunicorn'])).code).toBe(2);
+    expect((await m.exec(['getent', 'group', 'tsgunicorn'])).code).toBe(2);
+
+    const filesAfter = await listFiles(m);
+    const before = new Set(filesBefore);
+    const afterSet = new Set(filesAfter);
+    expect(filesBefore.length).toBeGreaterThan(1000);
+    expect(filesBefore.filter((f) => !afterSet.has(f))).toEqual([]);
+    expect(filesAfter.filter((f) => !before.has(f)).map((f) => f.split(' ')[0])).toEqual(ADMIN_PATHS);
+    expect(await m.run(['cat', '/etc/tsgunicorn/myapp.ini'])).toBe(CONFIG);
+    expect(await m.run(['cat', '/srv/myapp/app.ts'])).toBe(exampleApp);
+  }, 180_000);
+});
+
+/** The path of a .deb the global setup built, or the reason it could not. */
+function builtDeb(key: 'deb' | 'upgradeDeb', errorKey: 'debError' | 'upgradeDebError'): string {
+  const error = inject(errorKey);
+  if (error) throw new Error(`${inject(key)} could not be built:\n${error}`);
+  return inject(key);
+}
+
+/** apt-get, non-interactive and offline: --no-download fails rather than fetch anything. */
+function aptGet(m: Machine, ...args: string[]): Promise<ExecResult> {
+  return m.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', '--no-download', ...args], { timeoutMs: 180_000 });
+}
+
+/** Every file on the root filesystem but the churn, one `path type mode owner:group` line each, sorted. */
+async function listFiles(m: Machine): Promise<string[]> {
+  const prune = CHURN.flatMap((p, i) => (i ? ['-o', '-path', p] : ['-path', p]));
+  const out = await m.run(['find', '/', '-xdev', '(', ...prune, ')', '-prune', '-o', '-printf', '%p %y %m %u:%g\\n'], { timeoutMs: 60_000 });
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The rows of a `tsgunicorn doctor` table found in text (postinst or doctor output). */
+function doctorRows(text: string): { check: string; status: string }[] {
+  const lines = text.split('\n');
+  const header = lines.findIndex((l) => /^CHECK\s+REQUIRED\s+FOUND\s+STATUS\s*$/.test(l));
+  if (header < 0) return [];
+  const rows: { check: string; status: string }[] = [];
+  for (const line of lines.slice(header + 1)) {
+    const m = /^(\S+(?: \S+)*)\s{2,}.*\s(ok|unmet|note)\s*$/.exec(line);
+    if (!m) break;
+    rows.push({ check: m[1]!, status: m[2]! });
+  }
+  return rows;
+}
+
+/**
+ * Two clients sending one request at a time, each on its own connection, while
+ * `going()` holds: paced, so a few minutes stay far from exhausting loopback ports.
+ */
+async function hammer(going: () => boolean): Promise<{ ok: number; reasons: Record<string, number> }> {
+  const result = { ok: 0, reasons: {} as Record<string, number> };
+  const deadline = Date.now() + 200_000;
+  const client = async (): Promise<void> => {
+    for (let i = 0; i < 10_000 && going() && Date.now() < deadline; i++) {
+      const r = await attempt(url);
+      if (r.ok && r.reply.body === EXAMPLE_GREETING) result.ok++;
+      else {
+        const reason = r.ok ? `body ${JSON.stringify(r.reply.body)}` : r.reason;
+        result.reasons[reason] = (result.reasons[reason] ?? 0) + 1;
+      }
+      await sleep(10);
+    }
+  };
+  await Promise.all([client(), client()]);
+  return result;
+}
+
+const output = (r: ExecResult): string => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
