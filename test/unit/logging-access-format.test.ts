@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileAccessFormat } from '../../src/logging/access-format.js';
-import { request, serve } from './logging-request.js';
+import { request, serve } from '../helpers/logging-request.js';
 
 const GUNICORN_DEFAULT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
 // 2000-10-10 20:55:36 UTC: Gunicorn's own example date, 13:55:36 -0700 in Los Angeles.

@@ -7,7 +7,7 @@ import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger, type Logger } from '../../src/logging/logger.js';
 import type { JournalFields, JournalSink } from '../../src/systemd/journal.js';
-import { request, serve } from './logging-request.js';
+import { request, serve } from '../helpers/logging-request.js';
 
 const DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
 const ERROR_LINE = /^\[(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2})\] \[(\d+)\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] (.*)$/;
