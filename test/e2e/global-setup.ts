@@ -14,8 +14,7 @@ const repo = path.resolve(import.meta.dirname, '../..');
 const deb = path.join(repo, 'dist/tsgunicorn.deb');
 const upgradeDir = path.join(repo, 'dist/e2e-upgrade');
 const upgradeDeb = path.join(upgradeDir, 'tsgunicorn.deb');
-// Newer than any package.json version's 1st revision (0.1.0-1 < 0.1.0+e2e-1),
-// and the program reports its upstream part (0.1.0+e2e).
+// Newer than the main build (0.1.0-1 < 0.1.0+e2e-1); its program reports 0.1.0+e2e.
 const upgradeProgramVersion = `${(JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string }).version}+e2e`;
 // Everything the package is built from.
 const debInputs = ['src', 'bin', 'systemd', 'packaging', 'package.json', 'package-lock.json'];

@@ -337,6 +337,8 @@ export function runHost(cmd: string, args: string[], timeoutMs: number, input?: 
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    // A command may exit without reading its input: EPIPE then is no failure of it.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }

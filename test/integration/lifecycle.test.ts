@@ -6,21 +6,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
 import { FIXTURES, serversStoppedAfterEach, startServer, workerPids } from '../helpers/tsgunicorn.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const start = serversStoppedAfterEach();
 const fixture = (name: string) => path.join(FIXTURES, name);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'tsg-life-'));
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('timeout', () => {
   it('kills a worker blocked past timeout, names the hung request, and the others keep serving', async () => {

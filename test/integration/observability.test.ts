@@ -6,13 +6,13 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
 import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
+import { sleep } from '../helpers/wait.js';
 
 const servers: Running[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 const fixture = (name: string) => path.join(FIXTURES, name);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function freePort(): Promise<number> {
   const server = net.createServer().listen(0, '127.0.0.1');

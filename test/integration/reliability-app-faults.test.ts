@@ -4,47 +4,19 @@
 // blocking loop (timeout) are covered by lifecycle.test.ts: 'recycling' and 'timeout'.
 import http from 'node:http';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { request, type Reply } from '../helpers/http.js';
-import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
+import { FIXTURES, serversStoppedAfterEach, startServer, workerPids } from '../helpers/tsgunicorn.js';
+import { sleep, until } from '../helpers/wait.js';
 
-const servers: Running[] = [];
-const start = async (...args: Parameters<typeof startServer>) => {
-  const server = await startServer(...args);
-  servers.push(server);
-  return server;
-};
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
+const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
 
 /** One keep-alive connection: every request on it reaches the same worker. */
 function connection(url: string) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const get = (p: string) =>
-    new Promise<Reply>((resolve, reject) => {
-      const req = http.get(`${url}${p}`, { agent }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.setTimeout(15000, () => req.destroy(new Error('timeout')));
-    });
+  const get = (p: string) => request(`${url}${p}`, { agent, headers: { connection: 'keep-alive' } });
   return { get, close: () => agent.destroy() };
 }
 

@@ -4,20 +4,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { request } from '../helpers/http.js';
-import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
+import { FIXTURES, serversStoppedAfterEach, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
 import { exchange, pool, type Exchange } from '../fixtures/reliability/raw-client.js';
 
-const servers: Running[] = [];
-const start = async (...args: Parameters<typeof startServer>) => {
-  const server = await startServer(...args);
-  servers.push(server);
-  return server;
-};
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
+const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
 const HEADER_TIMEOUT_S = 2;
 // A request still incomplete is answered 408 or closed by header_timeout; the

@@ -4,32 +4,15 @@
 import { existsSync, mkdtempSync, readFileSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
-import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
+import { FIXTURES, serversStoppedAfterEach, startServer, workerPids } from '../helpers/tsgunicorn.js';
+import { sleep, until } from '../helpers/wait.js';
 
-const servers: Running[] = [];
-const start = async (...args: Parameters<typeof startServer>) => {
-  const server = await startServer(...args);
-  servers.push(server);
-  return server;
-};
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
+const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const count = (text: string, pattern: RegExp) => text.split('\n').filter((l) => pattern.test(l)).length;
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('process faults', () => {
   it('5 worker SIGKILLs during 6 s of load: each worker is replaced, only connections cut by a kill fail', async () => {

@@ -5,19 +5,11 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { rawExchange, request } from '../helpers/http.js';
-import { FIXTURES, startServer, type Running } from '../helpers/tsgunicorn.js';
+import { FIXTURES, serversStoppedAfterEach, startServer, type Running } from '../helpers/tsgunicorn.js';
 
-const servers: Running[] = [];
-const start = async (...args: Parameters<typeof startServer>) => {
-  const server = await startServer(...args);
-  servers.push(server);
-  return server;
-};
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
+const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
 const HONO = path.join(FIXTURES, 'hono-app.mjs');
 const tmpFile = (name: string) => path.join(mkdtempSync(path.join(os.tmpdir(), 'tsg-security-')), name);

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { request } from '../helpers/http.js';
 import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
 import { statusesOf } from '../fixtures/reliability/raw-client.js';
+import { sleep } from '../helpers/wait.js';
 
 const servers: Running[] = [];
 const start = async (...args: Parameters<typeof startServer>) => {
@@ -20,7 +21,6 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // How late after its timeout the server may cut a connection: Node's sweep
 // interval plus a loaded 2-core CI machine.
 const SLACK_MS = 2500;
