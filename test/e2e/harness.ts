@@ -89,7 +89,7 @@ export async function ensureRootfs(suite: Suite): Promise<string> {
 async function buildRootfs(suite: Suite, target: string): Promise<void> {
   const args = ['--variant=minbase', `--include=${PACKAGES.join(',')}`, suite, target];
   // Without a mirror argument debootstrap uses Debian's default one.
-  if (process.env.TSGUNICORN_E2E_MIRROR) args.push(process.env.TSGUNICORN_E2E_MIRROR);
+  if (process.env.E2E_MIRROR) args.push(process.env.E2E_MIRROR);
   const result = await runHost('debootstrap', args, 15 * 60_000);
   if (result.code !== 0) {
     throw new Error(`debootstrap ${suite} failed (exit ${result.code}):\n${tail(result.stdout + result.stderr, 40)}`);

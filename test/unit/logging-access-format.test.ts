@@ -89,19 +89,19 @@ describe('compileAccessFormat: every atom', () => {
 
   it("writes '-' for a missing header, an unset variable and an unknown atom", async () => {
     const { entry } = await serve(request('/'));
-    delete process.env.TSGUNICORN_TEST_UNSET;
-    const format = compileAccessFormat('%({x-absent}i)s %({x-absent}o)s %({TSGUNICORN_TEST_UNSET}e)s %(nope)s %({x}z)s');
+    delete process.env.ACCESS_LOG_TEST_UNSET;
+    const format = compileAccessFormat('%({x-absent}i)s %({x-absent}o)s %({ACCESS_LOG_TEST_UNSET}e)s %(nope)s %({x}z)s');
     expect(format(entry)).toBe('- - - - -');
   });
 
   it('reads {name}e from the environment when the request is logged', async () => {
     const { entry } = await serve(request('/'));
-    const format = compileAccessFormat('%({TSGUNICORN_TEST_VAR}e)s');
-    process.env.TSGUNICORN_TEST_VAR = 'blue';
+    const format = compileAccessFormat('%({ACCESS_LOG_TEST_VAR}e)s');
+    process.env.ACCESS_LOG_TEST_VAR = 'blue';
     try {
       expect(format(entry)).toBe('blue');
     } finally {
-      delete process.env.TSGUNICORN_TEST_VAR;
+      delete process.env.ACCESS_LOG_TEST_VAR;
     }
   });
 
