@@ -203,8 +203,9 @@ export class Master {
       this.observability?.countRestart(reason);
       worker.retire(reason);
     });
+    // A successor that fails to boot leaves the worker serving, to be tried again.
     successor.once('exit', () => {
-      if (successor.state === 'booting' || successor.state === 'exited') worker.replacing = worker.state === 'retiring';
+      if (!successor.everReady) worker.replacing = false;
     });
   }
 
