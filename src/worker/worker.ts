@@ -6,7 +6,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Worker as Thread } from 'node:worker_threads';
-import { AppLoadError, loadApp } from '../app/load.js';
+import { AppLoadError, loadApp, type UpgradeHandler } from '../app/load.js';
 import { loadHooks } from '../hooks.js';
 import { EXIT, FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage, type WorkerMessage } from '../ipc.js';
 import { createLogger, type Logger } from '../logging/logger.js';
@@ -103,7 +103,7 @@ async function listen(
   socketCount: number,
   secure: boolean,
   handler: RequestHandler,
-  upgrade: ((req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => void) | null,
+  upgrade: UpgradeHandler | null,
 ): Promise<http.Server[]> {
   const options: http.ServerOptions = {
     keepAliveTimeout: settings.keepalive * 1000,
