@@ -68,9 +68,9 @@ function otherComparisons(results) {
   cost('tsg-tls', 'TLS');
   if (results.get('tsg-journal')?.skipped) {
     lines.push(
-      `- Access log to the journal: ${results.get('tsg-journal').skipped}. The bench measures it by itself when run as ` +
-        'root on a host booted with systemd: it starts tsgunicorn with `--access-logfile -` in a transient service ' +
-        '(systemd-run), whose stderr is the journal stream.',
+      `- Access log to the journal: ${results.get('tsg-journal').skipped}. On a host booted with systemd the bench ` +
+        'starts tsgunicorn with `--access-logfile -` in a transient service (systemd-run), whose stderr is the journal ' +
+        'stream; elsewhere, as root, it measures the installed package in a booted systemd container.',
     );
   }
   return lines;

@@ -70,8 +70,9 @@ export function evaluateTargets(results) {
   );
   for (const mode of MODES) {
     rows.push(
-      row(`Access log to the journal costs ≤ 10 %, ${MODE_LABEL[mode]}`, [get('tsg-journal'), tsg], () => {
-        const cost = 1 - ratio(get('tsg-journal').modes[mode].rps, tsg.modes[mode].rps);
+      // Against the same server without an access log: in the container when it was measured there.
+      row(`Access log to the journal costs ≤ 10 %, ${MODE_LABEL[mode]}`, [get('tsg-journal'), get('tsg-container') ?? tsg], () => {
+        const cost = 1 - ratio(get('tsg-journal').modes[mode].rps, (get('tsg-container') ?? tsg).modes[mode].rps);
         return { measured: `${(cost * 100).toFixed(1)} % slower`, met: cost <= 0.1 };
       }),
     );

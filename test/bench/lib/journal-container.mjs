@@ -1,0 +1,71 @@
+// The journal access log's cost where the bench host has no journald: the
+// installed package in a booted systemd container (the e2e harness's), the same
+// instance measured without an access log and with `accesslog = -`, whose
+// entries go to journald natively. The container shares the host's network, so
+// wrk on the host drives the instance's socket on 127.0.0.1:8000.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitForHttp200 } from './processes.mjs';
+import { MODES } from './targets.mjs';
+import { runWrk } from './wrk.mjs';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const DEB = join(ROOT, 'dist/tsgunicorn.deb');
+const URL_IN_CONTAINER = 'http://127.0.0.1:8000/';
+const APP = `const body = 'Hello, World!\\n';
+export function app(req, res) {
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
+  res.end(body);
+}
+`;
+
+/** Why it cannot run here, or undefined when it can. */
+function unavailable() {
+  if (process.getuid?.() !== 0) return 'n/a (needs root for a systemd container)';
+  for (const tool of ['debootstrap', 'systemd-nspawn', 'nsenter']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`], { env: { PATH: `/usr/sbin:/sbin:${process.env.PATH}` } }).status !== 0) {
+      return `n/a (no ${tool}: apt-get install debootstrap systemd-container)`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Two bench results, ids 'tsg-container' (no access log) and 'tsg-journal'
+ * (access log to the journal), each { spec, readyMs, modes }; or one skipped result.
+ */
+export async function measureJournalInContainer({ durationS, warmupS }) {
+  const spec = (id, label) => ({ id, label, workers: 2 });
+  const base = spec('tsg-container', 'tsgunicorn -w 2 in a systemd container, no access log');
+  const journal = spec('tsg-journal', 'tsgunicorn -w 2 in a systemd container, access log to journal');
+  const why = unavailable();
+  if (why) return [{ spec: journal, skipped: why }];
+  // The package of the code just built (npm run bench builds first), not a stale one.
+  const built = spawnSync('bash', [join(ROOT, 'packaging/build-deb.sh')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (built.status !== 0 || !existsSync(DEB)) return [{ spec: journal, error: 'packaging/build-deb.sh failed' }];
+  const { boot } = await import('../../e2e/harness.ts');
+  const machine = await boot('bookworm', { deb: DEB });
+  try {
+    await machine.writeFile('/srv/bench/app.mjs', APP);
+    // Every entry stored, as with the host variant: the full cost.
+    await machine.writeFile('/etc/systemd/system/tsgunicorn@bench.service.d/bench.conf', '[Service]\nLogRateLimitIntervalSec=0\n');
+    const results = [];
+    for (const [result, accesslog] of [[base, ''], [journal, 'accesslog = -\n']]) {
+      await machine.writeFile('/etc/tsgunicorn/bench.ini', `app = /srv/bench/app.mjs\nworkers = 2\n${accesslog}`);
+      await machine.run(['systemctl', 'daemon-reload']);
+      const startedAt = performance.now();
+      await machine.run(['systemctl', 'restart', 'tsgunicorn@bench.service']);
+      const readyMs = await waitForHttp200(URL_IN_CONTAINER, { startedAt });
+      await runWrk(URL_IN_CONTAINER, { durationS: warmupS, close: false });
+      const modes = {};
+      for (const mode of MODES) modes[mode] = await runWrk(URL_IN_CONTAINER, { durationS, close: mode === 'close' });
+      results.push({ spec: result, readyMs: [readyMs], modes });
+      console.error(`bench: ${result.label}: ${MODES.map((m) => Math.round(modes[m].rps)).join(' / ')} req/s`);
+    }
+    return results;
+  } finally {
+    await machine.stop();
+  }
+}
