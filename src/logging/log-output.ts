@@ -1,14 +1,21 @@
 // One log destination: a file opened for appending, or the process's stdout or
 // stderr. Writes go through a buffered stream so a slow disk or pipe never
-// blocks the event loop. A failing destination never throws into the caller:
+// blocks the event loop; a batched output (the access log, a line per request)
+// also joins the lines of up to 50 ms into one write, since a stream write per
+// line costs a busy worker more than its requests do. A failing destination never throws into the caller:
 // its lines are dropped, the fault is reported once (until a write succeeds
 // again), and a file is reopened on the next reopen() or check(). A failed
 // stdout/stderr stays off: its reader is gone and there is nothing to reopen.
-import { createWriteStream, fstatSync, type WriteStream } from 'node:fs';
+import { createWriteStream, fstatSync, writeSync, type WriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isatty } from 'node:tty';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+
+// A batched output writes at most this long after a line, or once this much
+// is waiting: a few writes a second where a busy worker logs thousands of lines.
+const BATCH_MAX_DELAY_MS = 50;
+const BATCH_MAX_CHARS = 64 * 1024;
 
 export type Report = (level: 'info' | 'error', message: string) => void;
 
@@ -26,6 +33,9 @@ export class LogOutput {
   private readonly retiring = new Set<Writable>();
   /** Removes our 'error' listener from process.stdout/stderr, which outlive us. */
   private detachStdio: (() => void) | null = null;
+  /** Lines of this event-loop turn not yet handed to the stream (batched outputs only). */
+  private pending = '';
+  private flushTimer: NodeJS.Timeout | null = null;
 
   /**
    * @param path a file path, or '-' for `stdioFd`
@@ -36,8 +46,11 @@ export class LogOutput {
     private readonly stdioFd: 1 | 2,
     private readonly name: string,
     private readonly report: Report,
+    private readonly batched = false,
   ) {
     this.open();
+    // A process leaving at once (a quick stop, a crash) still writes this turn's lines.
+    if (batched) process.once('exit', this.flushOnExit);
   }
 
   get isFile(): boolean {
@@ -45,8 +58,41 @@ export class LogOutput {
   }
 
   write(text: string): void {
-    const stream = this.stream;
-    if (stream === null) return;
+    if (this.stream === null) return;
+    if (!this.batched) {
+      this.writeNow(text);
+      return;
+    }
+    this.pending += text;
+    if (this.pending.length >= BATCH_MAX_CHARS) {
+      this.flush();
+    } else if (this.flushTimer === null) {
+      this.flushTimer = setTimeout(this.flush, BATCH_MAX_DELAY_MS);
+      this.flushTimer.unref();
+    }
+  }
+
+  private readonly flush = (): void => {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const text = this.pending;
+    this.pending = '';
+    if (text !== '' && this.stream !== null) this.writeNow(text);
+  };
+
+  private readonly flushOnExit = (): void => {
+    const fd = (this.stream as { fd?: unknown } | null)?.fd;
+    if (this.pending === '' || typeof fd !== 'number') return;
+    try {
+      writeSync(fd, this.pending);
+    } catch {
+      // Leaving: there is no one left to tell.
+    }
+    this.pending = '';
+  };
+
+  private writeNow(text: string): void {
+    const stream = this.stream!;
     if (!this.confirmNext) {
       stream.write(text);
       return;
@@ -62,6 +108,7 @@ export class LogOutput {
   /** Opens the path afresh (logrotate's USR1); the old stream flushes to the old file and closes. */
   reopen(): void {
     if (this.closed || !this.isFile) return;
+    this.flush();
     const old = this.stream;
     this.open();
     if (old !== null) {
@@ -99,6 +146,8 @@ export class LogOutput {
   }
 
   async close(): Promise<void> {
+    this.flush();
+    process.off('exit', this.flushOnExit);
     this.closed = true;
     const stream = this.stream;
     this.stream = null;

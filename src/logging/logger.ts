@@ -119,7 +119,7 @@ export function createLogger(
   let accessOutput: LogOutput | null = null;
   // With the journal, stdout only carries the lines the journal refused.
   const accessText = (): LogOutput | null =>
-    accesslog === null ? null : (accessOutput ??= new LogOutput(accesslog, 1, 'access log', toErrorLog));
+    accesslog === null ? null : (accessOutput ??= new LogOutput(accesslog, 1, 'access log', toErrorLog, true));
   if (accessJournal === null) accessText();
 
   // The journal socket can vanish (journald restarting); the entry then goes to

@@ -12,7 +12,7 @@ import type { Settings } from '../settings/schema.js';
 import { bindAddress, inheritSocket, type ListenSocket } from '../sockets.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
-import { Observability } from './observability.js';
+import type { Observability } from './observability.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -61,13 +61,17 @@ export class Master {
     if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
     this.installSignals();
 
-    const booted = await this.bootGeneration(this.settings, this.desiredWorkers);
+    const booting = this.bootGeneration(this.settings, this.desiredWorkers);
+    // Loaded while the workers boot, so that it does not delay them.
+    const observabilityModule = import('./observability.js');
+    const booted = await booting;
     if (booted !== true) {
       await this.halt(booted);
       return this.exited;
     }
     this.phase = 'running';
     logger.info(`Booted ${this.desiredWorkers} worker${this.desiredWorkers === 1 ? '' : 's'} (${this.settings.interface} app ${this.settings.app})`);
+    const { Observability } = await observabilityModule;
     this.observability = new Observability({
       settings: this.settings,
       logger,

@@ -1,8 +1,7 @@
 // A worker process: loads the app, accepts connections on the listening sockets it
 // inherited from the master, and serves until told to retire or stop. Spawned by
 // the master with the heartbeat pipe at HEARTBEAT_FD and the sockets after it.
-import http from 'node:http';
-import https from 'node:https';
+import type { Server, ServerOptions } from 'node:http';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Worker as Thread } from 'node:worker_threads';
@@ -16,6 +15,11 @@ import type { Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal } from '../systemd/journal.js';
 import { ActivityBoard } from './activity-board.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
+
+// Not ES imports: an ES import of a builtin reads all its exports, and node:http's
+// lazy WebSocket/CloseEvent/MessageEvent getters then load the bundled undici,
+// tens of milliseconds of every worker's boot.
+const http = process.getBuiltinModule('node:http');
 
 const send = (message: WorkerMessage): void => {
   if (process.connected) process.send!(message);
@@ -104,8 +108,8 @@ async function listen(
   secure: boolean,
   handler: RequestHandler,
   upgrade: UpgradeHandler | null,
-): Promise<http.Server[]> {
-  const options: http.ServerOptions = {
+): Promise<Server[]> {
+  const options: ServerOptions = {
     keepAliveTimeout: settings.keepalive * 1000,
     headersTimeout: settings.header_timeout * 1000,
     requestTimeout: settings.request_timeout * 1000,
@@ -119,9 +123,10 @@ async function listen(
     connectionsCheckingInterval: Math.min(1000, ...[settings.header_timeout, settings.request_timeout].filter((t) => t > 0).map((t) => t * 250)),
   };
   const tls = secure ? { cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) } : null;
-  const servers: http.Server[] = [];
+  const https = tls ? process.getBuiltinModule('node:https') : null;
+  const servers: Server[] = [];
   for (let i = 0; i < socketCount; i++) {
-    const server = tls ? https.createServer({ ...options, ...tls }, handler.listener) : http.createServer(options, handler.listener);
+    const server = https ? https.createServer({ ...options, ...tls }, handler.listener) : http.createServer(options, handler.listener);
     if (settings.max_connections > 0) server.maxConnections = settings.max_connections;
     // Keep one more than allowed, so that "too many" is visible to the check.
     server.maxHeadersCount = settings.limit_request_fields + 1;
@@ -141,7 +146,7 @@ async function listen(
 
 async function drainAndExit(
   mode: 'retire' | 'stop',
-  servers: http.Server[],
+  servers: Server[],
   handler: RequestHandler,
   settings: Settings,
   logger: Logger,

@@ -112,6 +112,21 @@ describe('access log file', () => {
     expect(lines(accesslog).map((l) => ACCESS_LINE.exec(l)?.[1])).toEqual(['one', 'two', 'three']);
   });
 
+  it('shows a burst of lines in order within a fraction of a second, without a close', async () => {
+    const accesslog = freshPath('access.log');
+    const log = createLogger(settings({ accesslog }), { journal: null });
+    const entry = await entryFor('burst');
+    const started = Date.now();
+    for (let i = 0; i < 2000; i++) {
+      entry.req.url = `/${i}`;
+      log.access(entry);
+    }
+    await waitFor('2,000 lines', () => lines(accesslog).length === 2000, 1000);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(lines(accesslog).map((l) => Number(ACCESS_LINE.exec(l)?.[1]))).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+    await log.close();
+  });
+
   it('moves to a fresh file on reopen() after logrotate renamed it', async () => {
     const accesslog = freshPath('access.log');
     const log = createLogger(settings({ accesslog }), { journal: null });
@@ -325,6 +340,18 @@ describe('stdout and stderr (built logger in a child process; needs npm run buil
     expect(stderr.split('\n').filter(Boolean).map((l) => ERROR_LINE.exec(l)?.slice(6).join(' '))).toEqual([
       `ERROR Cannot write the error log ${errorlog}: ENOENT: no such file or directory, open '${errorlog}'; dropping its lines until it works again`,
     ]);
+  });
+
+  it('still writes the last lines of a process that exits at once, to a file and to a pipe', async () => {
+    const accesslog = freshPath('access.log');
+    const { stdout } = await runChild(`
+      const toFile = createLogger({ accesslog: ${JSON.stringify(accesslog)}, access_log_format: '%(r)s %(s)s', errorlog: '-', loglevel: 'info' }, { journal: null });
+      const toPipe = createLogger({ accesslog: '-', access_log_format: '%(r)s %(s)s', errorlog: '-', loglevel: 'info' }, { journal: null });
+      await new Promise((r) => setTimeout(r, 200));
+      for (let i = 0; i < 100; i++) { toFile.access(${FAKE_ENTRY}); toPipe.access(${FAKE_ENTRY}); }
+      process.exit(0);`);
+    expect(read(accesslog)).toBe('GET /x HTTP/1.1 200\n'.repeat(100));
+    expect(stdout).toBe('GET /x HTTP/1.1 200\n'.repeat(100));
   });
 
   it('writes to stdout redirected to a file', async () => {

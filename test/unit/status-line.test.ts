@@ -22,6 +22,18 @@ describe('formatStatusLine', () => {
     );
   });
 
+  it('groups thousands with commas', () => {
+    const line = (requests: number): string =>
+      formatStatusLine({ ready: 1, total: 1, requests, ratePerSec: 0, health: 'off' }).split(' · ')[1]!;
+    expect([999, 1000, 65536, 1234567, 1000000].map(line)).toEqual([
+      '999 requests',
+      '1,000 requests',
+      '65,536 requests',
+      '1,234,567 requests',
+      '1,000,000 requests',
+    ]);
+  });
+
   it('never spans more than one line (systemd STATUS=)', () => {
     expect(formatStatusLine({ ready: 1, total: 1, requests: 5, ratePerSec: 1, health: 'healthy' })).not.toMatch(/\n/);
   });
