@@ -64,19 +64,19 @@ function selfSignedCert() {
   return { cert, key };
 }
 
-async function measure(spec, tls, tools, coldStarts) {
+async function measure(spec, tls, tools, pass) {
   const result = { spec, readyMs: [], modes: {} };
   if (spec.unavailable) return { ...result, skipped: spec.unavailable };
   const port = await freePort();
   // A count directory per start, so workers of an earlier start are not counted.
   const context = (start) => {
-    const countDir = join(tmpDir, `counts-${spec.id}-${start}`);
+    const countDir = join(tmpDir, `counts-${spec.id}-pass${pass}-${start}`);
     mkdirSync(countDir);
     return { port, countDir, tmpDir, tls, gunicorn: tools.gunicorn };
   };
   let running;
   try {
-    for (let i = 1; coldStarts && spec.id === 'tsg' && i < READY_SAMPLES; i += 1) {
+    for (let i = 1; pass === 1 && spec.id === 'tsg' && i < READY_SAMPLES; i += 1) {
       const cold = await spec.start(context(`cold${i}`));
       result.readyMs.push(cold.readyMs);
       await cold.stop();
@@ -113,10 +113,13 @@ const tls = selfSignedCert();
 // instead of on whichever happened to run during it.
 const specs = benchServers(tools);
 const results = new Map();
+// A failed run fails the bench even when the other pass of that server worked.
+const failedRuns = [];
 for (const [pass, order] of [[1, specs], [2, [...specs].reverse()]]) {
   for (const spec of order) {
     console.error(`bench: pass ${pass}, ${spec.label}`);
-    const measured = await measure(spec, tls, tools, pass === 1);
+    const measured = await measure(spec, tls, tools, pass);
+    if (measured.error) failedRuns.push(`pass ${pass}, ${spec.label}: ${measured.error.split('\n', 1)[0]}`);
     results.set(spec.id, results.has(spec.id) ? better(results.get(spec.id), measured) : measured);
   }
 }
@@ -137,4 +140,5 @@ function better(a, b) {
 const report = renderReport({ machine, durationS, results, elapsedS: (performance.now() - startedAt) / 1000 });
 process.stdout.write(report);
 if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
-process.exitCode = [...results.values()].some((r) => r.error) ? 1 : 0;
+if (failedRuns.length > 0) console.error(`bench: failed runs:\n${failedRuns.join('\n')}`);
+process.exitCode = failedRuns.length > 0 || [...results.values()].some((r) => r.error) ? 1 : 0;

@@ -21,6 +21,27 @@ export function app(req, res) {
 }
 `;
 
+// /proc/PID/stat counts CPU time in clock ticks: 100 per second on Linux.
+const US_PER_TICK = 10_000;
+
+/** utime + stime of the processes (fields 14 and 15 of /proc/PID/stat), in clock ticks, read inside the container. */
+async function cpuTicks(machine, pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    const fields = (await machine.run(['cat', `/proc/${pid}/stat`])).replace(/^.*\) /s, '').split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks;
+}
+
+/** The instance's worker PIDs and journald's, as the container sees them. */
+async function servingPids(machine) {
+  const main = (await machine.run(['systemctl', 'show', '-p', 'MainPID', '--value', 'tsgunicorn@bench.service'])).trim();
+  const workers = (await machine.run(['pgrep', '-P', main])).trim().split('\n');
+  const journald = (await machine.run(['pidof', 'systemd-journald'])).trim();
+  return { workers, journald };
+}
+
 /** Why it cannot run here, or undefined when it can. */
 function unavailable() {
   if (process.getuid?.() !== 0) return 'n/a (needs root for a systemd container)';
@@ -59,8 +80,16 @@ export async function measureJournalInContainer({ durationS, warmupS }) {
       await machine.run(['systemctl', 'restart', 'tsgunicorn@bench.service']);
       const readyMs = await waitForHttp200(URL_IN_CONTAINER, { startedAt });
       await runWrk(URL_IN_CONTAINER, { durationS: warmupS, close: false });
+      const { workers, journald } = await servingPids(machine);
       const modes = {};
-      for (const mode of MODES) modes[mode] = await runWrk(URL_IN_CONTAINER, { durationS, close: mode === 'close' });
+      for (const mode of MODES) {
+        const before = [await cpuTicks(machine, workers), await cpuTicks(machine, [journald])];
+        const run = await runWrk(URL_IN_CONTAINER, { durationS, close: mode === 'close' });
+        const after = [await cpuTicks(machine, workers), await cpuTicks(machine, [journald])];
+        // CPU per request, where the time of a journal entry goes: the workers' own and journald's.
+        const perRequest = (i) => ((after[i] - before[i]) * US_PER_TICK) / run.requests;
+        modes[mode] = { ...run, cpuUs: { workers: perRequest(0), journald: perRequest(1) } };
+      }
       results.push({ spec: result, readyMs: [readyMs], modes });
       console.error(`bench: ${result.label}: ${MODES.map((m) => Math.round(modes[m].rps)).join(' / ')} req/s`);
     }
