@@ -29,6 +29,10 @@ export class ActivityBoard {
   private readonly f64: Float64Array;
   private readonly method: Uint8Array;
   private readonly url: Uint8Array;
+  // What the slots hold, so that the next oldest request on the same route
+  // (the common case under load) costs no encoding.
+  private methodText = '';
+  private urlText = '';
 
   constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(ACTIVITY_BOARD_BYTES)) {
     this.i32 = new Int32Array(buffer, 0, 5);
@@ -48,8 +52,14 @@ export class ActivityBoard {
   setOldest(method: string, url: string, startedAt: number): void {
     Atomics.add(this.i32, I32_SEQ, 1);
     // A URL longer than the slot is cut; encodeInto never writes a partial character.
-    this.i32[I32_METHOD_LEN] = encoder.encodeInto(method, this.method).written;
-    this.i32[I32_URL_LEN] = encoder.encodeInto(url, this.url).written;
+    if (method !== this.methodText) {
+      this.i32[I32_METHOD_LEN] = encoder.encodeInto(method, this.method).written;
+      this.methodText = method;
+    }
+    if (url !== this.urlText) {
+      this.i32[I32_URL_LEN] = encoder.encodeInto(url, this.url).written;
+      this.urlText = url;
+    }
     this.f64[F64_OLDEST_STARTED] = startedAt;
     Atomics.add(this.i32, I32_SEQ, 1);
   }

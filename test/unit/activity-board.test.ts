@@ -31,3 +31,24 @@ it('cuts an overlong URL without breaking a character', () => {
   expect(label.startsWith('POST /éé')).toBe(true);
   expect(label).not.toContain('\ufffd');
 });
+
+it('shows each new oldest request, whether its route repeats or changes', () => {
+  const board = new ActivityBoard();
+  const seen = [
+    ['GET', '/a', 1],
+    ['GET', '/a', 2],
+    ['POST', '/a', 3],
+    ['POST', '/longer/path?q=1', 4],
+    ['GET', '/a', 5],
+  ].map(([method, url, at]) => {
+    board.setOldest(method as string, url as string, at as number);
+    return board.read().oldest;
+  });
+  expect(seen).toEqual([
+    { label: 'GET /a', startedAt: 1 },
+    { label: 'GET /a', startedAt: 2 },
+    { label: 'POST /a', startedAt: 3 },
+    { label: 'POST /longer/path?q=1', startedAt: 4 },
+    { label: 'GET /a', startedAt: 5 },
+  ]);
+});
