@@ -2,10 +2,11 @@
 // stderr. Writes go through a buffered stream so a slow disk or pipe never
 // blocks the event loop; a batched output (the access log, a line per request)
 // also joins the lines of up to 50 ms into one write, since a stream write per
-// line costs a busy worker more than its requests do. A failing destination never throws into the caller:
-// its lines are dropped, the fault is reported once (until a write succeeds
-// again), and a file is reopened on the next reopen() or check(). A failed
-// stdout/stderr stays off: its reader is gone and there is nothing to reopen.
+// line costs a busy worker more than its requests do. A failing destination
+// never throws into the caller: its lines are dropped, the fault is reported
+// once (until a write succeeds again), and a file is reopened on the next
+// reopen() or check(). A failed stdout/stderr stays off: its reader is gone and
+// there is nothing to reopen.
 import { createWriteStream, fstatSync, writeSync, type WriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isatty } from 'node:tty';
@@ -33,7 +34,7 @@ export class LogOutput {
   private readonly retiring = new Set<Writable>();
   /** Removes our 'error' listener from process.stdout/stderr, which outlive us. */
   private detachStdio: (() => void) | null = null;
-  /** Lines of this event-loop turn not yet handed to the stream (batched outputs only). */
+  /** Lines not yet handed to the stream (batched outputs only). */
   private pending = '';
   private flushTimer: NodeJS.Timeout | null = null;
 
@@ -49,7 +50,7 @@ export class LogOutput {
     private readonly batched = false,
   ) {
     this.open();
-    // A process leaving at once (a quick stop, a crash) still writes this turn's lines.
+    // A process leaving at once (a quick stop, a crash) still writes its pending lines.
     if (batched) process.once('exit', this.flushOnExit);
   }
 

@@ -16,9 +16,8 @@ import { openJournal, stderrIsJournal } from '../systemd/journal.js';
 import { ActivityBoard } from './activity-board.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 
-// Not ES imports: an ES import of a builtin reads all its exports, and node:http's
-// lazy WebSocket/CloseEvent/MessageEvent getters then load the bundled undici,
-// tens of milliseconds of every worker's boot.
+// Not an ES import, for the reason given in metrics/server.ts: it would load the
+// bundled undici, tens of milliseconds of every worker's boot.
 const http = process.getBuiltinModule('node:http');
 
 const send = (message: WorkerMessage): void => {
