@@ -1,9 +1,10 @@
 // Logging to journald: the master's start lines, one structured entry per
-// request with `accesslog = -`, and an app exception as one entry with its stack.
+// request with `accesslog = -` (none lost to journald's rate limit), and an app
+// exception as one entry with its stack.
 import { describe, expect, it } from 'vitest';
 import { diagnose, installExampleApp, journalEntries, property, start, useMachine } from './fixture.js';
 import { SUITES, waitFor } from './harness.js';
-import { get } from './http.js';
+import { get, load } from './http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 const USER_AGENT = 'tsgunicorn-e2e/1';
@@ -64,6 +65,35 @@ describe.each(SUITES)('%s: journal', (suite) => {
       expect(Number(e.HTTP_BYTES)).toBeGreaterThanOrEqual('ok\n'.length);
       expect(e.WORKER_PID).toMatch(/^\d+$/);
       expect(e.WORKER_PID).not.toBe(mainPid);
+    }
+  });
+
+  it("loses no access entry to journald's rate limit in a burst of thousands of requests", async () => {
+    const m = machine();
+    // journald's limit lowered to 100 entries per 30 s (at most 7× that with free
+    // disk space), so that a burst of a few seconds exceeds it; the unit's own
+    // limit must be the one that applies.
+    await m.writeFile('/etc/systemd/journald.conf.d/e2e-low-limit.conf', '[Journal]\nRateLimitIntervalSec=30s\nRateLimitBurst=100\n');
+    try {
+      await m.run(['systemctl', 'restart', 'systemd-journald.service']);
+      const path = '/e2e-burst';
+      const result = await load({ url: `http://127.0.0.1:8000${path}`, clients: 16, durationMs: 20_000, maxRequestsPerClient: 200 });
+      expect(result.failed).toBe(0);
+      expect(result.ok).toBeGreaterThan(1_000);
+      const stored = async () => (await journalEntries(m, unit, `HTTP_PATH=${path}`)).length;
+      await waitFor(
+        async () => ((await stored()) >= result.ok ? true : undefined),
+        20_000,
+        () => `fewer than ${result.ok} access entries for ${path} in journalctl -u ${unit}`,
+        500,
+      ).catch(async (err: Error) => {
+        const suppressed = await m.run(['journalctl', '-u', 'systemd-journald.service', '--grep', 'Suppressed', '--no-pager']).catch(() => '');
+        throw new Error(`${err.message} (found ${await stored()})\n${suppressed}`);
+      });
+      expect(await stored()).toBe(result.ok);
+    } finally {
+      await m.run(['rm', '/etc/systemd/journald.conf.d/e2e-low-limit.conf']);
+      await m.run(['systemctl', 'restart', 'systemd-journald.service']);
     }
   });
 

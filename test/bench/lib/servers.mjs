@@ -21,6 +21,10 @@ const TSGUNICORN_NODE_OPTIONS = readFileSync(TSGUNICORN, 'utf8')
   .filter(Boolean);
 const PM2 = join(createRequire(import.meta.url).resolve('pm2/package.json'), '../bin/pm2');
 const JOURNALD_SOCKET = '/run/systemd/journal/socket';
+// The packaged unit's journald rate limit, for the transient service to log as an instance does.
+const UNIT_LOG_RATE_LIMIT = readFileSync(join(ROOT, 'systemd/tsgunicorn@.service'), 'utf8')
+  .split('\n')
+  .filter((line) => line.startsWith('LogRateLimit'));
 // sd_booted(3): systemd is PID 1 when this directory exists.
 const SYSTEMD_RUNTIME = '/run/systemd/system';
 
@@ -111,7 +115,7 @@ async function startInJournalService(ctx) {
       `--unit=${unit}`,
       '--collect',
       '--quiet',
-      '--property=LogRateLimitIntervalSec=0',
+      ...UNIT_LOG_RATE_LIMIT.map((line) => `--property=${line}`),
       `--setenv=BENCH_COUNT_DIR=${ctx.countDir}`,
       process.execPath,
       ...TSGUNICORN_NODE_OPTIONS,

@@ -40,6 +40,12 @@ function cpuBreakdown(base, journal) {
   );
 }
 
+/** Whether journald stored an entry for every request, when that was counted. */
+function storedNote(journal) {
+  if (journal.journalStored === undefined) return '';
+  return `; ${journal.journalStored.toLocaleString('en-US')} entries stored for ${journal.requests.toLocaleString('en-US')} requests`;
+}
+
 /** @param {Map<string, any>} results by server id */
 export function evaluateTargets(results) {
   const get = (id) => results.get(id);
@@ -85,7 +91,12 @@ export function evaluateTargets(results) {
         const base = (get('tsg-container') ?? tsg).modes[mode];
         const journal = get('tsg-journal').modes[mode];
         const cost = 1 - ratio(journal.rps, base.rps);
-        return { measured: `${(cost * 100).toFixed(1)} % slower${cpuBreakdown(base, journal)}`, met: cost <= 0.1 };
+        // Entries dropped on the way (journald's rate limit) would make the log look cheaper than it is.
+        const complete = journal.journalStored === undefined || journal.journalStored >= journal.requests;
+        return {
+          measured: `${(cost * 100).toFixed(1)} % slower${cpuBreakdown(base, journal)}${storedNote(journal)}`,
+          met: cost <= 0.1 && complete,
+        };
       }),
     );
   }
