@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForHttp200 } from './processes.mjs';
+import { ensurePackages } from './tools.mjs';
 import { MODES } from './targets.mjs';
 import { runWrk } from './wrk.mjs';
 
@@ -60,15 +61,15 @@ async function settledEntries(machine) {
   return last;
 }
 
-/** Why it cannot run here, or undefined when it can. */
+// The container (debootstrap, systemd-nspawn, nsenter) and the package of the
+// code just built with its native addons (packaging/build-deb.sh's needs).
+const PACKAGES = ['debootstrap', 'systemd-container', 'util-linux', 'dpkg-dev', 'binutils', 'g++', 'make', 'libsystemd-dev'];
+
+/** Why it cannot run here, or undefined when it can; installs what it needs when missing. */
 function unavailable() {
   if (process.getuid?.() !== 0) return 'n/a (needs root for a systemd container)';
-  for (const tool of ['debootstrap', 'systemd-nspawn', 'nsenter']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`], { env: { PATH: `/usr/sbin:/sbin:${process.env.PATH}` } }).status !== 0) {
-      return `n/a (no ${tool}: apt-get install debootstrap systemd-container)`;
-    }
-  }
-  return undefined;
+  const missing = ensurePackages(PACKAGES);
+  return missing.length > 0 ? `n/a (apt-get install ${missing.join(' ')} failed)` : undefined;
 }
 
 /**

@@ -11,16 +11,37 @@ function commandPath(name) {
   }
 }
 
-function aptInstall(packages) {
-  const apt = ['apt-get', 'install', '-y', '--no-install-recommends', ...packages];
-  const [cmd, ...args] = process.getuid?.() === 0 ? apt : ['sudo', '-n', ...apt];
-  console.error(`bench: installing ${packages.join(' ')} (${cmd} ${args.join(' ')})`);
+function apt(args) {
+  const command = ['apt-get', ...args];
+  const [cmd, ...rest] = process.getuid?.() === 0 ? command : ['sudo', '-n', ...command];
+  console.error(`bench: ${cmd} ${rest.join(' ')}`);
   try {
-    execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    execFileSync(cmd, rest, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
     return true;
   } catch {
     return false;
   }
+}
+
+/** apt-get install; on a machine whose package lists are missing or stale, once more after apt-get update. */
+function aptInstall(packages) {
+  const install = ['install', '-y', '--no-install-recommends', ...packages];
+  return apt(install) || (apt(['update']) && apt(install));
+}
+
+function isInstalled(pkg) {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).endsWith(' installed');
+  } catch {
+    return false;
+  }
+}
+
+/** Installs those of Debian's `packages` that are missing; returns the ones still missing after that. */
+export function ensurePackages(packages) {
+  const missing = packages.filter((pkg) => !isInstalled(pkg));
+  if (missing.length > 0) aptInstall(missing);
+  return missing.filter((pkg) => !isInstalled(pkg));
 }
 
 /** The interpreter named on a script's #! line (Debian's gunicorn runs /usr/bin/python3). */
