@@ -113,7 +113,7 @@ function commandPage() {
     ),
     '.SH SYSTEMD',
     esc(
-      'The package installs the template units tsgunicorn@.service and tsgunicorn@.socket, and a generator that gives tsgunicorn@NAME.socket the addresses of the bind line of /etc/tsgunicorn/NAME.ini (port 8000 without one). "systemctl enable --now tsgunicorn@NAME.socket tsgunicorn@NAME.service" serves instance NAME; "systemctl reload tsgunicorn@NAME" replaces its workers gracefully. Instances run as the system user tsgunicorn and log to the journal (journalctl -u tsgunicorn@NAME); files they write go under /var/lib/tsgunicorn/NAME and /var/log/tsgunicorn/NAME.',
+      'The package installs the template units tsgunicorn@.service and tsgunicorn@.socket, and a generator that gives tsgunicorn@NAME.socket the addresses of the bind line of /etc/tsgunicorn/NAME.ini (port 8000 without one). "systemctl enable --now tsgunicorn@NAME.socket tsgunicorn@NAME.service" serves instance NAME; "systemctl reload tsgunicorn@NAME" replaces its workers gracefully. Instances run as the system user tsgunicorn and log to the journal (journalctl -u tsgunicorn@NAME), with the journald rate limit raised for the unit (LogRateLimitBurst=100000 per second) so that no access entry is dropped; files they write go under /var/lib/tsgunicorn/NAME and /var/log/tsgunicorn/NAME.',
     ),
     '.SH EXIT STATUS',
     esc('0 after a clean shutdown; 1 when the server failed or doctor found an unmet minimum; 2 for an invalid setting or command line.'),

@@ -4,7 +4,7 @@
 // entries go to journald natively. The container shares the host's network, so
 // wrk on the host drives the instance's socket on 127.0.0.1:8000.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForHttp200 } from './processes.mjs';
@@ -15,12 +15,10 @@ import { runWrk } from './wrk.mjs';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DEB = join(ROOT, 'dist/tsgunicorn.deb');
 const URL_IN_CONTAINER = 'http://127.0.0.1:8000/';
-const APP = `const body = 'Hello, World!\\n';
-export function app(req, res) {
-  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
-  res.end(body);
-}
-`;
+// The bench's own hello world, as the other servers serve it (its response
+// counter does nothing without BENCH_COUNT_DIR, which the instance does not get).
+const APP_FILES = ['hello-listener.mjs', 'response-counter.mjs'];
+const APPS = join(ROOT, 'test/bench/apps');
 
 // /proc/PID/stat counts CPU time in clock ticks: 100 per second on Linux.
 const US_PER_TICK = 10_000;
@@ -88,10 +86,10 @@ export async function measureJournalInContainer({ durationS, warmupS }) {
   const { boot } = await import('../../e2e/harness.ts');
   const machine = await boot('bookworm', { deb: DEB });
   try {
-    await machine.writeFile('/srv/bench/app.mjs', APP);
+    for (const file of APP_FILES) await machine.writeFile(`/srv/bench/${file}`, readFileSync(join(APPS, file), 'utf8'));
     const results = [];
     for (const [result, accesslog] of [[base, ''], [journal, 'accesslog = -\n']]) {
-      await machine.writeFile('/etc/tsgunicorn/bench.ini', `app = /srv/bench/app.mjs\nworkers = 2\n${accesslog}`);
+      await machine.writeFile('/etc/tsgunicorn/bench.ini', `app = /srv/bench/hello-listener.mjs\nworkers = 2\n${accesslog}`);
       await machine.run(['systemctl', 'daemon-reload']);
       const startedAt = performance.now();
       await machine.run(['systemctl', 'restart', 'tsgunicorn@bench.service']);
@@ -99,8 +97,8 @@ export async function measureJournalInContainer({ durationS, warmupS }) {
       await runWrk(URL_IN_CONTAINER, { durationS: warmupS, close: false });
       const { workers, journald } = await servingPids(machine);
       const modes = {};
+      let stored = accesslog ? await settledEntries(machine) : 0;
       for (const mode of MODES) {
-        const storedBefore = accesslog ? await storedEntries(machine) : 0;
         const before = [await cpuTicks(machine, workers), await cpuTicks(machine, [journald])];
         const run = await runWrk(URL_IN_CONTAINER, { durationS, close: mode === 'close' });
         const after = [await cpuTicks(machine, workers), await cpuTicks(machine, [journald])];
@@ -108,7 +106,11 @@ export async function measureJournalInContainer({ durationS, warmupS }) {
         const perRequest = (i) => ((after[i] - before[i]) * US_PER_TICK) / run.requests;
         modes[mode] = { ...run, cpuUs: { workers: perRequest(0), journald: perRequest(1) } };
         // A run whose entries journald dropped (its rate limit) measured less than the full cost.
-        if (accesslog) modes[mode].journalStored = (await settledEntries(machine)) - storedBefore;
+        if (accesslog) {
+          const storedAfter = await settledEntries(machine);
+          modes[mode].journalStored = storedAfter - stored;
+          stored = storedAfter;
+        }
       }
       results.push({ spec: result, readyMs: [readyMs], modes });
       console.error(`bench: ${result.label}: ${MODES.map((m) => Math.round(modes[m].rps)).join(' / ')} req/s`);
