@@ -341,6 +341,8 @@ export class Master {
       this.logger.reopen();
       for (const worker of this.workers) worker.send({ type: 'reopen-logs' });
     });
+    // Gunicorn's USR2 (binary upgrade) has no equivalent: a reload does it. Its default action would end the master.
+    process.on('SIGUSR2', () => this.logger.warning('Handling signal: usr2: not used (to load new code: systemctl reload)'));
   }
 
   /** TERM: graceful; INT/QUIT, or a second TERM: quick. */
