@@ -11,7 +11,9 @@ export type Source =
   | { kind: 'default' }
   | { kind: 'file'; file: string; line: number }
   | { kind: 'env'; name: string }
-  | { kind: 'cli'; flag: string };
+  | { kind: 'cli'; flag: string }
+  /** Found in the instance's app directory (tsgunicorn --instance NAME). */
+  | { kind: 'instance'; dir: string };
 
 export interface ResolvedSettings {
   settings: Settings;
@@ -36,6 +38,8 @@ export function describeSource(source: Source): string {
       return `environment ${source.name}`;
     case 'cli':
       return `command line ${source.flag}`;
+    case 'instance':
+      return `found in ${source.dir} (no app in the config)`;
   }
 }
 
