@@ -65,6 +65,25 @@ describe('resolveSettings', () => {
   });
 });
 
+describe('raw_env', () => {
+  it('keeps commas that are part of a value, and adds up repeated ini lines', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-env-'));
+    const file = path.join(dir, 'a.ini');
+    writeFileSync(file, 'raw_env = NODE_OPTIONS=--max-old-space-size=256,--enable-source-maps, GREETING=hi\nworkers = 2\nraw_env = ALLOWED=a,b,c\n');
+    const { settings, sources } = resolveSettings({ config: file }, {});
+    expect(settings.raw_env).toEqual(['NODE_OPTIONS=--max-old-space-size=256,--enable-source-maps', 'GREETING=hi', 'ALLOWED=a,b,c']);
+    expect(sources.raw_env).toEqual({ kind: 'file', file, line: 1 });
+  });
+
+  it('takes each -e option whole, commas included', () => {
+    expect(resolveSettings({ raw_env: ['LIST=x,y', 'Z=1'] }, {}).settings.raw_env).toEqual(['LIST=x,y', 'Z=1']);
+  });
+
+  it('still refuses an item that is not KEY=VALUE', () => {
+    expect(() => resolveSettings({ raw_env: ['=x'] }, {})).toThrow(/option --env: raw_env: expected a KEY=VALUE pair, got "=x"/);
+  });
+});
+
 describe('instances', () => {
   const root = mkdtempSync(path.join(os.tmpdir(), 'tsg-inst-'));
   const dirs = { config: path.join(root, 'etc'), apps: path.join(root, 'srv') };
