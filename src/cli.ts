@@ -88,7 +88,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const { settings } = resolved;
   if (options.printConfig) {
-    printConfig(resolved);
+    // An instance listens where its socket unit does, whatever bind says.
+    const { instanceBind } = await import('./systemd/bind-check.js');
+    printConfig(resolved, instance ? instanceBind(instance, resolved) : null);
     return EXIT.OK;
   }
   if (!settings.app) {
@@ -152,11 +154,12 @@ function failWith(message: string, code: number, identifier = 'tsgunicorn'): num
   return code;
 }
 
-function printConfig({ settings, sources }: ResolvedSettings): void {
+function printConfig({ settings, sources }: ResolvedSettings, served: { value: string; source: string; note: string | null } | null): void {
   const lines = settingNames.map((name) => {
-    const value = schema[name].kind.format(settings[name] as never);
+    const value = served && name === 'bind' ? served.value : schema[name].kind.format(settings[name] as never);
     const line = `${schema[name].cliOnly ? '; ' : ''}${name} = ${value}`;
-    return `${line.padEnd(48)} ; ${describeSource(sources[name])}`;
+    const source = served && name === 'bind' ? served.source : describeSource(sources[name]);
+    return `${line.padEnd(48)} ; ${source}${served?.note && name === 'bind' ? `\n; ${served.note}` : ''}`;
   });
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -10,7 +10,9 @@ import { resolveWorkerCount } from '../settings/kinds.js';
 import type { ResolvedSettings } from '../settings/resolve.js';
 import type { Settings } from '../settings/schema.js';
 import { bindAddress, inheritSocket, type ListenSocket } from '../sockets.js';
+import { bindDisagreement } from '../systemd/bind-check.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
+import { serviceUnit } from '../systemd/sandbox.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
 import type { Observability } from './observability.js';
 import type { RestartReason } from '../metrics/aggregator.js';
@@ -58,6 +60,7 @@ export class Master {
     if (!(await hooks.run('on_starting', this.hookView()))) return EXIT.FAILURE;
     this.sockets = this.openSockets(this.settings);
     for (const socket of this.sockets) logger.info(`Listening at: ${socket.label} (${process.pid})`);
+    this.checkBind(this.options.resolved);
     if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
     this.installSignals();
 
@@ -86,6 +89,14 @@ export class Master {
     await hooks.run('when_ready', this.hookView());
     this.startSupervision();
     return this.exited;
+  }
+
+  /** Says when the config's bind is not where systemd's sockets listen (bind edited, socket unit not restarted). */
+  private checkBind({ settings, sources }: ResolvedSettings): void {
+    if (this.options.inherited.length === 0 || sources.bind.kind !== 'file') return;
+    const where = `${sources.bind.file}:${sources.bind.line}`;
+    const warning = bindDisagreement(settings.bind, this.sockets.map((s) => s.address), where, serviceUnit());
+    if (warning) this.logger.warning(warning);
   }
 
   private openSockets(settings: Settings): ListenSocket[] {
@@ -286,6 +297,7 @@ export class Master {
       this.logger.warning('bind changed in the config: restart the server to listen on the new addresses');
       next.settings.bind = this.settings.bind;
     }
+    this.checkBind(next);
     this.desiredWorkers = resolveWorkerCount(next.settings.workers);
     await this.rollOver('reload', next.settings);
   }

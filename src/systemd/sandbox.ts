@@ -41,7 +41,7 @@ export function sandboxHint(file: string, err: unknown, env: NodeJS.ProcessEnv =
 }
 
 /** The service unit of this process, from its cgroup (".../tsgunicorn@myapp.service"), or null. */
-function serviceUnit(cgroupFile: string): string | null {
+export function serviceUnit(cgroupFile = '/proc/self/cgroup'): string | null {
   try {
     for (const line of readFileSync(cgroupFile, 'utf8').split('\n')) {
       const m = /^\d+:[^:]*:.*\/([^/]+\.service)$/.exec(line.trim());
