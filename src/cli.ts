@@ -174,7 +174,8 @@ async function checkConfig({ settings }: ResolvedSettings, fail: (message: strin
     return EXIT.OK;
   } catch (err) {
     const shown = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
-    return fail(`cannot load the app: ${shown}`, EXIT.APP_LOAD_ERROR);
+    const { withSyntaxLocation } = await import('./syntax-location.js');
+    return fail(`cannot load the app: ${withSyntaxLocation(shown, settings.app!.split(':')[0]!)}`, EXIT.APP_LOAD_ERROR);
   }
 }
 

@@ -13,6 +13,7 @@ import { bindAddress, inheritSocket, type ListenSocket } from '../sockets.js';
 import { bindDisagreement } from '../systemd/bind-check.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
 import { serviceUnit } from '../systemd/sandbox.js';
+import { withSyntaxLocation } from '../syntax-location.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
 import type { Observability } from './observability.js';
 import type { RestartReason } from '../metrics/aggregator.js';
@@ -91,6 +92,11 @@ export class Master {
     return this.exited;
   }
 
+  /** A worker's load error, located when it is a syntax error that names no file. MODULE holds no colon (see parseAppSpec). */
+  private appErrorText(text: string): string {
+    return withSyntaxLocation(text, this.settings.app!.split(':')[0]!);
+  }
+
   /** Says when the config's bind is not where systemd's sockets listen (bind edited, socket unit not restarted). */
   private checkBind({ settings, sources }: ResolvedSettings): void {
     if (this.options.inherited.length === 0 || sources.bind.kind !== 'file') return;
@@ -157,7 +163,7 @@ export class Master {
         worker.once('exit', (code: number | null) => {
           if (failed || ready.has(worker) || ready.size === count) return;
           failed = true;
-          if (worker.appError) this.logger.error(`Failed to load the app:\n${worker.appError}`);
+          if (worker.appError) this.logger.error(`Failed to load the app:\n${this.appErrorText(worker.appError)}`);
           else this.logger.error(`Worker (pid:${worker.pid}) failed to boot (exit code ${code ?? 'by signal'})`);
           for (const other of started) other.kill('SIGKILL');
           resolve(code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR);
@@ -186,7 +192,7 @@ export class Master {
     if (!worker.everReady && !worker.retireReason) {
       // A replacement that cannot boot: keep trying, but not in a tight loop.
       this.respawnDelayMs = Math.min(30_000, Math.max(1000, this.respawnDelayMs * 2));
-      if (worker.appError) this.logger.error(`Failed to load the app:\n${worker.appError}`);
+      if (worker.appError) this.logger.error(`Failed to load the app:\n${this.appErrorText(worker.appError)}`);
       this.logger.error(`Worker failed to boot; retrying in ${this.respawnDelayMs / 1000} s`);
       this.timers.push(setTimeout(() => this.maintainWorkerCount(), this.respawnDelayMs));
       return;
