@@ -28,8 +28,8 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
     const m = machine();
     await m.writeFile('/etc/tsgunicorn/myapp.ini', CONFIG);
     await start(m, unit);
-    expect((await get('http://127.0.0.1:8000/before-rotation')).status).toBe(200);
-    await waitFor(async () => ((await fileText(m, `${logDir}/access.log`)).includes('/before-rotation') ? true : undefined), 5_000, () => 'no access line');
+    expect((await get('http://127.0.0.1:8000/?before-rotation')).status).toBe(200);
+    await waitFor(async () => ((await fileText(m, `${logDir}/access.log`)).includes('/?before-rotation') ? true : undefined), 5_000, () => 'no access line');
     const pids = await unitPids(m, unit);
     expect(pids.length).toBeGreaterThanOrEqual(3);
 
@@ -44,11 +44,11 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
     expect(await unitPids(m, unit)).toEqual(pids);
     expect((await m.journal(unit)).stdout).not.toMatch(/Debugger listening/);
 
-    expect((await get('http://127.0.0.1:8000/after-rotation')).status).toBe(200);
-    await waitFor(async () => ((await fileText(m, `${logDir}/access.log`)).includes('/after-rotation') ? true : undefined), 5_000, () =>
+    expect((await get('http://127.0.0.1:8000/?after-rotation')).status).toBe(200);
+    await waitFor(async () => ((await fileText(m, `${logDir}/access.log`)).includes('/?after-rotation') ? true : undefined), 5_000, () =>
       `no new ${logDir}/access.log with the request after USR1`,
     );
-    expect(await fileText(m, `${logDir}/access.log.1`)).not.toContain('/after-rotation');
+    expect(await fileText(m, `${logDir}/access.log.1`)).not.toContain('/?after-rotation');
     expect(await fileText(m, `${logDir}/error.log.1`)).toMatch(/Handling signal: usr1/);
     expect((await m.exec(['test', '-f', `${logDir}/error.log`])).code).toBe(0);
     await m.run(['systemctl', 'stop', unit]);
@@ -56,6 +56,8 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
 
   it('TTIN, TTOU and USR2 sent to every process stop or end no process', async () => {
     const m = machine();
+    await m.exec(['systemctl', 'stop', unit]);
+    await m.writeFile('/etc/tsgunicorn/myapp.ini', `app = ${EXAMPLE_APP}\nworkers = 2\n`);
     await start(m, unit);
     const mainPid = await property(m, unit, 'MainPID');
     for (const signal of ['TTIN', 'TTOU', 'USR2']) {
