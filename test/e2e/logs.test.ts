@@ -59,14 +59,13 @@ describe.each(SUITES)('%s: log files', (suite) => {
     for (const file of [`${logDir}/access.log`, `${logDir}/error.log`]) {
       expect({ file, ann: await canRead(m, 'ann', file), bob: await canRead(m, 'bob', file) }).toEqual({ file, ann: true, bob: false });
     }
-    await m.run(['systemctl', 'stop', unit]);
   });
 
   it('outside the instance log directory: the error names the writable directories and the drop-in', async () => {
     const m = machine();
     const outside = '/var/log/tsgunicorn/myapp-access.log';
     await m.writeFile('/etc/tsgunicorn/myapp.ini', `app = ${EXAMPLE_APP}\nworkers = 1\naccesslog = ${outside}\n`);
-    await start(m, unit);
+    await m.run(['systemctl', 'restart', unit]);
     const entries = await waitFor(
       async () => {
         const found = (await journalEntries(m, unit, '-p', 'err')).filter((e) => e.MESSAGE?.includes(`Cannot write the access log ${outside}`));
