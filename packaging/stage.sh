@@ -5,8 +5,8 @@
 #   usr/bin/tsgunicorn                 sh wrapper: bundled node + bundled CLI
 #   usr/lib/tsgunicorn/                bin/node (pinned runtime), bin/tsgunicorn.js,
 #                                      dist/js, package.json, node_modules (production)
-#   usr/lib/systemd/system/            template units from systemd/
-#   lib/systemd/system-generators/     tsgunicorn-generator (where systemd's own are)
+#   lib/systemd/system/                template units from systemd/
+#   lib/systemd/system-generators/     tsgunicorn-generator
 #   usr/lib/tmpfiles.d/tsgunicorn.conf /var/log/tsgunicorn, readable by group adm
 #   etc/logrotate.d/tsgunicorn         rotation of the instances' log files (a conffile)
 #   usr/share/man/man1, man5           generated from the settings schema
@@ -97,15 +97,15 @@ exec "\$lib/bin/node" ${node_options:+$node_options }"\$lib/bin/tsgunicorn.js" "
 EOF
 chmod 0755 "$dest/usr/bin/tsgunicorn"
 
-# systemd units and generator, when present.
+# systemd units and generator, when present. In /lib, where systemd's package
+# ships its own on Debian 11/12 and Ubuntu 22.04 (and debhelper puts units):
+# dpkg then knows the directories have another owner, and a purge does not try
+# to remove them (with a merged /usr, /usr/lib/systemd/... is the same place).
 for unit in "$root"/systemd/*.service "$root"/systemd/*.socket; do
   if [ -f "$unit" ]; then
-    install -D -m 0644 "$unit" "$dest/usr/lib/systemd/system/$(basename "$unit")"
+    install -D -m 0644 "$unit" "$dest/lib/systemd/system/$(basename "$unit")"
   fi
 done
-# In /lib, as systemd's package ships its generators on Debian 11/12 and Ubuntu
-# 22.04: dpkg then knows the directory has another owner, and a purge does not
-# try to remove it (a merged /usr makes /usr/lib/... the same directory).
 if [ -f "$root/systemd/tsgunicorn-generator" ]; then
   install -D -m 0755 "$root/systemd/tsgunicorn-generator" "$dest/lib/systemd/system-generators/tsgunicorn-generator"
 fi

@@ -48,7 +48,9 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     expect(install.stdout).toMatch(/^Need to get 0 B\//m);
     expect(doctorRows(install.stdout).map((r) => r.check), output(install)).toEqual(['CPU cores', 'Memory', 'Disk (/var/lib)', 'OS']);
     // After the hardware table, the three steps to a served app.
-    const steps = install.stdout.slice(install.stdout.indexOf('CHECK'));
+    // (apt runs dpkg on a terminal: its lines end in \r\n.)
+    const printed = install.stdout.replaceAll('\r\n', '\n');
+    const steps = printed.slice(printed.indexOf('CHECK'));
     expect(steps).toMatch(/\ntsgunicorn: next steps, for an app called NAME:\n  1\. Put the app in \/srv\/NAME .*\n.*\n  2\. sudo systemctl enable --now tsgunicorn@NAME .*\n  3\. curl localhost:8000\/; journalctl -u tsgunicorn@NAME -p err/);
 
     expect((await m.run(['tsgunicorn', '--version'])).trim()).toBe(version);
