@@ -107,10 +107,14 @@ export interface Streamed extends Reply {
   arrivals: number[];
 }
 
-/** GET `url` and note when each piece of the body arrives, to tell a streamed response from a buffered one. */
-export function streamed(url: string): Promise<Streamed> {
+/**
+ * GET `url` and note when each piece of the body arrives, to tell a streamed
+ * response from a buffered one. `onHead` is called when the response head is in.
+ */
+export function streamed(url: string, onHead?: () => void): Promise<Streamed> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      onHead?.();
       const head = Date.now();
       const arrivals: number[] = [];
       let body = '';

@@ -79,6 +79,8 @@ for (const fw of frameworks) {
     it(`never binds the app's own port ${fw.appPort}, and says where it serves instead`, async () => {
       expect(await listenersOn(fw.appPort)).toEqual([]);
       expect(await tryConnect(fw.appPort)).toBe('ECONNREFUSED');
+      // Only the master's socket: no worker bound tsgunicorn's port on an address of its own.
+      expect(await listenersOn(server.port)).toHaveLength(1);
       expect(server.output()).toMatch(new RegExp(`asked for \\S*:${fw.appPort}\\b.*serving on \\S*:${server.port}\\b`));
     });
 
@@ -146,11 +148,40 @@ for (const fw of frameworks) {
         }, 15000);
         expect([...seen].sort()).toEqual(workers.sort());
       });
+
+      it("answers engine.io's handshake through the request listener socket.io put on the server", async () => {
+        // socket.io replaces the server's 'request' listeners with one of its own that passes
+        // other paths on to Express: serving the server must go through that listener.
+        const reply = await request(`${server.url}/socket.io/?EIO=4&transport=polling`);
+        expect(reply.status).toBe(200);
+        expect(reply.body).toMatch(/^0\{"sid":"[^"]+","upgrades":\["websocket"\]/);
+      });
     }
   });
 }
 
 const start = serversStoppedAfterEach();
+
+describe('Fastify, served on an address other than 127.0.0.1', () => {
+  it("binds nothing for the second server Fastify starts for localhost's other addresses", async () => {
+    // listen({ port }) means host 'localhost': Fastify listens, reads server.address(),
+    // and starts one more server on each other address localhost resolves to, at
+    // the same port, ignoring its errors. Served on [::1], that is 127.0.0.1:PORT
+    // (on most machines, served on 0.0.0.0, it is [::1]:PORT).
+    const server = await start(['-w', '2', '-b', '[::1]:0', fixture('fastify/server.js')]);
+    const url = `http://[::1]:${server.port}`;
+    const workers = await workerPids(server.proc.pid!);
+    const seen = new Set<number>();
+    await until('both workers answered', async () => {
+      seen.add(Number((await request(`${url}/pid`)).body));
+      return seen.size === 2;
+    }, 15000);
+    expect([...seen].sort()).toEqual(workers.sort());
+    expect(await listenersOn(server.port)).toHaveLength(1);
+    expect(await tryConnect(server.port, '127.0.0.1')).toBe('ECONNREFUSED');
+    expect(await listenersOn(3102)).toEqual([]);
+  });
+});
 
 for (const fw of frameworks.filter((f) => f.lifecycle)) {
   describe(`${fw.name}, reload and timeout`, () => {
@@ -167,6 +198,17 @@ for (const fw of frameworks.filter((f) => f.lifecycle)) {
       const answered = [...result.bodies.keys()].map(Number);
       expect(answered.filter((pid) => before.includes(pid))).toHaveLength(2);
       expect(answered.filter((pid) => !before.includes(pid)).length).toBeGreaterThanOrEqual(1);
+    });
+
+    it('TERM lets an in-flight streamed response finish, then the master exits 0', async () => {
+      const server = await start(['-w', '2', '--graceful-timeout', '10', fw.entry()], { env: fw.env });
+      const { promise: head, resolve: onHead } = Promise.withResolvers<void>();
+      const reply = streamed(`${server.url}/stream`, onHead);
+      // The first line is out and four are still to come.
+      await head;
+      server.signal('SIGTERM');
+      expect(await reply).toMatchObject({ status: 200, body: 'line 0\nline 1\nline 2\nline 3\nline 4\n' });
+      expect(await server.exited()).toBe(0);
     });
 
     it('a timeout kill names the hung route, and a replacement serves', async () => {
