@@ -1,6 +1,7 @@
 // Builds the framework fixtures that need a build step (NestJS's TypeScript,
 // Next.js's standalone server) once, and keeps each build on disk keyed by a
-// hash of its sources and package-lock.json, so a later test run starts at once.
+// hash of its sources, package-lock.json and this file, so a later test run
+// starts at once.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -27,6 +28,8 @@ function hashOf(dir: string): string {
   const hash = createHash('sha256');
   for (const rel of sourceFiles(dir)) hash.update(`${rel}\0`).update(readFileSync(path.join(dir, rel))).update('\0');
   hash.update(readFileSync(path.join(ROOT, 'package-lock.json')));
+  // How a fixture is built is part of what was built.
+  hash.update(readFileSync(new URL(import.meta.url)));
   return hash.digest('hex').slice(0, 16);
 }
 
