@@ -1,10 +1,10 @@
 // Metrics across workers and the health check, on a real server.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
+import { freePort } from '../helpers/ports.js';
 import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
 import { sleep } from '../helpers/wait.js';
 
@@ -13,14 +13,6 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 const fixture = (name: string) => path.join(FIXTURES, name);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 async function startWithMetrics(args: string[], env?: NodeJS.ProcessEnv) {
   const metricsPort = await freePort();
