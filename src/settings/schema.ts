@@ -11,6 +11,7 @@ import {
   list,
   megabytes,
   nonEmptyList,
+  optionalDirectory,
   optionalText,
   seconds,
   text,
@@ -60,7 +61,7 @@ export const schema = {
     help: 'The app to serve: MODULE[:NAME] or MODULE:factory(ARGS) (same as the positional APP).',
   }),
   chdir: def({
-    kind: optionalText,
+    kind: optionalDirectory,
     default: null,
     flags: '--chdir <DIR>',
     section: 'Config',
@@ -341,3 +342,9 @@ export type Settings = { [K in SettingName]: Schema[K]['default'] };
 export const settingNames = Object.keys(schema) as SettingName[];
 export const envName = (name: SettingName): string => `TSGUNICORN_${name.toUpperCase()}`;
 export const ENV_PREFIX = 'TSGUNICORN_';
+
+/** The NAME in process titles, `tsgunicorn: master [NAME]`: proc_name, else the app as given (Gunicorn's default_proc_name). */
+export const titleName = (settings: Pick<Settings, 'proc_name' | 'app'>): string => settings.proc_name ?? settings.app ?? 'tsgunicorn';
+
+/** SYSLOG_IDENTIFIER of journal entries: proc_name (an instance's name under systemd), else tsgunicorn. */
+export const journalIdentifier = (settings: Pick<Settings, 'proc_name'>): string => settings.proc_name ?? 'tsgunicorn';

@@ -130,29 +130,3 @@ export function streamed(url: string, onHead?: () => void): Promise<Streamed> {
     req.setTimeout(20000, () => req.destroy(new Error(`timeout: ${url}`)));
   });
 }
-
-/** The local addresses with a TCP socket listening on `port`, IPv4 or IPv6 (from /proc/net). */
-export async function listenersOn(port: number): Promise<string[]> {
-  const { readFileSync } = await import('node:fs');
-  const found: string[] = [];
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
-      const [, local, , state] = line.trim().split(/\s+/);
-      // State 0A is LISTEN.
-      if (state === '0A' && local && parseInt(local.split(':')[1]!, 16) === port) found.push(`${table.endsWith('6') ? 'tcp6' : 'tcp'} ${local}`);
-    }
-  }
-  return found;
-}
-
-/** How a TCP connection to `host`:`port` ends: 'connected', or the error code (ECONNREFUSED). */
-export function tryConnect(port: number, host = '127.0.0.1'): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, host);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-}

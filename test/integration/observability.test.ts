@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
-import { freePort, metricSum as sum, scrapeMetrics } from '../helpers/metrics.js';
+import { metricSum as sum, scrapeMetrics } from '../helpers/metrics.js';
+import { freePort } from '../helpers/ports.js';
 import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
 import { sleep } from '../helpers/wait.js';
 

@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest';
 import { address, integer, list, seconds, workerCount } from '../../src/settings/kinds.js';
 import { instanceValues } from '../../src/settings/instance.js';
 import { ConfigError, resolveSettings } from '../../src/settings/resolve.js';
-import { parseAppSpec } from '../../src/app/load.js';
 
 describe('address', () => {
   it.each([
@@ -80,16 +79,5 @@ describe('instances', () => {
       `instance none: nothing to serve: create ${path.join(dirs.config, 'none.ini')} (example: /usr/share/tsgunicorn/examples/instance.ini) or put the app at ${path.join(dirs.apps, 'none', 'app.ts')}`,
     );
     expect(() => instanceValues('../etc', {}, dirs)).toThrow(/a name is letters/);
-  });
-});
-
-describe('APP spec', () => {
-  it('MODULE, MODULE:NAME and MODULE:factory(JSON args)', () => {
-    expect(parseAppSpec('app.ts')).toEqual({ module: 'app.ts', name: 'app', args: null });
-    expect(parseAppSpec('src/main.mjs:server')).toEqual({ module: 'src/main.mjs', name: 'server', args: null });
-    expect(parseAppSpec('app.js:create("prod", 3, {"a": true})')).toEqual({ module: 'app.js', name: 'create', args: ['prod', 3, { a: true }] });
-    expect(() => parseAppSpec('app.py:app')).toThrow(/MODULE must be a .js, .mjs, .cjs or .ts file/);
-    expect(() => parseAppSpec("app.js:create('x')")).toThrow(/JSON values/);
-    expect(() => parseAppSpec('app.js:1bad')).toThrow(/NAME must be/);
   });
 });
