@@ -166,8 +166,15 @@ export class Master {
           if (failed || ready.has(worker) || ready.size === count) return;
           failed = true;
           this.logger.error(describeBootFailure(worker, code));
-          for (const other of started) other.kill('SIGKILL');
-          resolve(code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR);
+          const result = code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR;
+          // Resolved once the whole failed generation is gone, so what follows sees only the workers that serve.
+          const others = started.filter((other) => other !== worker && other.state !== 'exited');
+          let left = others.length;
+          if (left === 0) resolve(result);
+          for (const other of others) {
+            other.once('exit', () => --left === 0 && resolve(result));
+            other.kill('SIGKILL');
+          }
         });
       }
     });

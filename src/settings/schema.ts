@@ -72,7 +72,7 @@ export const schema = {
     default: 'auto' as 'auto' | 'node' | 'fetch',
     flags: '--interface <KIND>',
     section: 'Config',
-    help: 'How to call the app: node (req, res) listener, fetch (Request => Response) handler, or auto-detect.',
+    help: 'How to call an exported app: node (req, res) listener, fetch (Request => Response) handler, or auto-detect. A module that calls listen() itself is served as a server script.',
   }),
   hooks: def({
     kind: optionalText,
@@ -108,7 +108,7 @@ export const schema = {
     default: null,
     flags: '-n, --name <NAME>',
     section: 'Config',
-    help: 'The name in process titles (tsgunicorn: master [NAME]); defaults to the app module.',
+    help: 'The name in process titles (tsgunicorn: master [NAME]), default APP as given, and the journal identifier, default tsgunicorn.',
   }),
 
   // Server socket
