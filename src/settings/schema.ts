@@ -7,7 +7,7 @@ import {
   boolean,
   choice,
   integer,
-  keyValue,
+  keyValueList,
   list,
   megabytes,
   nonEmptyList,
@@ -89,12 +89,12 @@ export const schema = {
     help: 'Restart workers when source files under chdir change (development only).',
   }),
   raw_env: def({
-    kind: list(keyValue),
+    kind: keyValueList,
     default: [] as string[],
     flags: '-e, --env <KEY=VALUE>',
     section: 'Config',
     repeatable: true,
-    help: 'Set an environment variable for the app (repeatable).',
+    help: 'Set environment variables for the app: repeat the option (or the ini line) to add more; a value may hold commas.',
   }),
   pidfile: def({
     kind: optionalText,
