@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
+import { metricSum as sum, scrapeMetrics } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
 import { sleep } from '../helpers/wait.js';
@@ -19,21 +20,11 @@ async function startWithMetrics(args: string[], env?: NodeJS.ProcessEnv) {
   const server = await startServer(['--metrics-bind', `127.0.0.1:${metricsPort}`, ...args], { env });
   servers.push(server);
   const scrape = async () => {
-    const started = Date.now();
-    const reply = await request(`http://127.0.0.1:${metricsPort}/metrics`);
-    expect(reply.status).toBe(200);
-    return { text: reply.body, ms: Date.now() - started };
+    const { status, text, ms } = await scrapeMetrics(metricsPort);
+    expect(status).toBe(200);
+    return { text, ms };
   };
   return { server, scrape };
-}
-
-/** The sum of a metric's samples whose line matches `filter`. */
-function sum(text: string, name: string, filter = ''): number {
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .filter((l) => l.includes(filter))
-    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
 describe('metrics', () => {
