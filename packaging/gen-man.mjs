@@ -142,7 +142,7 @@ function configPage() {
     italic('/etc/tsgunicorn/NAME.ini'),
     '.SH DESCRIPTION',
     esc(
-      'An ini file of "key = value" lines, read with --config FILE, or by the systemd instance tsgunicorn@NAME from /etc/tsgunicorn/NAME.ini. Keys are written at the top of the file: a [section] is an error. Lines starting with # or ; are comments. A list is written comma-separated on one line, or as repeated "key[] = value" lines. A boolean is true, false, yes, no, on, off, 1 or 0. An unknown key or a bad value stops tsgunicorn with a message naming the file and line.',
+      'An ini file of "key = value" lines, read with --config FILE, or by the systemd instance tsgunicorn@NAME from /etc/tsgunicorn/NAME.ini. Keys are written at the top of the file: a [section] is an error. Lines starting with # or ; are comments. A list is written comma-separated on one line, or as repeated "key[] = value" lines. Repeated raw_env lines add up, and in raw_env a comma starts the next pair only where KEY= follows it, so a value may hold commas. A boolean is true, false, yes, no, on, off, 1 or 0. An unknown key or a bad value stops tsgunicorn with a message naming the file and line.',
     ),
     '.PP',
     esc('Environment variables (TSGUNICORN_KEY) and command-line options override the file; see tsgunicorn(1).'),

@@ -6,7 +6,9 @@
 #   usr/lib/tsgunicorn/                bin/node (pinned runtime), bin/tsgunicorn.js,
 #                                      dist/js, package.json, node_modules (production)
 #   usr/lib/systemd/system/            template units from systemd/
-#   usr/lib/systemd/system-generators/ tsgunicorn-generator
+#   lib/systemd/system-generators/     tsgunicorn-generator (where systemd's own are)
+#   usr/lib/tmpfiles.d/tsgunicorn.conf /var/log/tsgunicorn, readable by group adm
+#   etc/logrotate.d/tsgunicorn         rotation of the instances' log files (a conffile)
 #   usr/share/man/man1, man5           generated from the settings schema
 #   usr/share/tsgunicorn/              examples/, prometheus/
 #   usr/share/doc/tsgunicorn/          copyright (generated), changelog.Debian.gz
@@ -36,7 +38,7 @@ dest=$(cd "$dest" && pwd)
 lib=$dest/usr/lib/tsgunicorn
 doc=$dest/usr/share/doc/tsgunicorn
 share=$dest/usr/share/tsgunicorn
-rm -rf "$lib" "$doc" "$share"
+rm -rf "$lib" "$doc" "$share" "$dest/lib" "$dest/etc"
 
 # The app and its runtime.
 install -d "$lib/bin" "$lib/dist"
@@ -101,9 +103,14 @@ for unit in "$root"/systemd/*.service "$root"/systemd/*.socket; do
     install -D -m 0644 "$unit" "$dest/usr/lib/systemd/system/$(basename "$unit")"
   fi
 done
+# In /lib, as systemd's package ships its generators on Debian 11/12 and Ubuntu
+# 22.04: dpkg then knows the directory has another owner, and a purge does not
+# try to remove it (a merged /usr makes /usr/lib/... the same directory).
 if [ -f "$root/systemd/tsgunicorn-generator" ]; then
-  install -D -m 0755 "$root/systemd/tsgunicorn-generator" "$dest/usr/lib/systemd/system-generators/tsgunicorn-generator"
+  install -D -m 0755 "$root/systemd/tsgunicorn-generator" "$dest/lib/systemd/system-generators/tsgunicorn-generator"
 fi
+install -D -m 0644 "$root/packaging/etc/tmpfiles.conf" "$dest/usr/lib/tmpfiles.d/tsgunicorn.conf"
+install -D -m 0644 "$root/packaging/etc/logrotate" "$dest/etc/logrotate.d/tsgunicorn"
 
 # Examples and Prometheus rules.
 install -d "$share/examples"
@@ -128,4 +135,4 @@ gzip -9nc "${DEB_CHANGELOG:-$root/debian/changelog}" >"$doc/changelog.Debian.gz"
 install -D -m 0644 "$root/debian/tsgunicorn.lintian-overrides" "$dest/usr/share/lintian/overrides/tsgunicorn"
 
 # Modes as dpkg expects them, whatever the umask or npm left.
-chmod -R u=rwX,go=rX "$dest/usr"
+chmod -R u=rwX,go=rX "$dest/usr" "$dest/lib" "$dest/etc"

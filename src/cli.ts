@@ -8,11 +8,12 @@ import { loadHooks } from './hooks.js';
 import { EXIT } from './ipc.js';
 import { createLogger } from './logging/logger.js';
 import { Master } from './master/master.js';
-import { instanceValues } from './settings/instance.js';
+import { instanceSettings } from './settings/instance.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
 import { journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
 import { BindError } from './sockets.js';
 import { openJournal, stderrIsJournal } from './systemd/journal.js';
+import { sandboxHint } from './systemd/sandbox.js';
 import { takeListenFds } from './systemd/listen-fds.js';
 import { createNotifier } from './systemd/notify.js';
 
@@ -67,34 +68,41 @@ async function main(argv: string[]): Promise<number> {
   if (doctorExit !== undefined) return doctorExit;
 
   const options = program.opts();
-  let cli: CliValues = {};
+  const cli: CliValues = {};
   for (const [attribute, value] of Object.entries(options)) {
     const name = settingOf.get(attribute);
     if (name && value !== undefined) cli[name] = value as string | string[] | boolean;
   }
   if (appArgument) cli.app = appArgument;
 
+  const instance = options.instance as string | undefined;
+  // Errors before the server starts go to the journal under the name its entries will have.
+  const fail = (message: string, code: number): number => failWith(message, code, instance ?? (cli.proc_name as string | undefined));
+  // Run again on every reload: the config file, and an instance's app, may have changed.
+  const resolve = (): ResolvedSettings => (instance ? instanceSettings(instance, cli) : resolveSettings(cli));
   let resolved: ResolvedSettings;
   try {
-    if (options.instance) cli = instanceValues(options.instance as string, cli);
-    resolved = resolveSettings(cli);
+    resolved = resolve();
   } catch (err) {
     if (err instanceof ConfigError) return fail(err.message, err.exitCode);
     throw err;
   }
   const { settings } = resolved;
   if (options.printConfig) {
-    printConfig(resolved);
+    // An instance listens where its socket unit does, whatever bind says.
+    const { instanceBind } = await import('./systemd/bind-check.js');
+    printConfig(resolved, instance ? instanceBind(instance, resolved) : null);
     return EXIT.OK;
   }
   if (!settings.app) {
-    return fail('no app to serve: give APP (tsgunicorn [options] app.ts) or set `app` in the config file', EXIT.CONFIG);
+    const config = settings.config ? `, nor in ${settings.config}` : ' (no config file given)';
+    return fail(`no app to serve: none on the command line, nor in the environment (TSGUNICORN_APP)${config}: give APP (tsgunicorn [options] app.ts) or set \`app\` in the config file`, EXIT.CONFIG);
   }
   if (settings.chdir) {
     try {
       process.chdir(settings.chdir);
     } catch (err) {
-      return fail(`chdir ${settings.chdir}: ${(err as NodeJS.ErrnoException).code ?? err}`, EXIT.CONFIG);
+      return fail(`chdir ${settings.chdir}: ${(err as NodeJS.ErrnoException).code ?? err}${sandboxHint(settings.chdir, err)}`, EXIT.CONFIG);
     }
   }
   try {
@@ -104,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof AppLoadError) return fail(err.message, err.exitCode);
     throw err;
   }
-  if (options.checkConfig) return checkConfig(resolved);
+  if (options.checkConfig) return checkConfig(resolved, fail);
 
   if (settings.require_minimums) {
     const { formatDoctorTable, runDoctor } = await import('./doctor.js');
@@ -123,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
     const hooks = await loadHooks(settings.hooks, process.cwd(), logger);
     const master = new Master({
       resolved,
-      reloadSettings: () => resolveSettings(cli),
+      reloadSettings: resolve,
       logger,
       hooks,
       notifier,
@@ -145,23 +153,28 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function fail(message: string, code: number): number {
-  process.stderr.write(`tsgunicorn: error: ${message}\n`);
+function failWith(message: string, code: number, identifier = 'tsgunicorn'): number {
+  const line = `tsgunicorn: error: ${message}`;
+  // Under systemd, stderr lines reach the journal at priority info: an entry of
+  // its own is at err, so `journalctl -u UNIT -p err` shows why it did not start.
+  const journal = stderrIsJournal() ? openJournal(identifier) : null;
+  if (!journal?.send(3, line)) process.stderr.write(`${line}\n`);
   return code;
 }
 
-function printConfig({ settings, sources }: ResolvedSettings): void {
+function printConfig({ settings, sources }: ResolvedSettings, served: { value: string; source: string; note: string | null } | null): void {
   const lines = settingNames.map((name) => {
-    const value = schema[name].kind.format(settings[name] as never);
+    const value = served && name === 'bind' ? served.value : schema[name].kind.format(settings[name] as never);
     const line = `${schema[name].cliOnly ? '; ' : ''}${name} = ${value}`;
-    return `${line.padEnd(48)} ; ${describeSource(sources[name])}`;
+    const source = served && name === 'bind' ? served.source : describeSource(sources[name]);
+    return `${line.padEnd(48)} ; ${source}${served?.note && name === 'bind' ? `\n; ${served.note}` : ''}`;
   });
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 // The modules below load only for the commands that need them: every module the
 // master loads stays in its resident memory for the server's lifetime.
-async function checkConfig({ settings }: ResolvedSettings): Promise<number> {
+async function checkConfig({ settings }: ResolvedSettings, fail: (message: string, code: number) => number): Promise<number> {
   const { listenWaitMs, loadApp } = await import('./app/load.js');
   try {
     // As a worker loads it, so a server script's listen() binds nothing here either.
@@ -179,7 +192,8 @@ async function checkConfig({ settings }: ResolvedSettings): Promise<number> {
     return EXIT.OK;
   } catch (err) {
     const shown = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
-    return fail(`cannot load the app: ${shown}`, err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR);
+    const { withSyntaxLocation } = await import('./syntax-location.js');
+    return fail(`cannot load the app: ${withSyntaxLocation(shown, settings.app!.split(':')[0]!)}`, err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR);
   }
 }
 

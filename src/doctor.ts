@@ -1,9 +1,12 @@
 // `tsgunicorn doctor`: checks this machine against the hardware minimums the
-// package is supported on (2 CPU cores, 4 GB RAM, 20 GB disk, Ubuntu 22.04).
-// Everything is read from files (and one statfs) whose location can be changed,
+// package is supported on (2 CPU cores, 4 GB RAM, 20 GB disk, Ubuntu 22.04),
+// counting what this process may really use: the CPUs of its affinity mask and
+// cgroup quota, and the memory of its cgroup limit. Everything is read from
+// files (and one statfs and the affinity call) whose location can be changed,
 // so tests can feed it any machine. An input that cannot be read is shown in the
 // table and counts as unmet: the check never throws.
 import { readFileSync, statfsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 /** The size of a filesystem as statfs(2) gives it: total blocks of bsize bytes. */
@@ -13,8 +16,12 @@ export interface FsSize {
 }
 
 export interface DoctorPaths {
-  /** Where /proc is (cpuinfo, meminfo). */
+  /** Where /proc is (cpuinfo, meminfo, self/cgroup). */
   procDir: string;
+  /** Where the cgroup filesystem is mounted (v2, or v1 controllers below it). */
+  cgroupDir: string;
+  /** The CPUs this process may run on (its affinity mask). */
+  availableCpus: () => number;
   /** A path on the filesystem that must have room: the one holding /var/lib. */
   statfsPath: string;
   osRelease: string;
@@ -27,10 +34,14 @@ export interface DoctorRow {
   required: string;
   found: string;
   status: 'ok' | 'unmet' | 'note';
+  /** What a note means, printed under the table. */
+  explain?: string;
 }
 
 const defaults: DoctorPaths = {
   procDir: '/proc',
+  cgroupDir: '/sys/fs/cgroup',
+  availableCpus: () => os.availableParallelism(),
   statfsPath: '/var/lib',
   osRelease: '/etc/os-release',
   statfs: (p) => statfsSync(p),
@@ -57,8 +68,15 @@ function checkCpus(p: DoctorPaths): DoctorRow {
   const text = readOrWhy(file);
   if (typeof text !== 'string') return { ...row, found: text.why, status: 'unmet' };
   // One "processor : N" line per logical CPU.
-  const cpus = text.split('\n').filter((l) => /^processor\s*:/.test(l)).length;
-  return { ...row, found: String(cpus), status: cpus >= MIN_CPUS ? 'ok' : 'unmet' };
+  const machine = text.split('\n').filter((l) => /^processor\s*:/.test(l)).length;
+  const limits = [{ cpus: p.availableCpus(), by: 'affinity' }];
+  // cgroup v2 cpu.max: "QUOTA PERIOD" (µs), or "max PERIOD" for none.
+  const quota = /^(\d+) (\d+)$/.exec(cgroupValues(p, 'cpu', 'cpu.max', 'cpu.max')[0] ?? '');
+  if (quota) limits.push({ cpus: Math.ceil(Number(quota[1]) / Number(quota[2])), by: 'cgroup quota' });
+  const usable = limits.reduce((a, b) => (b.cpus < a.cpus ? b : a));
+  const cpus = Math.min(usable.cpus, machine);
+  const found = cpus < machine ? `${cpus} usable (${usable.by}) of ${machine}` : String(machine);
+  return { ...row, found, status: cpus >= MIN_CPUS ? 'ok' : 'unmet' };
 }
 
 function checkMemory(p: DoctorPaths): DoctorRow {
@@ -68,8 +86,42 @@ function checkMemory(p: DoctorPaths): DoctorRow {
   if (typeof text !== 'string') return { ...row, found: text.why, status: 'unmet' };
   const m = /^MemTotal:\s*(\d+)\s*kB$/m.exec(text);
   if (!m) return { ...row, found: `no MemTotal in ${file}`, status: 'unmet' };
-  const bytes = Number(m[1]) * 1024;
-  return { ...row, found: `${(bytes / GiB).toFixed(1)} GiB`, status: bytes >= MIN_MEMORY_BYTES ? 'ok' : 'unmet' };
+  const total = Number(m[1]) * 1024;
+  // The tightest limit of this cgroup and its ancestors; "max" (v2) or a value
+  // beyond the machine's memory (v1's "unlimited") is none.
+  const limit = Math.min(
+    ...cgroupValues(p, 'memory', 'memory.max', 'memory.limit_in_bytes')
+      .filter((v) => /^\d+$/.test(v))
+      .map(Number),
+  );
+  const gib = (bytes: number) => `${(bytes / GiB).toFixed(1)} GiB`;
+  const bytes = Math.min(total, limit);
+  const found = limit < total ? `${gib(limit)} (cgroup limit) of ${gib(total)}` : gib(total);
+  return { ...row, found, status: bytes >= MIN_MEMORY_BYTES ? 'ok' : 'unmet' };
+}
+
+/**
+ * The values of a cgroup file for this process's cgroup and each ancestor
+ * (innermost first): the v2 file in the unified hierarchy, else the v1 file of
+ * the controller's hierarchy. Files that cannot be read are left out.
+ */
+function cgroupValues(p: DoctorPaths, controller: string, v2File: string, v1File: string): string[] {
+  const text = readOrWhy(path.join(p.procDir, 'self/cgroup'));
+  if (typeof text !== 'string') return [];
+  const values: string[] = [];
+  for (const line of text.split('\n')) {
+    // "ID:CONTROLLERS:PATH"; v2 is "0::PATH".
+    const m = /^\d+:([^:]*):(\/.*)$/.exec(line);
+    if (!m) continue;
+    const [base, file] = m[1] === '' ? [p.cgroupDir, v2File] : m[1]!.split(',').includes(controller) ? [path.join(p.cgroupDir, controller), v1File] : [];
+    if (!base || !file) continue;
+    for (let dir = m[2]!; ; dir = path.dirname(dir)) {
+      const value = readOrWhy(path.join(base, dir, file));
+      if (typeof value === 'string') values.push(value.trim());
+      if (dir === '/') break;
+    }
+  }
+  return values;
 }
 
 function checkDisk(p: DoctorPaths): DoctorRow {
@@ -86,6 +138,9 @@ function checkDisk(p: DoctorPaths): DoctorRow {
 
 // Another OS is only a note: tsgunicorn runs anywhere systemd and glibc do, the
 // package is just tested on Ubuntu 22.04.
+const OS_NOTE =
+  `not ${SUPPORTED_OS.name}, the OS the minimums are stated for: tsgunicorn runs on it ` +
+  '(it needs systemd ≥ 247 and glibc ≥ 2.28), but that combination is not the supported one; this is no failure';
 function checkOs(p: DoctorPaths): DoctorRow {
   const row = { check: 'OS', required: SUPPORTED_OS.name };
   const text = readOrWhy(p.osRelease);
@@ -93,7 +148,7 @@ function checkOs(p: DoctorPaths): DoctorRow {
   const fields = parseOsRelease(text);
   const found = fields.PRETTY_NAME ?? [fields.NAME ?? fields.ID ?? 'unknown', fields.VERSION_ID].filter(Boolean).join(' ');
   const supported = fields.ID === SUPPORTED_OS.id && fields.VERSION_ID === SUPPORTED_OS.versionId;
-  return { ...row, found, status: supported ? 'ok' : 'note' };
+  return supported ? { ...row, found, status: 'ok' } : { ...row, found, status: 'note', explain: OS_NOTE };
 }
 
 /** os-release(5): KEY=VALUE lines, values optionally quoted, # comments. */
@@ -120,5 +175,6 @@ const errorCode = (err: unknown): string => (err as NodeJS.ErrnoException).code 
 export function formatDoctorTable(rows: DoctorRow[]): string {
   const lines = [['CHECK', 'REQUIRED', 'FOUND', 'STATUS'], ...rows.map((r) => [r.check, r.required, r.found, r.status])];
   const widths = [0, 1, 2].map((i) => Math.max(...lines.map((l) => l[i]!.length)));
-  return lines.map((l) => l.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i]!) : cell)).join('  ')).join('\n') + '\n';
+  const notes = rows.filter((r) => r.explain).map((r) => `${r.status} (${r.check}): ${r.explain}`);
+  return [...lines.map((l) => l.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i]!) : cell)).join('  ')), ...notes].join('\n') + '\n';
 }

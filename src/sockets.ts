@@ -14,6 +14,8 @@ export interface ListenSocket {
   target: { host: string; port: number } | { socketPath: string } | null;
   /** Sockets systemd or a parent passed in are never closed or unlinked by us. */
   inherited: boolean;
+  /** The bound address, where known (an inherited unix socket's path is not). */
+  address: Address | null;
   close(): void;
 }
 
@@ -65,6 +67,7 @@ export function bindAddress(address: Address, scheme: 'http' | 'https'): ListenS
     label: shownLabel,
     target,
     inherited: false,
+    address: address.kind === 'tcp' ? { ...address, port } : address,
     close() {
       handle.close();
       if (address.kind === 'unix') {
@@ -90,7 +93,7 @@ export function inheritSocket(fd: number, origin: string, scheme: 'http' | 'http
   const target = tcp ? { host: out.address === '0.0.0.0' ? '127.0.0.1' : out.address === '::' ? '::1' : out.address!, port: out.port! } : null;
   const label = tcp ? `${scheme}://${formatAddress({ kind: 'tcp', host: out.address!, port: out.port! })} (${origin})` : origin;
   // The handle only describes the fd; it stays open (closing it would close the fd).
-  return { fd, label, target, inherited: true, close() {} };
+  return { fd, label, target, inherited: true, address: tcp ? { kind: 'tcp', host: out.address!, port: out.port! } : null, close() {} };
 }
 
 function describeBindFailure(address: Address, code: string): string {

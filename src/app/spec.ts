@@ -29,8 +29,13 @@ export class AppLoadError extends Error {
 
 export const MODULE_EXTENSIONS = /\.(m|c)?(j|t)s$/;
 
-/** What a directory APP stands for when its package.json has no `main`, in this order. */
-export const ENTRY_CANDIDATES = ['server', 'index', 'app'].flatMap((base) => ['.js', '.mjs', '.cjs', '.ts'].map((ext) => base + ext));
+const EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts'];
+
+/** What a directory APP stands for when its package.json has no `main`, in this order (server.js: Next.js standalone). */
+const ENTRY_BASES = ['server', 'index', 'app'];
+const ENTRY_CANDIDATES = ENTRY_BASES.flatMap((base) => EXTENSIONS.map((ext) => base + ext));
+/** Where a directory's entry point is looked for, as messages say it. */
+export const ENTRY_POINT_SEARCH = `package.json "main", then ${ENTRY_BASES.map((b) => `${b}.*`).join(', ')} (${EXTENSIONS.join('/')})`;
 
 export function parseAppSpec(spec: string): AppSpec {
   // MODULE may itself hold a colon only as a Windows drive letter, which we do not support.
@@ -78,29 +83,36 @@ export function resolveAppModule(module: string, cwd: string): string {
 }
 
 function entryPointOf(dir: string): string {
-  const manifest = path.join(dir, 'package.json');
-  if (statOrNull(manifest)?.isFile()) {
-    let main: unknown;
-    try {
-      main = (JSON.parse(readFileSync(manifest, 'utf8')) as { main?: unknown }).main;
-    } catch (err) {
-      throw new AppLoadError(`${manifest} is not valid JSON (${(err as Error).message})`);
-    }
-    if (typeof main === 'string' && main !== '') {
-      const file = path.resolve(dir, main);
-      // Node's own resolution of `main` also tries these extensions.
-      const found = [file, `${file}.js`, path.join(file, 'index.js')].find((f) => statOrNull(f)?.isFile());
-      if (!found) throw new AppLoadError(`${manifest}: "main" is ${JSON.stringify(main)}, but ${file} does not exist`);
-      return found;
-    }
-  }
-  const found = ENTRY_CANDIDATES.map((name) => path.join(dir, name)).find((f) => statOrNull(f)?.isFile());
+  const found = findEntryPoint(dir);
   if (!found) {
-    throw new AppLoadError(
-      `APP directory ${dir} has no entry point: give its package.json a "main", or put one of ${ENTRY_CANDIDATES.join(', ')} in it`,
-    );
+    throw new AppLoadError(`APP directory ${dir} has no entry point (looked for ${ENTRY_POINT_SEARCH}): give its package.json a "main", or add a server.js`);
   }
-  return found;
+  return path.join(dir, found);
+}
+
+/**
+ * The entry point of an app directory, relative to it, or null: package.json's
+ * `main` as Node resolves it (the file, the file with an extension, its
+ * index.*), else the first of ENTRY_CANDIDATES; a `main` naming no file falls
+ * back to those, as require() of a directory does.
+ */
+export function findEntryPoint(dir: string): string | null {
+  const main = packageMain(dir);
+  if (main) return main;
+  return ENTRY_CANDIDATES.find((file) => statOrNull(path.join(dir, file))?.isFile()) ?? null;
+}
+
+function packageMain(dir: string): string | null {
+  let main: unknown;
+  try {
+    main = (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { main?: unknown }).main;
+  } catch {
+    return null;
+  }
+  if (typeof main !== 'string' || main.trim() === '') return null;
+  const base = path.normalize(main.trim());
+  const tries = [base, ...EXTENSIONS.map((ext) => base + ext), ...EXTENSIONS.map((ext) => path.join(base, `index${ext}`))];
+  return tries.find((file) => statOrNull(path.join(dir, file))?.isFile()) ?? null;
 }
 
 /**

@@ -12,6 +12,7 @@ import { stat } from 'node:fs/promises';
 import { isatty } from 'node:tty';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { sandboxHint } from '../systemd/sandbox.js';
 
 // A batched output writes at most this long after a line, or once this much
 // is waiting: a few writes a second where a busy worker logs thousands of lines.
@@ -194,7 +195,8 @@ export class LogOutput {
     this.stream = null;
     if (this.reported) return;
     this.reported = true;
-    this.report('error', `Cannot write the ${this.describe()}: ${err.message}; dropping its lines until it works again`);
+    const hint = this.isFile ? sandboxHint(this.path, err) : '';
+    this.report('error', `Cannot write the ${this.describe()}: ${err.message}${hint}; dropping its lines until it works again`);
   }
 }
 

@@ -10,7 +10,10 @@ import { resolveWorkerCount } from '../settings/kinds.js';
 import type { ResolvedSettings } from '../settings/resolve.js';
 import { titleName, type Settings } from '../settings/schema.js';
 import { bindAddress, inheritSocket, type ListenSocket } from '../sockets.js';
+import { bindDisagreement } from '../systemd/bind-check.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
+import { serviceUnit } from '../systemd/sandbox.js';
+import { withSyntaxLocation } from '../syntax-location.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
 import type { Observability } from './observability.js';
 import type { RestartReason } from '../metrics/aggregator.js';
@@ -57,6 +60,7 @@ export class Master {
     if (!(await hooks.run('on_starting', this.hookView()))) return EXIT.FAILURE;
     this.sockets = this.openSockets(this.settings);
     for (const socket of this.sockets) logger.info(`Listening at: ${socket.label} (${process.pid})`);
+    this.checkBind(this.options.resolved);
     if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
     this.installSignals();
 
@@ -101,6 +105,25 @@ export class Master {
     if (served?.interface !== 'server') return;
     const module = this.settings.app!.split(':')[0]!;
     this.logger.info(`${module} asked for ${served.asked}; serving on ${this.sockets.map((s) => s.label).join(', ')}`);
+  }
+
+  private describeBootFailure(worker: WorkerProcess, code: number | null): string {
+    if (worker.appError) return `Failed to load the app:\n${this.appErrorText(worker.appError)}`;
+    if (code === EXIT.APP_LOAD_ERROR) return `Failed to load the app: the worker (pid:${worker.pid}) exited while importing it`;
+    return `Worker (pid:${worker.pid}) failed to boot (exit code ${code ?? 'by signal'})`;
+  }
+
+  /** A worker's load error, located when it is a syntax error that names no file. MODULE holds no colon (see parseAppSpec). */
+  private appErrorText(text: string): string {
+    return withSyntaxLocation(text, this.settings.app!.split(':')[0]!);
+  }
+
+  /** Says when the config's bind is not where systemd's sockets listen (bind edited, socket unit not restarted). */
+  private checkBind({ settings, sources }: ResolvedSettings): void {
+    if (this.options.inherited.length === 0 || sources.bind.kind !== 'file') return;
+    const where = `${sources.bind.file}:${sources.bind.line}`;
+    const warning = bindDisagreement(settings.bind, this.sockets.map((s) => s.address), where, serviceUnit());
+    if (warning) this.logger.warning(warning);
   }
 
   private openSockets(settings: Settings): ListenSocket[] {
@@ -165,9 +188,16 @@ export class Master {
         worker.once('exit', (code: number | null) => {
           if (failed || ready.has(worker) || ready.size === count) return;
           failed = true;
-          this.logger.error(describeBootFailure(worker, code));
-          for (const other of started) other.kill('SIGKILL');
-          resolve(code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR);
+          this.logger.error(this.describeBootFailure(worker, code));
+          const result = code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR;
+          // Resolved once the whole failed generation is gone, so what follows sees only the workers that serve.
+          const others = started.filter((other) => other !== worker && other.state !== 'exited');
+          let left = others.length;
+          if (left === 0) resolve(result);
+          for (const other of others) {
+            other.once('exit', () => --left === 0 && resolve(result));
+            other.kill('SIGKILL');
+          }
         });
       }
     });
@@ -193,7 +223,7 @@ export class Master {
     if (!worker.everReady && !worker.retireReason) {
       // A replacement that cannot boot: keep trying, but not in a tight loop.
       this.respawnDelayMs = Math.min(30_000, Math.max(1000, this.respawnDelayMs * 2));
-      this.logger.error(describeBootFailure(worker, worker.child.exitCode));
+      this.logger.error(this.describeBootFailure(worker, worker.child.exitCode));
       this.logger.error(`Worker failed to boot; retrying in ${this.respawnDelayMs / 1000} s`);
       this.timers.push(setTimeout(() => this.maintainWorkerCount(), this.respawnDelayMs));
       return;
@@ -304,6 +334,7 @@ export class Master {
       this.logger.warning('bind changed in the config: restart the server to listen on the new addresses');
       next.settings.bind = this.settings.bind;
     }
+    this.checkBind(next);
     this.desiredWorkers = resolveWorkerCount(next.settings.workers);
     await this.rollOver('reload', next.settings);
   }
@@ -360,6 +391,8 @@ export class Master {
       this.logger.reopen();
       for (const worker of this.workers) worker.send({ type: 'reopen-logs' });
     });
+    // Gunicorn's USR2 (binary upgrade) has no equivalent: a reload does it. Its default action would end the master.
+    process.on('SIGUSR2', () => this.logger.warning('Handling signal: usr2: not used (to load new code: systemctl reload)'));
   }
 
   /** TERM: graceful; INT/QUIT, or a second TERM: quick. */
@@ -424,10 +457,4 @@ export class Master {
 
 function describeServed(served: ServedApp | null, app: string): string {
   return served?.interface === 'server' ? `server script ${app}` : `${served?.interface ?? 'unknown'} app ${app}`;
-}
-
-function describeBootFailure(worker: WorkerProcess, code: number | null): string {
-  if (worker.appError) return `Failed to load the app:\n${worker.appError}`;
-  if (code === EXIT.APP_LOAD_ERROR) return `Failed to load the app: the worker (pid:${worker.pid}) exited while importing it`;
-  return `Worker (pid:${worker.pid}) failed to boot (exit code ${code ?? 'by signal'})`;
 }

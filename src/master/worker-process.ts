@@ -55,7 +55,10 @@ export class WorkerProcess extends EventEmitter {
     // 0-2 are shared so the app's own output lands where the master's does.
     const stdio: (string | number)[] = ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'];
     options.fds.forEach((fd, i) => (stdio[FIRST_LISTEN_FD + i] = fd));
-    this.child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', WORKER_ENTRY], {
+    // --disable-sigusr1: a USR1 sent to every process of the unit (log rotation) is
+    // ignored by workers instead of opening the inspector to any local user; the
+    // master tells them to reopen their logs.
+    this.child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '--disable-sigusr1', WORKER_ENTRY], {
       stdio: stdio as never,
       env: options.env,
       cwd: options.settings.chdir ?? process.cwd(),

@@ -147,6 +147,21 @@ export const keyValue: Kind<string> = {
   format: (v) => v,
 };
 
+/**
+ * raw_env's list: a comma starts the next pair only where a KEY= follows it,
+ * so a value may hold commas (NODE_OPTIONS=--a,--b, GREETING=hi is two pairs).
+ */
+export const keyValueList: Kind<string[]> = {
+  form: 'KEY=VALUE pairs, separated by commas (a comma not followed by KEY= is part of the value)',
+  parse: (s) =>
+    s
+      .split(/,(?=\s*[A-Za-z_][A-Za-z0-9_]*=)/)
+      .map((p) => p.trim())
+      .filter((p) => p !== '')
+      .map((p) => keyValue.parse(p)),
+  format: (v) => v.join(', '),
+};
+
 /** A listening address: HOST:PORT, [IPV6]:PORT, :PORT, PORT, unix:PATH or fd://N. */
 export type Address =
   | { kind: 'tcp'; host: string; port: number }

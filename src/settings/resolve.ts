@@ -11,7 +11,9 @@ export type Source =
   | { kind: 'default' }
   | { kind: 'file'; file: string; line: number }
   | { kind: 'env'; name: string }
-  | { kind: 'cli'; flag: string };
+  | { kind: 'cli'; flag: string }
+  /** Found in the instance's app directory (tsgunicorn --instance NAME). */
+  | { kind: 'instance'; dir: string };
 
 export interface ResolvedSettings {
   settings: Settings;
@@ -36,6 +38,8 @@ export function describeSource(source: Source): string {
       return `environment ${source.name}`;
     case 'cli':
       return `command line ${source.flag}`;
+    case 'instance':
+      return `found in ${source.dir} (no app in the config)`;
   }
 }
 
@@ -130,13 +134,25 @@ function readConfigFile(file: string): FileEntry[] {
       throw new ConfigError(`${where}: unknown setting ${JSON.stringify(key)}${suggest(key, (n) => n)}`);
     }
     const kind = schema[key].kind as Kind<unknown>;
-    // ini gives `true` for a bare key and an array for `key[] = ...` lines.
-    const texts = Array.isArray(raw) ? raw.map(String) : [raw === true ? 'true' : String(raw)];
+    // ini gives `true` for a bare key and an array for `key[] = ...` lines; of
+    // repeated `key =` lines only the last, but each raw_env line adds variables.
+    const texts =
+      key === 'raw_env' ? everyValue(lines, key) : Array.isArray(raw) ? raw.map(String) : [raw === true ? 'true' : String(raw)];
     const values = texts.map((t) => parseOrExplain(key, kind, t, where));
-    const value = Array.isArray(raw) ? values.flat() : values[0];
+    const value = Array.isArray(raw) || key === 'raw_env' ? values.flat() : values[0];
     entries.push({ name: key, value, source: { kind: 'file', file, line } });
   }
   return entries;
+}
+
+/** The values of every `key =` and `key[] =` line (settings sit above any section), in order, each as ini reads it. */
+function everyValue(lines: string[], key: string): string[] {
+  const end = lines.findIndex((l) => /^\s*\[/.test(l));
+  const re = new RegExp(`^\\s*${key}(\\[\\])?\\s*=`);
+  return lines
+    .slice(0, end < 0 ? lines.length : end)
+    .filter((l) => re.test(l))
+    .flatMap((l) => Object.values(ini.parse(l) as Record<string, unknown>).flat().map(String));
 }
 
 function checkCombinations(settings: Settings, sources: Record<SettingName, Source>): void {

@@ -7,7 +7,7 @@ import {
   boolean,
   choice,
   integer,
-  keyValue,
+  keyValueList,
   list,
   megabytes,
   nonEmptyList,
@@ -72,7 +72,7 @@ export const schema = {
     default: 'auto' as 'auto' | 'node' | 'fetch',
     flags: '--interface <KIND>',
     section: 'Config',
-    help: 'How to call the app: node (req, res) listener, fetch (Request => Response) handler, or auto-detect.',
+    help: 'How to call an exported app: node (req, res) listener, fetch (Request => Response) handler, or auto-detect. A module that calls listen() itself is served as a server script.',
   }),
   hooks: def({
     kind: optionalText,
@@ -89,12 +89,12 @@ export const schema = {
     help: 'Restart workers when source files under chdir change (development only).',
   }),
   raw_env: def({
-    kind: list(keyValue),
+    kind: keyValueList,
     default: [] as string[],
     flags: '-e, --env <KEY=VALUE>',
     section: 'Config',
     repeatable: true,
-    help: 'Set an environment variable for the app (repeatable).',
+    help: 'Set environment variables for the app: repeat the option (or the ini line) to add more; a value may hold commas.',
   }),
   pidfile: def({
     kind: optionalText,
@@ -108,7 +108,7 @@ export const schema = {
     default: null,
     flags: '-n, --name <NAME>',
     section: 'Config',
-    help: 'The name in process titles (tsgunicorn: master [NAME]); defaults to the app module.',
+    help: 'The name in process titles (tsgunicorn: master [NAME]), default APP as given, and the journal identifier, default tsgunicorn.',
   }),
 
   // Server socket

@@ -3,5 +3,8 @@
 // makes replacement workers ready sooner.
 import module from 'node:module';
 
+// `systemctl kill` signals every process of the unit: a TTIN or TTOU meant for
+// the master would stop a worker (their default action) and a USR2 would end it.
+for (const signal of ['SIGTTIN', 'SIGTTOU', 'SIGUSR2'] as const) process.on(signal, () => {});
 module.enableCompileCache?.();
 await import('./worker.js');

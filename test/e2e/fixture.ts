@@ -106,3 +106,23 @@ declare module 'vitest' {
     upgradeDebError: string;
   }
 }
+
+/** The PIDs of every process of a unit (its cgroup), as the container sees them. */
+export async function unitPids(m: Machine, unit: string): Promise<number[]> {
+  const cgroup = await property(m, unit, 'ControlGroup');
+  const out = await m.run(['sh', '-c', 'cat /sys/fs/cgroup/unified"$1"/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup"$1"/cgroup.procs', 'sh', cgroup]);
+  return out.split('\n').filter(Boolean).map(Number);
+}
+
+/**
+ * The TCP ports any process of the unit listens on: its socket inodes matched
+ * against the LISTEN entries of /proc/net/tcp and tcp6.
+ */
+export async function listeningPorts(m: Machine, unit: string): Promise<number[]> {
+  const pids = await unitPids(m, unit);
+  // Inode 0 (no socket) keeps the inode list non-empty, which the awk program's first-file test needs.
+  const script = `{ for p in "$@"; do ls -l /proc/$p/fd 2>/dev/null; done | sed -n 's/.*socket:\\[\\([0-9]*\\)\\].*/\\1/p'; echo 0; } >/tmp/inodes
+awk 'NR == FNR { want[$1] = 1; next } $4 == "0A" && ($10 in want) { split($2, a, ":"); print a[2] }' /tmp/inodes /proc/net/tcp /proc/net/tcp6`;
+  const out = await m.run(['sh', '-c', script, 'sh', ...pids.map(String)]);
+  return [...new Set(out.split('\n').filter(Boolean).map((hex) => parseInt(hex, 16)))].sort((a, b) => a - b);
+}

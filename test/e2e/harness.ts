@@ -11,8 +11,9 @@ export const SUITES = ['bookworm', 'bullseye'] as const;
 export type Suite = (typeof SUITES)[number];
 
 // What the tests need inside: systemd as PID 1, journald, dbus for systemctl,
-// adduser for the .deb's system user, procps for ExecReload's /bin/kill.
-const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'libsystemd0', 'adduser', 'procps'];
+// adduser for the .deb's system user, procps for ExecReload's /bin/kill, logrotate for the
+// package's logrotate config.
+const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'libsystemd0', 'adduser', 'procps', 'logrotate'];
 // Changing the recipe (packages or the tweaks in buildRootfs) invalidates cached rootfs.
 const RECIPE = `v1 minbase ${PACKAGES.join(',')}`;
 const RECIPE_FILE = '.tsgunicorn-e2e-recipe';

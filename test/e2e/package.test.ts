@@ -5,7 +5,7 @@
 import { copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { EXAMPLE_GREETING, diagnose, installExampleApp, property, start, useMachine } from './fixture.js';
+import { EXAMPLE_GREETING, diagnose, installExampleApp, property, useMachine } from './fixture.js';
 import { SUITES, sleep, waitFor, type ExecResult, type Machine } from './harness.js';
 import { attempt, get } from './http.js';
 
@@ -47,6 +47,9 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     expect(install.stdout).toMatch(/^0 upgraded, 1 newly installed, 0 to remove/m);
     expect(install.stdout).toMatch(/^Need to get 0 B\//m);
     expect(doctorRows(install.stdout).map((r) => r.check), output(install)).toEqual(['CPU cores', 'Memory', 'Disk (/var/lib)', 'OS']);
+    // After the hardware table, the three steps to a served app.
+    const steps = install.stdout.slice(install.stdout.indexOf('CHECK'));
+    expect(steps).toMatch(/\ntsgunicorn: next steps, for an app called NAME:\n  1\. Put the app in \/srv\/NAME .*\n.*\n  2\. sudo systemctl enable --now tsgunicorn@NAME .*\n  3\. curl localhost:8000\/; journalctl -u tsgunicorn@NAME -p err/);
 
     expect((await m.run(['tsgunicorn', '--version'])).trim()).toBe(version);
     const doctor = await m.exec(['tsgunicorn', 'doctor']);
@@ -58,11 +61,15 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     expect(doctor.code, output(doctor)).toBe(unmet.length ? 1 : 0);
   }, 240_000);
 
-  it('serves the example app copied to /srv/myapp with systemctl start tsgunicorn@myapp, and journals the request', async () => {
+  it('serves the example app copied to /srv/myapp with systemctl enable --now tsgunicorn@myapp, started at boot, and journals the request', async () => {
     const m = machine();
     await installExampleApp(m);
     await m.writeFile('/etc/tsgunicorn/myapp.ini', CONFIG);
-    await start(m, 'tsgunicorn@myapp');
+    const enable = await m.systemctl('enable', '--now', 'tsgunicorn@myapp');
+    if (enable.code !== 0) throw new Error(`${output(enable)}\n${await diagnose(m, unit)}`);
+    // What boot starts: the service, which pulls in its socket.
+    expect((await m.run(['systemctl', 'is-enabled', unit])).trim()).toBe('enabled');
+    expect((await m.run(['systemctl', 'list-dependencies', '--plain', 'multi-user.target'])).split('\n').map((l) => l.trim())).toContain(unit);
     const marker = `package-e2e-${suite}-${Date.now()}`;
     const reply = await get(`${url}?from=${marker}`);
     expect(reply).toEqual({ status: 200, body: EXAMPLE_GREETING });
@@ -119,6 +126,10 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     const purge = await aptGet(m, 'purge', 'tsgunicorn');
     console.log(`[${suite}] apt remove + purge: purge took ${((Date.now() - started) / 1000).toFixed(1)} s`);
     expect(purge.code, output(purge)).toBe(0);
+    // Quietly: no dpkg warning about directories it shares with systemd, no deluser chatter.
+    expect(`${remove.stdout}${remove.stderr}${purge.stdout}${purge.stderr}`.split('\n').filter((l) => /warn|not empty|crontab/i.test(l))).toEqual([]);
+    // Nor what the instances' RuntimeDirectory= left in /run (a mount the file listing below skips).
+    expect((await m.exec(['test', '-e', '/run/tsgunicorn'])).code).toBe(1);
     expect((await m.exec(['getent', 'passwd', 'tsgunicorn'])).code).toBe(2);
     expect((await m.exec(['getent', 'group', 'tsgunicorn'])).code).toBe(2);
 

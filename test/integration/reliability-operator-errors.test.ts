@@ -79,6 +79,19 @@ describe('operator errors', () => {
     expect(text).not.toMatch(/was sent SIGKILL/);
   });
 
+  it('a syntax error in an ES module the app imports: exit 4, that file, line and column named', async () => {
+    const dir = scratch();
+    writeFileSync(path.join(dir, 'routes.mjs'), 'export const routes = {\n  home: () => "x"\n  about: () => "y",\n};\n');
+    writeFileSync(path.join(dir, 'app.mjs'), "import { routes } from './routes.mjs';\nexport const app = (req, res) => res.end(routes.home());\n");
+    const { code, output } = await run(['-b', '127.0.0.1:0', '-w', '1', path.join(dir, 'app.mjs')]);
+    expect(code).toBe(4);
+    // (errorText leaves out the empty line before the message.)
+    expect(errorText(output)).toContain(`Failed to load the app:\n${path.join(dir, 'routes.mjs')}:3:3\n  about: () => "y",\n  ^^^^^\nSyntaxError: Unexpected identifier 'about'`);
+    const check = await run(['--check-config', path.join(dir, 'app.mjs')]);
+    expect(check.code).toBe(4);
+    expect(check.output).toContain(`cannot load the app: ${path.join(dir, 'routes.mjs')}:3:3\n`);
+  });
+
   it('an unreadable app file: exit 4, the file and "permission denied" named, no stack trace', async () => {
     const dir = scratch();
     const app = path.join(dir, 'app.mjs');

@@ -18,15 +18,31 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A fake machine: its /proc files and os-release in the temp dir, its disk of `diskBytes`. */
-function machine(opts: { cpus?: number; memKB?: number; diskBytes?: number; osRelease?: string }): Partial<DoctorPaths> {
+function machine(opts: {
+  cpus?: number;
+  affinity?: number;
+  memKB?: number;
+  diskBytes?: number;
+  osRelease?: string;
+  /** /proc/self/cgroup, and the files under the cgroup mount (path → content). */
+  cgroup?: { self: string; files: Record<string, string> };
+}): Partial<DoctorPaths> {
   const { cpus = 4, memKB = 8 * 1024 * 1024, diskBytes = 100e9, osRelease = ubuntu2204 } = opts;
   const procDir = path.join(dir, 'proc');
-  mkdirSync(procDir, { recursive: true });
+  const cgroupDir = path.join(dir, 'cgroup');
+  mkdirSync(path.join(procDir, 'self'), { recursive: true });
   writeFileSync(path.join(procDir, 'cpuinfo'), cpuinfo(cpus));
   writeFileSync(path.join(procDir, 'meminfo'), meminfo(memKB));
+  writeFileSync(path.join(procDir, 'self/cgroup'), opts.cgroup?.self ?? '0::/\n');
+  for (const [file, content] of Object.entries(opts.cgroup?.files ?? {})) {
+    mkdirSync(path.dirname(path.join(cgroupDir, file)), { recursive: true });
+    writeFileSync(path.join(cgroupDir, file), content);
+  }
   writeFileSync(path.join(dir, 'os-release'), osRelease);
   return {
     procDir,
+    cgroupDir,
+    availableCpus: () => opts.affinity ?? cpus,
     osRelease: path.join(dir, 'os-release'),
     statfsPath: '/var/lib',
     statfs: () => ({ blocks: diskBytes / 4096, bsize: 4096 }),
@@ -56,6 +72,40 @@ describe('runDoctor', () => {
     const { rows, ok } = runDoctor(machine({ cpus: 1 }));
     expect(row(rows, 'CPU')).toMatchObject({ found: '1', status: 'unmet' });
     expect(ok).toBe(false);
+  });
+
+  it('counts the CPUs of the affinity mask (taskset -c 0), showing both counts', () => {
+    const { rows, ok } = runDoctor(machine({ cpus: 2, affinity: 1 }));
+    expect(row(rows, 'CPU')).toMatchObject({ found: '1 usable (affinity) of 2', status: 'unmet' });
+    expect(ok).toBe(false);
+  });
+
+  it("counts the CPUs of the cgroup's quota (cpu.max), rounded up", () => {
+    const { rows } = runDoctor(
+      machine({ cpus: 4, cgroup: { self: '0::/system.slice/x.service\n', files: { 'system.slice/x.service/cpu.max': '150000 100000\n' } } }),
+    );
+    expect(row(rows, 'CPU')).toMatchObject({ found: '2 usable (cgroup quota) of 4', status: 'ok' });
+  });
+
+  it('counts the memory of the tightest cgroup v2 limit of the process and its ancestors', () => {
+    const { rows, ok } = runDoctor(
+      machine({
+        memKB: 8 * 1024 * 1024,
+        cgroup: {
+          self: '0::/system.slice/x.service\n',
+          files: { 'system.slice/memory.max': `${2 * GiB}\n`, 'system.slice/x.service/memory.max': 'max\n' },
+        },
+      }),
+    );
+    expect(row(rows, 'Memory')).toMatchObject({ found: '2.0 GiB (cgroup limit) of 8.0 GiB', status: 'unmet' });
+    expect(ok).toBe(false);
+  });
+
+  it('counts a cgroup v1 memory limit, and ignores one beyond the machine (unlimited)', () => {
+    const v1 = (limit: number) =>
+      machine({ memKB: 8 * 1024 * 1024, cgroup: { self: '4:memory:/lxc/box\n0::/\n', files: { 'memory/lxc/box/memory.limit_in_bytes': `${limit}\n` } } });
+    expect(row(runDoctor(v1(3 * GiB)).rows, 'Memory')).toMatchObject({ found: '3.0 GiB (cgroup limit) of 8.0 GiB', status: 'unmet' });
+    expect(row(runDoctor(v1(9223372036854771712)).rows, 'Memory')).toMatchObject({ found: '8.0 GiB', status: 'ok' });
   });
 
   it('flags less than 3.5 GiB of memory as unmet', () => {
@@ -90,6 +140,8 @@ describe('runDoctor', () => {
     const { rows, ok } = runDoctor(machine({ osRelease: debian12 }));
     expect(row(rows, 'OS')).toMatchObject({ found: 'Debian GNU/Linux 12 (bookworm)', status: 'note' });
     expect(ok).toBe(true);
+    // What the note means is printed under the table.
+    expect(formatDoctorTable(rows)).toMatch(/\nnote \(OS\): not Ubuntu 22\.04, the OS the minimums are stated for: tsgunicorn runs on it .*no failure\n$/);
   });
 
   it('notes Ubuntu other than 22.04', () => {

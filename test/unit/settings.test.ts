@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { address, integer, list, seconds, workerCount } from '../../src/settings/kinds.js';
-import { instanceValues } from '../../src/settings/instance.js';
-import { ConfigError, resolveSettings } from '../../src/settings/resolve.js';
+import { findEntryPoint } from '../../src/app/spec.js';
+import { instanceSettings } from '../../src/settings/instance.js';
+import { ConfigError, describeSource, resolveSettings } from '../../src/settings/resolve.js';
 
 describe('address', () => {
   it.each([
@@ -64,20 +65,91 @@ describe('resolveSettings', () => {
   });
 });
 
+describe('raw_env', () => {
+  it('keeps commas that are part of a value, and adds up repeated ini lines', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-env-'));
+    const file = path.join(dir, 'a.ini');
+    writeFileSync(file, 'raw_env = NODE_OPTIONS=--max-old-space-size=256,--enable-source-maps, GREETING=hi\nworkers = 2\nraw_env = ALLOWED=a,b,c\n');
+    const { settings, sources } = resolveSettings({ config: file }, {});
+    expect(settings.raw_env).toEqual(['NODE_OPTIONS=--max-old-space-size=256,--enable-source-maps', 'GREETING=hi', 'ALLOWED=a,b,c']);
+    expect(sources.raw_env).toEqual({ kind: 'file', file, line: 1 });
+  });
+
+  it('takes each -e option whole, commas included', () => {
+    expect(resolveSettings({ raw_env: ['LIST=x,y', 'Z=1'] }, {}).settings.raw_env).toEqual(['LIST=x,y', 'Z=1']);
+  });
+
+  it('still refuses an item that is not KEY=VALUE', () => {
+    expect(() => resolveSettings({ raw_env: ['=x'] }, {})).toThrow(/option --env: raw_env: expected a KEY=VALUE pair, got "=x"/);
+  });
+});
+
 describe('instances', () => {
   const root = mkdtempSync(path.join(os.tmpdir(), 'tsg-inst-'));
   const dirs = { config: path.join(root, 'etc'), apps: path.join(root, 'srv') };
-  mkdirSync(dirs.config);
-  mkdirSync(path.join(dirs.apps, 'withapp'), { recursive: true });
-  writeFileSync(path.join(dirs.apps, 'withapp', 'app.mjs'), '');
-  writeFileSync(path.join(dirs.config, 'withini.ini'), 'app = x.ts\n');
+  const put = (file: string, content = '') => {
+    mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+    writeFileSync(path.join(root, file), content);
+  };
+  put('etc/withini.ini', 'app = x.ts\n');
+  put('srv/withapp/app.mjs');
+  // An ini that only tunes settings, beside an app in /srv/NAME.
+  put('etc/tuned.ini', 'accesslog = -\n');
+  put('srv/tuned/app.ts');
+  put('etc/tunedchdir.ini', 'chdir = /elsewhere\n');
+  put('srv/tunedchdir/app.ts');
+  // A package whose main calls listen() itself, main without its extension.
+  put('srv/pkg/package.json', '{"name": "pkg", "main": "lib/start"}');
+  put('srv/pkg/lib/start.js');
+  put('srv/pkg/app.ts');
+  // A built Next.js standalone tree: server.js, and a package.json without main.
+  put('srv/next/package.json', '{"name": "next-app", "private": true}');
+  put('srv/next/server.js');
+  put('srv/next/.next/BUILD_ID');
+  put('srv/badmain/package.json', '{"main": "missing.js"}');
+  put('srv/badmain/index.mjs');
+  put('etc/noapp.ini', 'workers = 2\n');
+  const app = (name: string) => instanceSettings(name, {}, {}, dirs);
 
-  it('prefers NAME.ini, then /srv/NAME/app.*, else says what to create', () => {
-    expect(instanceValues('withini', {}, dirs)).toMatchObject({ config: path.join(dirs.config, 'withini.ini'), proc_name: 'withini' });
-    expect(instanceValues('withapp', {}, dirs)).toMatchObject({ app: 'app.mjs', chdir: path.join(dirs.apps, 'withapp'), proc_name: 'withapp' });
-    expect(() => instanceValues('none', {}, dirs)).toThrow(
-      `instance none: nothing to serve: create ${path.join(dirs.config, 'none.ini')} (example: /usr/share/tsgunicorn/examples/instance.ini) or put the app at ${path.join(dirs.apps, 'none', 'app.ts')}`,
+  it('serves the app NAME.ini names, with the name as proc_name', () => {
+    const { settings, sources } = app('withini');
+    expect(settings).toMatchObject({ app: 'x.ts', config: path.join(dirs.config, 'withini.ini'), proc_name: 'withini' });
+    expect(sources.app).toMatchObject({ kind: 'file' });
+  });
+
+  it('without an ini, serves the app in /srv/NAME from there', () => {
+    const { settings, sources } = app('withapp');
+    expect(settings).toMatchObject({ app: path.join(dirs.apps, 'withapp/app.mjs'), chdir: path.join(dirs.apps, 'withapp'), config: null });
+    expect(describeSource(sources.app)).toBe(`found in ${path.join(dirs.apps, 'withapp')} (no app in the config)`);
+  });
+
+  it('with an ini that sets no app, still serves the app in /srv/NAME, with the ini applied', () => {
+    expect(app('tuned').settings).toMatchObject({ app: path.join(dirs.apps, 'tuned/app.ts'), chdir: path.join(dirs.apps, 'tuned'), accesslog: '-' });
+    // The ini's chdir stays; the app is still the one in /srv/NAME.
+    expect(app('tunedchdir').settings).toMatchObject({ app: path.join(dirs.apps, 'tunedchdir/app.ts'), chdir: '/elsewhere' });
+  });
+
+  it("finds a package's main (before app.*), a server script (Next.js standalone), then index.*", () => {
+    expect(app('pkg').settings.app).toBe(path.join(dirs.apps, 'pkg/lib/start.js'));
+    expect(findEntryPoint(path.join(dirs.apps, 'next'))).toBe('server.js');
+    expect(findEntryPoint(path.join(dirs.apps, 'badmain'))).toBe('index.mjs');
+  });
+
+  it('the command line still wins over the fallback', () => {
+    expect(instanceSettings('withapp', { app: 'other.js' }, {}, dirs).settings.app).toBe('other.js');
+  });
+
+  it('names every place it looked when there is nothing to serve', () => {
+    expect(() => app('none')).toThrow(
+      `instance none: nothing to serve: no ${path.join(dirs.config, 'none.ini')}, and ${path.join(dirs.apps, 'none')} holds no app ` +
+        `(looked for package.json "main", then server.*, index.*, app.* (.js/.mjs/.cjs/.ts)): ` +
+        `create ${path.join(dirs.config, 'none.ini')} (example: /usr/share/tsgunicorn/examples/instance.ini) or put the app at ${path.join(dirs.apps, 'none', 'app.ts')}`,
     );
-    expect(() => instanceValues('../etc', {}, dirs)).toThrow(/a name is letters/);
+    expect(() => app('noapp')).toThrow(
+      `instance noapp: nothing to serve: ${path.join(dirs.config, 'noapp.ini')} sets no app, and ${path.join(dirs.apps, 'noapp')} holds no app ` +
+        `(looked for package.json "main", then server.*, index.*, app.* (.js/.mjs/.cjs/.ts)): ` +
+        `add \`app = FILE\` to ${path.join(dirs.config, 'noapp.ini')} or put the app at ${path.join(dirs.apps, 'noapp', 'app.ts')}`,
+    );
+    expect(() => app('../etc')).toThrow(/a name is letters/);
   });
 });

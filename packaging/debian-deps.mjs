@@ -1,0 +1,105 @@
+// What the build and the tests need from Debian, got on a fresh machine by the
+// commands themselves: missing packages are installed with apt-get when this
+// runs as root (once more after apt-get update when the package lists are
+// missing or stale); otherwise the command fails with one line naming them.
+//
+//   node packaging/debian-deps.mjs build-deps   (npm run package)
+//   import { ensureAddons, ensurePromtool } …   (npm test's global setup)
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+/** What building the .deb needs: dpkg-dev, binutils (strip) and, for the native addons, a C++ toolchain, node-gyp's python3 and libsystemd. */
+const ADDON_DEPS = ['g++', 'make', 'python3', 'pkg-config', 'libsystemd-dev'];
+export const BUILD_DEPS = ['dpkg-dev', 'binutils', ...ADDON_DEPS];
+
+function run(cmd, args, opts = {}) {
+  try {
+    execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, ...opts });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const isRoot = () => process.getuid?.() === 0;
+const hasApt = () => run('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' });
+const isInstalled = (pkg) => {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).endsWith(' installed');
+  } catch {
+    return false;
+  }
+};
+
+/** Runs an apt-get command, and once more after apt-get update (as root) if it fails. */
+function aptGet(args, cwd) {
+  return run('apt-get', args, { cwd }) || (isRoot() && run('apt-get', ['-qq', 'update'], { stdio: 'ignore' }) && run('apt-get', args, { cwd }));
+}
+
+/** Installs the missing ones of Debian's `packages`; throws naming those it could not. */
+export function ensurePackages(packages, why) {
+  const missing = packages.filter((pkg) => !isInstalled(pkg));
+  if (missing.length === 0) return;
+  const command = `apt-get install ${missing.join(' ')}`;
+  if (!isRoot() || !hasApt()) throw new Error(`${why} needs Debian's ${missing.join(', ')}: run sudo ${command}`);
+  console.error(`${why}: ${command}`);
+  aptGet(['install', '-y', '-qq', '--no-install-recommends', ...missing]);
+  const still = missing.filter((pkg) => !isInstalled(pkg));
+  if (still.length) throw new Error(`${why} needs Debian's ${still.join(', ')}, and ${command} failed`);
+}
+
+/**
+ * A directory holding promtool: none when it is on PATH already, else the copy
+ * taken from Debian's prometheus package (downloaded, not installed: installing
+ * it would start and enable a Prometheus server) in node_modules/.cache.
+ */
+export function ensurePromtool() {
+  if (run('sh', ['-c', 'command -v promtool'], { stdio: 'ignore' })) return null;
+  const dir = path.join(root, 'node_modules/.cache/tsgunicorn-tools');
+  if (existsSync(path.join(dir, 'promtool'))) return dir;
+  const why = 'the Prometheus rules tests (promtool)';
+  if (!hasApt()) throw new Error(`${why} need promtool: install Debian's prometheus package, or put promtool on PATH`);
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-promtool-'));
+  try {
+    console.error(`${why}: apt-get download prometheus, for its promtool`);
+    // As root, apt's download sandbox user could not write to this private directory.
+    const sandbox = isRoot() ? ['-o', 'APT::Sandbox::User=root'] : [];
+    if (!aptGet(['download', '-qq', ...sandbox, 'prometheus'], scratch)) {
+      throw new Error(`${why} need promtool, and apt-get download prometheus failed: run sudo apt-get install prometheus, or put promtool on PATH`);
+    }
+    const deb = readdirSync(scratch).find((f) => f.endsWith('.deb'));
+    execFileSync('dpkg-deb', ['-x', path.join(scratch, deb), path.join(scratch, 'tree')]);
+    mkdirSync(dir, { recursive: true });
+    renameSync(path.join(scratch, 'tree/usr/bin/promtool'), path.join(dir, 'promtool'));
+    chmodSync(path.join(dir, 'promtool'), 0o755);
+    return dir;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The native addons of the project's node_modules, which npm ci's postinstall
+ * builds only where their build dependencies were already installed.
+ */
+export function ensureAddons() {
+  if (existsSync(path.join(root, 'node_modules/sd-notify/build/Release/notify.node'))) return;
+  ensurePackages(ADDON_DEPS, 'the systemd tests (the native addons)');
+  execFileSync(process.execPath, [path.join(root, 'packaging/build-addons.mjs')], { stdio: 'inherit' });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  if (process.argv[2] !== 'build-deps') {
+    console.error('usage: node packaging/debian-deps.mjs build-deps');
+    process.exit(2);
+  }
+  try {
+    ensurePackages(BUILD_DEPS, 'npm run package');
+  } catch (err) {
+    console.error(`debian-deps: ${err.message}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,29 @@
+// Where a syntax error in an ES module is: Node's SyntaxError from import()
+// carries only the message and node:internal frames, and prints the file, line
+// and source line only when the error goes uncaught. Asked of a child process
+// that imports the app and lets the error go uncaught: parsing fails before any
+// module runs, so none of the app's code runs there. Only on a failed load.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/**
+ * `text` (a failed load's message) with "FILE:LINE:COLUMN", the source line and
+ * a caret put first, when it is an ES module's SyntaxError that names no file;
+ * `text` unchanged otherwise.
+ */
+export function withSyntaxLocation(text: string, modulePath: string, cwd = process.cwd()): string {
+  if (!/^SyntaxError\b/.test(text)) return text;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', 'await import(process.argv[1])', pathToFileURL(path.resolve(cwd, modulePath)).href], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 10_000,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  // "file:///app/server.mjs:3", the source line, the caret line, "", "SyntaxError: …".
+  const m = /^(file:\/\/\S+):(\d+)\n(.*)\n( *)(\^+)\n\nSyntaxError\b/.exec(child.stderr ?? '');
+  if (!m) return text;
+  const [, url, line, source, indent] = m;
+  const file = decodeURIComponent(new URL(url!).pathname);
+  return `${file}:${line}:${indent!.length + 1}\n${source}\n${indent}${m[5]}\n\n${text}`;
+}
