@@ -211,8 +211,14 @@ for (const fw of frameworks.filter((f) => f.lifecycle)) {
       const result = await loadRun;
       expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
       const answered = [...result.bodies.keys()].map(Number);
-      expect(answered.filter((pid) => before.includes(pid))).toHaveLength(2);
-      expect(answered.filter((pid) => !before.includes(pid)).length).toBeGreaterThanOrEqual(1);
+      // Both generations served the load (20 connections opened at once may all land on one worker).
+      expect(answered.some((pid) => before.includes(pid))).toBe(true);
+      expect(answered.some((pid) => !before.includes(pid))).toBe(true);
+      // Drained, the old generation leaves.
+      await until('the old workers gone', async () => {
+        const pids = await workerPids(server.proc.pid!);
+        return pids.length === 2 && !pids.some((pid) => before.includes(pid));
+      });
     });
 
     it('TERM lets an in-flight streamed response finish, then the master exits 0', async () => {
