@@ -23,7 +23,9 @@ export interface CapturedServer {
   readonly callback: (() => void) | null;
 }
 
-export type ParkedListener = (asked: string, reason: 'second-server' | 'exported-app') => void;
+/** Why a server was parked: a second server of the app, one on the app's server's port (the same app), or any server of an app served from its export. */
+export type ParkReason = 'second-server' | 'alias' | 'exported-app';
+export type ParkedListener = (asked: string, reason: ParkReason) => void;
 
 interface NormalizedListen {
   port?: number | string;
@@ -64,8 +66,8 @@ export function captureListen(parked: ParkedListener): void {
       waiting = [];
       return this;
     }
-    park(this, callback);
-    onParked(asked, captured ? 'second-server' : 'exported-app');
+    park(this, options, callback);
+    onParked(asked, isAlias(options) ? 'alias' : captured ? 'second-server' : 'exported-app');
     return this;
   };
 }
@@ -107,11 +109,31 @@ function isHttpServer(server: net.Server, secure: boolean): boolean {
   return secure && server instanceof process.getBuiltinModule('node:https').Server;
 }
 
-// A parked server's listen() completes as if it had bound, so the app goes on;
-// it never accepts anything.
-function park(server: net.Server, callback: (() => void) | null): void {
+// A parked server's listen() completes as if it had bound, so the app goes on,
+// and address() reports what it asked for (frameworks read it once listening,
+// as Fastify does to log and to start its servers for other addresses); it never
+// accepts anything.
+function park(server: net.Server, options: NormalizedListen, callback: (() => void) | null): void {
+  const host = options.host ?? '::';
+  const address: net.AddressInfo | string | null =
+    options.path !== undefined
+      ? options.path
+      : { address: host, family: net.isIPv4(host) ? 'IPv4' : 'IPv6', port: Number(options.port ?? 0) };
+  server.address = () => address;
   if (callback) server.once('listening', callback);
   process.nextTick(() => server.emit('listening'));
+}
+
+/**
+ * Another server on the port the app's server asked for, or is served on: the
+ * same app on another address (Fastify starts one for each address
+ * "localhost" resolves to, at the port it was given).
+ */
+function isAlias(options: NormalizedListen): boolean {
+  if (!captured || options.port === undefined) return false;
+  const real = captured.server.address();
+  const port = Number(options.port);
+  return port === Number(captured.asked.slice(captured.asked.lastIndexOf(':') + 1)) || (typeof real === 'object' && real?.port === port);
 }
 
 function describeListen(options: NormalizedListen): string {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Worker as Thread } from 'node:worker_threads';
 import { AppLoadError, listenWaitMs, loadApp, type LoadedApp } from '../app/load.js';
-import { hasCaptured } from '../app/server-script.js';
+import { hasCaptured, type ParkReason } from '../app/server-script.js';
 import { loadHooks } from '../hooks.js';
 import { EXIT, FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage, type WorkerMessage } from '../ipc.js';
 import { createLogger, type Logger } from '../logging/logger.js';
@@ -140,24 +140,20 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   });
 }
 
-function logParked(logger: Logger, asked: string, reason: 'second-server' | 'exported-app'): void {
-  const first = hasCaptured();
-  // Fastify binds each address "localhost" resolves to with a server of its own: the same port, the same app.
-  if (first && portOf(first.asked) === portOf(asked)) {
+function logParked(logger: Logger, asked: string, reason: ParkReason): void {
+  if (reason === 'alias') {
     logger.debug(`The app's server for ${asked} is served on tsgunicorn's sockets with its first server`);
     return;
   }
   const why =
     reason === 'second-server'
-      ? `tsgunicorn serves only the app's first server (${first?.asked}) on its sockets`
+      ? `tsgunicorn serves only the app's first server (${hasCaptured()?.asked}) on its sockets`
       : 'the app is served from its export';
   logger.warning(
     `The app started another HTTP server, asking for ${asked}; it is not bound, since ${why}. ` +
       'Serve those routes from the main server, or run them as a service of their own',
   );
 }
-
-const portOf = (asked: string): string => asked.slice(asked.lastIndexOf(':') + 1);
 
 async function drainAndExit(
   mode: 'retire' | 'stop',
