@@ -191,6 +191,8 @@ describe('Fastify, served on an address other than 127.0.0.1', () => {
         return seen.size === 2;
       }, 15000);
       expect(server.output()).not.toMatch(/Uncaught exception/);
+      // The same app on another address: not a second server to warn about.
+      expect(server.output()).not.toMatch(/another HTTP server/);
       expect([...seen].sort()).toEqual(workers.sort());
       expect(listenersOn(server.port)).toHaveLength(1);
       expect(listenersOn(3102)).toEqual([]);
