@@ -229,8 +229,8 @@ describe('the same service as an exported app', () => {
     const ws = new WebSocket(`ws://127.0.0.1:${server.port}/`);
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     ws.send('hi');
-    const [reply] = (await new Promise((resolve) => ws.once('message', (...a) => resolve(a)))) as [Buffer];
-    expect(reply.toString()).toMatch(/^echo hi from \d+$/);
+    const reply = await new Promise<string>((resolve) => ws.once('message', (data: Buffer) => resolve(data.toString())));
+    expect(reply).toMatch(/^echo hi from \d+$/);
     ws.close();
   });
 
