@@ -3,13 +3,14 @@
 // master process.
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
+import { AppLoadError, parseAppSpec, resolveAppModule } from './app/spec.js';
 import { loadHooks } from './hooks.js';
 import { EXIT } from './ipc.js';
 import { createLogger } from './logging/logger.js';
 import { Master } from './master/master.js';
 import { instanceSettings } from './settings/instance.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
-import { schema, settingNames, type SettingName } from './settings/schema.js';
+import { journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
 import { BindError } from './sockets.js';
 import { openJournal, stderrIsJournal } from './systemd/journal.js';
 import { sandboxHint } from './systemd/sandbox.js';
@@ -104,6 +105,13 @@ async function main(argv: string[]): Promise<number> {
       return fail(`chdir ${settings.chdir}: ${(err as NodeJS.ErrnoException).code ?? err}${sandboxHint(settings.chdir, err)}`, EXIT.CONFIG);
     }
   }
+  try {
+    // Before anything is forked: a mistyped APP (or a subcommand that does not exist) never starts a server.
+    resolveAppModule(parseAppSpec(settings.app).module, process.cwd());
+  } catch (err) {
+    if (err instanceof AppLoadError) return fail(err.message, err.exitCode);
+    throw err;
+  }
   if (options.checkConfig) return checkConfig(resolved, fail);
 
   if (settings.require_minimums) {
@@ -112,11 +120,11 @@ async function main(argv: string[]): Promise<number> {
     if (!ok) return fail(`below the hardware minimums (require_minimums = true):\n${formatDoctorTable(rows)}`, EXIT.FAILURE);
   }
 
-  const name = settings.proc_name ?? 'tsgunicorn';
-  const journal = stderrIsJournal() ? openJournal(name) : null;
+  const identifier = journalIdentifier(settings);
+  const journal = stderrIsJournal() ? openJournal(identifier) : null;
   // The workers write the access log; the master only opening and watching it
   // would report each logrotate a second time.
-  const logger = createLogger({ ...settings, accesslog: null }, { pid: process.pid, journal, identifier: name });
+  const logger = createLogger({ ...settings, accesslog: null }, { pid: process.pid, journal, identifier });
   const notifier = createNotifier(process.env, process.pid, (msg) => logger.debug(msg));
   const inherited = takeListenFds();
   try {
@@ -167,15 +175,25 @@ function printConfig({ settings, sources }: ResolvedSettings, served: { value: s
 // The modules below load only for the commands that need them: every module the
 // master loads stays in its resident memory for the server's lifetime.
 async function checkConfig({ settings }: ResolvedSettings, fail: (message: string, code: number) => number): Promise<number> {
-  const { AppLoadError, loadApp } = await import('./app/load.js');
+  const { listenWaitMs, loadApp } = await import('./app/load.js');
   try {
-    const app = await loadApp(settings.app!, process.cwd(), settings.interface);
-    process.stdout.write(`Config OK: ${settings.app} loads as a ${app.interface} app${app.upgrade ? ' with an upgrade handler' : ''}\n`);
+    // As a worker loads it, so a server script's listen() binds nothing here either.
+    const app = await loadApp(settings.app!, process.cwd(), {
+      interface: settings.interface,
+      listenWaitMs: listenWaitMs(settings),
+      onFetchError: () => {},
+      onParked: () => {},
+    });
+    const what =
+      app.interface === 'server'
+        ? `a server script (it asks for ${app.server.asked}, which is never bound: tsgunicorn serves it on its own sockets)`
+        : `a ${app.interface} app${app.upgrade ? ' with an upgrade handler' : ''}`;
+    process.stdout.write(`Config OK: ${settings.app} loads as ${what}\n`);
     return EXIT.OK;
   } catch (err) {
     const shown = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
     const { withSyntaxLocation } = await import('./syntax-location.js');
-    return fail(`cannot load the app: ${withSyntaxLocation(shown, settings.app!.split(':')[0]!)}`, EXIT.APP_LOAD_ERROR);
+    return fail(`cannot load the app: ${withSyntaxLocation(shown, settings.app!.split(':')[0]!)}`, err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR);
   }
 }
 

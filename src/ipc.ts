@@ -22,14 +22,25 @@ export type MasterMessage =
   | { type: 'boot'; settings: Settings; sockets: number; secure: boolean; workerId: number }
   /** Stop accepting and leave once in-flight requests finish: recycling and reload. */
   | { type: 'retire' }
+  /**
+   * A graceful stop: as retire, but idle keep-alive connections close at once.
+   * Sent rather than SIGTERM, whose handler an app may own (Next.js exits on it).
+   */
+  | { type: 'stop' }
   | { type: 'metrics'; id: number }
   | { type: 'reopen-logs' };
 
 export type WorkerMessage =
-  | { type: 'ready' }
+  | { type: 'ready'; app: ServedApp }
   | { type: 'app-error'; message: string }
   | { type: 'recycle'; reason: 'max_requests' }
   | { type: 'metrics'; id: number; data: unknown };
+
+/** How a worker serves the app: from its export, or the server a server script started. */
+export type ServedApp =
+  | { interface: 'node' | 'fetch' }
+  /** `asked`: the address the script gave listen(), which is never bound. */
+  | { interface: 'server'; asked: string; secure: boolean };
 
 /** One heartbeat line on the heartbeat pipe, written by the worker's watchdog thread. */
 export interface Heartbeat {

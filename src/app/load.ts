@@ -1,109 +1,133 @@
-// Loads the user's app from an APP spec (`MODULE[:NAME]` or `MODULE:factory(ARGS)`)
-// and turns whatever it exports into one node:http request listener.
-import { accessSync, constants, existsSync } from 'node:fs';
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+// Loads the user's app from an APP spec and decides how it is served: from what
+// the module exports (a listener, a fetch handler, a framework object), or, when
+// the module starts its own HTTP server, that server (a server script).
+import type { IncomingMessage, RequestListener } from 'node:http';
 import type { Duplex } from 'node:stream';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { EXIT } from '../ipc.js';
+import type { Settings } from '../settings/schema.js';
+import { describeValue, shapeOf, toListener, unservableExport, type Interface } from './exports.js';
+import { captureListen, capturedServer, hasCaptured, stopCapturing, type CapturedServer, type ParkedListener } from './server-script.js';
+import { AppLoadError, parseAppSpec, resolveAppModule } from './spec.js';
+
+export { AppLoadError } from './spec.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-export interface LoadedApp {
-  listener: RequestListener;
-  /** `upgrade(req, socket, head)` exported beside the app, for WebSocket and other Upgrade requests. */
-  upgrade: UpgradeHandler | null;
-  interface: 'node' | 'fetch';
-}
-
-export interface AppSpec {
-  module: string;
-  name: string;
-  /** Present for `factory(ARGS)`: the factory is called with these and awaited. */
-  args: unknown[] | null;
-}
-
-/** A problem with the APP spec or its module, with a message for the operator. */
-export class AppLoadError extends Error {}
-
-const MODULE_EXTENSIONS = /\.(m|c)?(j|t)s$/;
-
-export function parseAppSpec(spec: string): AppSpec {
-  // MODULE may itself hold a colon only as a Windows drive letter, which we do not support.
-  const colon = spec.indexOf(':');
-  const module = colon === -1 ? spec : spec.slice(0, colon);
-  const target = colon === -1 ? 'app' : spec.slice(colon + 1).trim();
-  if (!MODULE_EXTENSIONS.test(module)) {
-    throw new AppLoadError(`APP ${JSON.stringify(spec)}: MODULE must be a .js, .mjs, .cjs or .ts file, as in app.ts or app.ts:app`);
-  }
-  const call = /^([A-Za-z_$][\w$]*)\((.*)\)$/s.exec(target);
-  if (call) {
-    let args: unknown;
-    try {
-      args = JSON.parse(`[${call[2]}]`);
-    } catch {
-      throw new AppLoadError(`APP ${JSON.stringify(spec)}: factory arguments must be JSON values, as in create("prod", 3)`);
+export type LoadedApp =
+  | {
+      interface: Interface;
+      listener: RequestListener;
+      /** `upgrade(req, socket, head)` exported beside the app, for WebSocket and other Upgrade requests. */
+      upgrade: UpgradeHandler | null;
+      file: string;
     }
-    return { module, name: call[1]!, args: args as unknown[] };
-  }
-  if (!/^[A-Za-z_$][\w$]*$/.test(target)) {
-    throw new AppLoadError(`APP ${JSON.stringify(spec)}: NAME must be an export name or factory(ARGS)`);
-  }
-  return { module, name: target, args: null };
+  | { interface: 'server'; server: CapturedServer; file: string };
+
+/** How long a module that exports nothing servable may take to call listen(): `timeout`, or 30 s when that is 0. */
+export const listenWaitMs = ({ timeout }: Pick<Settings, 'timeout'>): number => (timeout > 0 ? timeout : 30) * 1000;
+
+export interface LoadOptions {
+  interface: 'auto' | Interface;
+  /** How long a module that exports nothing servable has to call listen(). */
+  listenWaitMs: number;
+  /** An error thrown or rejected by a fetch handler (node listeners' are caught by the request handler). */
+  onFetchError: (err: unknown) => void;
+  onParked: ParkedListener;
 }
 
-export async function loadApp(spec: string, cwd: string, forced: 'auto' | 'node' | 'fetch'): Promise<LoadedApp> {
+export async function loadApp(spec: string, cwd: string, options: LoadOptions): Promise<LoadedApp> {
   const parsed = parseAppSpec(spec);
-  const file = path.resolve(cwd, parsed.module);
-  if (!existsSync(file)) throw new AppLoadError(`APP module ${file} does not exist`);
+  const file = resolveAppModule(parsed.module, cwd);
+  const shown = path.basename(file);
+  captureListen(options.onParked);
+  const releaseExitGuard = guardExitWhileLoading();
   try {
-    accessSync(file, constants.R_OK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new AppLoadError(`APP module ${file} cannot be read (${code === 'EACCES' ? 'permission denied' : code})`);
+    const importing = import(pathToFileURL(file).href) as Promise<Record<string, unknown>>;
+    // A module may wait (top-level await) for its server to be listening, which
+    // happens only once the worker serves it: the first listen() decides.
+    const first = await Promise.race([importing, capturedServer()]);
+    if (isCaptured(first)) {
+      importing.catch(rethrowOutsideLoad);
+      return { interface: 'server', server: first, file };
+    }
+    const mod = first;
+    const listened = hasCaptured();
+    if (listened) return { interface: 'server', server: listened, file };
+
+    let exported = parsed.name in mod ? mod[parsed.name] : parsed.name === 'app' && !parsed.explicitName ? mod.default : undefined;
+    if (exported === undefined && parsed.explicitName) {
+      const names = Object.keys(mod).join(', ') || 'none';
+      throw new AppLoadError(`${file} has no export named ${JSON.stringify(parsed.name)} (its exports: ${names})`);
+    }
+    if (parsed.args) {
+      if (typeof exported !== 'function') throw new AppLoadError(`${file}: ${parsed.name} is not a function, so it cannot be called as a factory`);
+      exported = await (exported as (...a: unknown[]) => unknown)(...parsed.args);
+      const started = hasCaptured();
+      if (started) return { interface: 'server', server: started, file };
+    }
+    const shape = exported === undefined ? null : shapeOf(exported, options.interface, file, parsed.name);
+    if (shape === 'node' || shape === 'fetch') {
+      stopCapturing();
+      const upgrade = typeof mod.upgrade === 'function' ? (mod.upgrade as UpgradeHandler) : null;
+      return { interface: shape, listener: await toListener(exported, shape, file, parsed.name, options.onFetchError), upgrade, file };
+    }
+    if (shape === 'listen') {
+      const listening = (exported as { listen(): unknown }).listen();
+      if (listening instanceof Promise) listening.catch(rethrowOutsideLoad);
+    } else if (parsed.explicitName) {
+      throw unservableExport(file, parsed.name, exported);
+    }
+    // Nothing servable exported: a script that starts its server later (after
+    // async set-up, as NestJS's main.js and Next.js's server.js do).
+    const server = await within(capturedServer(), options.listenWaitMs);
+    if (server) return { interface: 'server', server, file };
+    const found = shape === 'listen' ? `${parsed.name}.listen() started no HTTP server` : `its exports: ${describeExports(mod)}`;
+    throw new AppLoadError(
+      `${shown} neither exports an app nor starts a server with listen() within ${options.listenWaitMs / 1000} s (${found}). ` +
+        'Export the app (export default app, or APP = MODULE:NAME), or let the file call listen() itself',
+      EXIT.WORKER_BOOT_ERROR,
+    );
+  } finally {
+    releaseExitGuard();
   }
-  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  let exported = parsed.name in mod ? mod[parsed.name] : parsed.name === 'app' ? mod.default : undefined;
-  if (exported === undefined) {
-    const names = Object.keys(mod).join(', ') || 'none';
-    throw new AppLoadError(`${file} has no export named ${JSON.stringify(parsed.name)} (its exports: ${names})`);
-  }
-  if (parsed.args) {
-    if (typeof exported !== 'function') throw new AppLoadError(`${file}: ${parsed.name} is not a function, so it cannot be called as a factory`);
-    exported = await (exported as (...a: unknown[]) => unknown)(...parsed.args);
-  }
-  const upgrade = typeof mod.upgrade === 'function' ? (mod.upgrade as UpgradeHandler) : null;
-  const kind = forced === 'auto' ? detectInterface(exported, file, parsed.name) : forced;
-  return { listener: await toListener(exported, kind, file, parsed.name), upgrade, interface: kind };
 }
 
-function detectInterface(app: unknown, file: string, name: string): 'node' | 'fetch' {
-  if (app !== null && typeof app === 'object') {
-    if (typeof (app as { fetch?: unknown }).fetch === 'function') return 'fetch';
-    if (typeof (app as { callback?: unknown }).callback === 'function') return 'node'; // a Koa app
-  }
-  if (typeof app === 'function') {
-    // (req, res) or Express's (req, res, next) vs a fetch handler (request) => Response.
-    return app.length >= 2 ? 'node' : 'fetch';
-  }
-  throw new AppLoadError(
-    `${file}: ${name} is neither a (req, res) listener nor a fetch handler; export a function, an object with fetch(request), or a Koa app`,
-  );
+function isCaptured(value: unknown): value is CapturedServer {
+  return typeof value === 'object' && value !== null && value === hasCaptured();
 }
 
-type FetchHandler = (request: Request) => Response | Promise<Response>;
+function describeExports(mod: Record<string, unknown>): string {
+  const names = Object.keys(mod);
+  if (names.length === 0) return 'none';
+  return names.map((name) => `${name} (${describeValue(mod[name])})`).join(', ');
+}
 
-async function toListener(app: unknown, kind: 'node' | 'fetch', file: string, name: string): Promise<RequestListener> {
-  if (kind === 'node') {
-    if (typeof app === 'function') return app as RequestListener;
-    const koa = app as { callback?: () => RequestListener };
-    if (app && typeof koa.callback === 'function') return koa.callback();
-    throw new AppLoadError(`${file}: ${name} is not a (req, res) listener (interface = node)`);
-  }
-  const fetchApp = app as { fetch?: FetchHandler };
-  const handler: FetchHandler | undefined =
-    typeof app === 'function' ? (app as FetchHandler) : typeof fetchApp?.fetch === 'function' ? fetchApp.fetch.bind(app) : undefined;
-  if (!handler) throw new AppLoadError(`${file}: ${name} has no fetch(request) method (interface = fetch)`);
-  // Loaded only for fetch apps: it is a good part of a worker's boot time.
-  const { getRequestListener } = await import('@hono/node-server');
-  return getRequestListener(handler) as (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), ms);
+    void promise.then((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
+}
+
+// After the decision, the rest of the app's start-up runs on; its failure is an
+// uncaught error of the running worker, not of the load.
+function rethrowOutsideLoad(err: unknown): void {
+  process.nextTick(() => {
+    throw err;
+  });
+}
+
+// A module that calls process.exit() while being imported failed to load (exit 4),
+// whatever code it chose; the master then says so.
+function guardExitWhileLoading(): () => void {
+  const onExit = () => {
+    process.exitCode = EXIT.APP_LOAD_ERROR;
+  };
+  process.on('exit', onExit);
+  return () => process.off('exit', onExit);
 }

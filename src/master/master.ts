@@ -2,13 +2,13 @@
 // number of workers serving, replaces the dead, hung and worn-out ones, reloads
 // without dropping requests, drains on stop, and keeps systemd informed.
 import { unlinkSync, watch, writeFileSync } from 'node:fs';
-import { EXIT } from '../ipc.js';
+import { EXIT, type ServedApp } from '../ipc.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import type { Hooks } from '../hooks.js';
 import type { Logger } from '../logging/logger.js';
 import { resolveWorkerCount } from '../settings/kinds.js';
 import type { ResolvedSettings } from '../settings/resolve.js';
-import type { Settings } from '../settings/schema.js';
+import { titleName, type Settings } from '../settings/schema.js';
 import { bindAddress, inheritSocket, type ListenSocket } from '../sockets.js';
 import { bindDisagreement } from '../systemd/bind-check.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
@@ -55,8 +55,7 @@ export class Master {
   /** Resolves with the process exit code once the master is done. */
   async run(): Promise<number> {
     const { logger, hooks, notifier } = this.options;
-    const name = this.settings.proc_name ?? 'tsgunicorn';
-    process.title = `tsgunicorn: master [${name}]`;
+    process.title = `tsgunicorn: master [${titleName(this.settings)}]`;
     logger.info(`Starting tsgunicorn ${this.options.version}`);
     if (!(await hooks.run('on_starting', this.hookView()))) return EXIT.FAILURE;
     this.sockets = this.openSockets(this.settings);
@@ -74,13 +73,16 @@ export class Master {
       return this.exited;
     }
     this.phase = 'running';
-    logger.info(`Booted ${this.desiredWorkers} worker${this.desiredWorkers === 1 ? '' : 's'} (${this.settings.interface} app ${this.settings.app})`);
+    const served = this.servedApp();
+    logger.info(`Booted ${this.desiredWorkers} worker${this.desiredWorkers === 1 ? '' : 's'} (${describeServed(served, this.settings.app!)})`);
+    this.logListenRedirect(served);
     const { Observability } = await observabilityModule;
     this.observability = new Observability({
       settings: this.settings,
       logger,
       notifier,
       sockets: this.sockets,
+      tls: Boolean(this.settings.certfile) || (served?.interface === 'server' && served.secure),
       workers: () => [...this.workers],
       desiredWorkers: () => this.desiredWorkers,
       replaceAllWorkers: () => this.rollOver('health'),
@@ -90,6 +92,25 @@ export class Master {
     await hooks.run('when_ready', this.hookView());
     this.startSupervision();
     return this.exited;
+  }
+
+  /** How the current generation serves the app, as its first ready worker said. */
+  private servedApp(): ServedApp | null {
+    for (const worker of this.workers) if (worker.generation === this.generation && worker.served) return worker.served;
+    return null;
+  }
+
+  // A server script named an address of its own, which is never bound: say once where it is served instead.
+  private logListenRedirect(served: ServedApp | null): void {
+    if (served?.interface !== 'server') return;
+    const module = this.settings.app!.split(':')[0]!;
+    this.logger.info(`${module} asked for ${served.asked}; serving on ${this.sockets.map((s) => s.label).join(', ')}`);
+  }
+
+  private describeBootFailure(worker: WorkerProcess, code: number | null): string {
+    if (worker.appError) return `Failed to load the app:\n${this.appErrorText(worker.appError)}`;
+    if (code === EXIT.APP_LOAD_ERROR) return `Failed to load the app: the worker (pid:${worker.pid}) exited while importing it`;
+    return `Worker (pid:${worker.pid}) failed to boot (exit code ${code ?? 'by signal'})`;
   }
 
   /** A worker's load error, located when it is a syntax error that names no file. MODULE holds no colon (see parseAppSpec). */
@@ -120,6 +141,10 @@ export class Master {
       const eq = pair.indexOf('=');
       env[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
+    // Many apps read PORT (Next.js's server.js, `app.listen(process.env.PORT)`); unless the
+    // user set it, it names the port they are really served on.
+    const tcp = this.sockets.find((s) => s.target !== null && 'port' in s.target)?.target;
+    if (env.PORT === undefined && tcp && 'port' in tcp) env.PORT = String(tcp.port);
     return env;
   }
 
@@ -163,10 +188,16 @@ export class Master {
         worker.once('exit', (code: number | null) => {
           if (failed || ready.has(worker) || ready.size === count) return;
           failed = true;
-          if (worker.appError) this.logger.error(`Failed to load the app:\n${this.appErrorText(worker.appError)}`);
-          else this.logger.error(`Worker (pid:${worker.pid}) failed to boot (exit code ${code ?? 'by signal'})`);
-          for (const other of started) other.kill('SIGKILL');
-          resolve(code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR);
+          this.logger.error(this.describeBootFailure(worker, code));
+          const result = code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR;
+          // Resolved once the whole failed generation is gone, so what follows sees only the workers that serve.
+          const others = started.filter((other) => other !== worker && other.state !== 'exited');
+          let left = others.length;
+          if (left === 0) resolve(result);
+          for (const other of others) {
+            other.once('exit', () => --left === 0 && resolve(result));
+            other.kill('SIGKILL');
+          }
         });
       }
     });
@@ -192,7 +223,7 @@ export class Master {
     if (!worker.everReady && !worker.retireReason) {
       // A replacement that cannot boot: keep trying, but not in a tight loop.
       this.respawnDelayMs = Math.min(30_000, Math.max(1000, this.respawnDelayMs * 2));
-      if (worker.appError) this.logger.error(`Failed to load the app:\n${this.appErrorText(worker.appError)}`);
+      this.logger.error(this.describeBootFailure(worker, worker.child.exitCode));
       this.logger.error(`Worker failed to boot; retrying in ${this.respawnDelayMs / 1000} s`);
       this.timers.push(setTimeout(() => this.maintainWorkerCount(), this.respawnDelayMs));
       return;
@@ -333,6 +364,7 @@ export class Master {
     }
     this.phase = 'running';
     this.logger.info(`Reloaded: ${this.desiredWorkers} new worker(s) serving`);
+    this.logListenRedirect(this.servedApp());
     this.options.notifier.ready();
   }
 
@@ -381,7 +413,10 @@ export class Master {
     this.observability?.stop();
     for (const timer of this.timers) clearTimeout(timer);
     this.closeWatcher();
-    for (const worker of this.workers) worker.kill(quick ? 'SIGQUIT' : 'SIGTERM');
+    for (const worker of this.workers) {
+      if (quick) worker.kill('SIGQUIT');
+      else worker.stop();
+    }
     // Workers enforce graceful_timeout themselves; this only catches the stuck.
     const limit = setTimeout(() => {
       for (const worker of this.workers) worker.kill('SIGKILL');
@@ -418,4 +453,8 @@ export class Master {
   private hookView() {
     return { pid: process.pid, settings: this.settings, workers: [...this.workers].map((w) => w.pid) };
   }
+}
+
+function describeServed(served: ServedApp | null, app: string): string {
+  return served?.interface === 'server' ? `server script ${app}` : `${served?.interface ?? 'unknown'} app ${app}`;
 }

@@ -23,6 +23,8 @@ export interface ObservabilityOptions {
   logger: Logger;
   notifier: Notifier;
   sockets: ListenSocket[];
+  /** The sockets serve HTTPS: tsgunicorn's certfile, or a server script's own TLS. */
+  tls: boolean;
   workers: () => WorkerProcess[];
   desiredWorkers: () => number;
   /** Replace every worker (health check failure). */
@@ -146,7 +148,7 @@ export class Observability {
       logger.warning('health_check_path is set but no listening socket has an address the master can reach; health check off');
       return;
     }
-    this.health = new HealthCheck(settings, { ...target, tls: Boolean(settings.certfile) }, { warn: (msg) => logger.warning(msg) });
+    this.health = new HealthCheck(settings, { ...target, tls: this.options.tls }, { warn: (msg) => logger.warning(msg) });
     this.health.on('unhealthy', (reason) => {
       logger.error(`Health check failed ${settings.health_check_failure_threshold} times (${reason}): replacing all workers`);
       this.failuresAtReplacement = this.health!.consecutiveFailures;

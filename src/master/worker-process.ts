@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type Heartbeat, type MasterMessage, type WorkerMessage } from '../ipc.js';
+import { FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type Heartbeat, type MasterMessage, type ServedApp, type WorkerMessage } from '../ipc.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import type { Settings } from '../settings/schema.js';
 
@@ -40,6 +40,8 @@ export class WorkerProcess extends EventEmitter {
   /** When the worker's event loop was last seen advancing (master's clock). */
   lastProgressAt = Date.now();
   appError: string | null = null;
+  /** How it serves the app, once ready. */
+  served: ServedApp | null = null;
   /** The snapshot a draining worker sends as it leaves. */
   finalMetrics: unknown = null;
   private nextMetricsId = 0;
@@ -92,6 +94,13 @@ export class WorkerProcess extends EventEmitter {
     if (this.state !== 'exited') this.child.kill(signal);
   }
 
+  /** Graceful stop: finish in-flight requests, then exit (SIGTERM when the channel is gone). */
+  stop(): void {
+    if (this.state === 'exited') return;
+    if (this.child.connected) this.send({ type: 'stop' });
+    else this.child.kill('SIGTERM');
+  }
+
   retire(reason: RestartReason): void {
     if (this.state === 'exited' || this.state === 'retiring') return;
     this.retireReason = reason;
@@ -122,6 +131,7 @@ export class WorkerProcess extends EventEmitter {
       case 'ready':
         if (this.state === 'booting') this.state = 'ready';
         this.everReady = true;
+        this.served = message.app;
         this.lastProgressAt = Date.now();
         this.emit('ready');
         break;

@@ -3,19 +3,14 @@
 // found in /srv/NAME (which is then the working directory), so an ini that only
 // tunes settings composes with an app dropped into /srv/NAME. Resolved afresh on
 // every reload: an ini created after the start is read by the next reload.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { ENTRY_POINT_SEARCH, findEntryPoint } from '../app/spec.js';
 import { ConfigError, resolveSettings, type CliValues, type ResolvedSettings } from './resolve.js';
 
 export const INSTANCE_CONFIG_DIR = '/etc/tsgunicorn';
 export const INSTANCE_APP_DIR = '/srv';
 const EXAMPLE_CONFIG = '/usr/share/tsgunicorn/examples/instance.ini';
-const EXTENSIONS = ['js', 'mjs', 'cjs', 'ts'];
-// The order in which an app directory names its app, as for a directory APP:
-// package.json's main (a package, a built server), a server script (Next.js
-// standalone's server.js), index.*, then app.*.
-const CANDIDATES = ['server', 'index', 'app'].flatMap((base) => EXTENSIONS.map((ext) => `${base}.${ext}`));
-const LOOKED_FOR = `package.json "main", then server.*, index.*, app.* (.${EXTENSIONS.join('/.')})`;
 
 export interface InstanceDirs {
   config: string;
@@ -39,11 +34,11 @@ export function instanceSettings(
   if (resolved.settings.app) return resolved;
 
   const appDir = path.join(dirs.apps, name);
-  const app = findApp(appDir);
+  const app = findEntryPoint(appDir);
   if (!app) {
     const ini = hasConfig ? `${config} sets no app` : `no ${config}`;
     throw new ConfigError(
-      `instance ${name}: nothing to serve: ${ini}, and ${appDir} holds no app (looked for ${LOOKED_FOR}): ` +
+      `instance ${name}: nothing to serve: ${ini}, and ${appDir} holds no app (looked for ${ENTRY_POINT_SEARCH}): ` +
         `${hasConfig ? `add \`app = FILE\` to ${config}` : `create ${config} (example: ${EXAMPLE_CONFIG})`} ` +
         `or put the app at ${path.join(appDir, 'app.ts')}`,
     );
@@ -56,25 +51,4 @@ export function instanceSettings(
     sources.chdir = { kind: 'instance', dir: appDir };
   }
   return resolved;
-}
-
-/** The app file of an app directory (relative to it), or null. */
-export function findApp(dir: string): string | null {
-  const main = packageMain(dir);
-  if (main) return main;
-  return CANDIDATES.find((file) => existsSync(path.join(dir, file))) ?? null;
-}
-
-function packageMain(dir: string): string | null {
-  let main: unknown;
-  try {
-    main = (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { main?: unknown }).main;
-  } catch {
-    return null;
-  }
-  if (typeof main !== 'string' || main.trim() === '') return null;
-  // Node's own resolution of main: the file, or the file with an extension added, or the directory's index.
-  const base = path.normalize(main.trim());
-  const tries = [base, ...EXTENSIONS.map((ext) => `${base}.${ext}`), ...EXTENSIONS.map((ext) => path.join(base, `index.${ext}`))];
-  return tries.find((file) => statSync(path.join(dir, file), { throwIfNoEntry: false })?.isFile()) ?? null;
 }

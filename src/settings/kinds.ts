@@ -1,6 +1,7 @@
 // Value kinds for settings: each turns the text a user wrote (ini value, env var,
 // CLI argument) into a typed value, or throws a message naming the expected form.
 import os from 'node:os';
+import path from 'node:path';
 
 export interface Kind<T> {
   /** The expected form, as shown in errors and docs: "an integer ≥ 1". */
@@ -26,6 +27,17 @@ export const text: Kind<string> = {
 export const optionalText: Kind<string | null> = {
   form: 'a string (empty for none)',
   parse: (s) => (s.trim() === '' ? null : s.trim()),
+  format: (v) => v ?? '',
+};
+
+/**
+ * A directory that may be unset, made absolute against the working directory at
+ * start-up: the master changes into it, and a relative path would then be taken
+ * relative to itself when workers are started there.
+ */
+export const optionalDirectory: Kind<string | null> = {
+  form: 'a directory (empty for none)',
+  parse: (s) => (s.trim() === '' ? null : path.resolve(s.trim())),
   format: (v) => v ?? '',
 };
 

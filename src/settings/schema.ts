@@ -11,6 +11,7 @@ import {
   list,
   megabytes,
   nonEmptyList,
+  optionalDirectory,
   optionalText,
   seconds,
   text,
@@ -60,7 +61,7 @@ export const schema = {
     help: 'The app to serve: MODULE[:NAME] or MODULE:factory(ARGS) (same as the positional APP).',
   }),
   chdir: def({
-    kind: optionalText,
+    kind: optionalDirectory,
     default: null,
     flags: '--chdir <DIR>',
     section: 'Config',
@@ -71,7 +72,7 @@ export const schema = {
     default: 'auto' as 'auto' | 'node' | 'fetch',
     flags: '--interface <KIND>',
     section: 'Config',
-    help: 'How to call the app: node (req, res) listener, fetch (Request => Response) handler, or auto-detect.',
+    help: 'How to call an exported app: node (req, res) listener, fetch (Request => Response) handler, or auto-detect. A module that calls listen() itself is served as a server script.',
   }),
   hooks: def({
     kind: optionalText,
@@ -107,7 +108,7 @@ export const schema = {
     default: null,
     flags: '-n, --name <NAME>',
     section: 'Config',
-    help: 'The name in process titles (tsgunicorn: master [NAME]); defaults to the app module.',
+    help: 'The name in process titles (tsgunicorn: master [NAME]), default APP as given, and the journal identifier, default tsgunicorn.',
   }),
 
   // Server socket
@@ -341,3 +342,9 @@ export type Settings = { [K in SettingName]: Schema[K]['default'] };
 export const settingNames = Object.keys(schema) as SettingName[];
 export const envName = (name: SettingName): string => `TSGUNICORN_${name.toUpperCase()}`;
 export const ENV_PREFIX = 'TSGUNICORN_';
+
+/** The NAME in process titles, `tsgunicorn: master [NAME]`: proc_name, else the app as given (Gunicorn's default_proc_name). */
+export const titleName = (settings: Pick<Settings, 'proc_name' | 'app'>): string => settings.proc_name ?? settings.app ?? 'tsgunicorn';
+
+/** SYSLOG_IDENTIFIER of journal entries: proc_name (an instance's name under systemd), else tsgunicorn. */
+export const journalIdentifier = (settings: Pick<Settings, 'proc_name'>): string => settings.proc_name ?? 'tsgunicorn';

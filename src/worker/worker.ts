@@ -1,20 +1,22 @@
 // A worker process: loads the app, accepts connections on the listening sockets it
 // inherited from the master, and serves until told to retire or stop. Spawned by
 // the master with the heartbeat pipe at HEARTBEAT_FD and the sockets after it.
-import type { Server, ServerOptions } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Worker as Thread } from 'node:worker_threads';
-import { AppLoadError, loadApp, type UpgradeHandler } from '../app/load.js';
+import { AppLoadError, listenWaitMs, loadApp, type LoadedApp } from '../app/load.js';
+import { hasCaptured, type ParkReason } from '../app/server-script.js';
 import { loadHooks } from '../hooks.js';
 import { EXIT, FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage, type WorkerMessage } from '../ipc.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
-import type { Settings } from '../settings/schema.js';
+import { journalIdentifier, titleName, type Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal } from '../systemd/journal.js';
 import { ActivityBoard } from './activity-board.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
+import { interceptRequests, pinServerSettings, serveOnSockets, type Serving } from './serve.js';
 
 // Not an ES import, for the reason given in metrics/server.ts: it would load the
 // bundled undici, tens of milliseconds of every worker's boot.
@@ -31,20 +33,35 @@ process.once('message', (message: MasterMessage) => {
 process.on('SIGHUP', () => {});
 
 async function boot(settings: Settings, socketCount: number, secure: boolean, workerId: number): Promise<void> {
-  const name = settings.proc_name ?? 'tsgunicorn';
-  process.title = `tsgunicorn: worker [${name}]`;
-  const journal = stderrIsJournal() ? openJournal(name) : null;
-  const logger = createLogger(settings, { pid: process.pid, journal, identifier: name });
+  const title = `tsgunicorn: worker [${titleName(settings)}]`;
+  process.title = title;
+  const identifier = journalIdentifier(settings);
+  const journal = stderrIsJournal() ? openJournal(identifier) : null;
+  const logger = createLogger(settings, { pid: process.pid, journal, identifier });
   process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
 
-  let app;
+  let app: LoadedApp;
   try {
-    app = await loadApp(settings.app!, process.cwd(), settings.interface);
+    app = await loadApp(settings.app!, process.cwd(), {
+      interface: settings.interface,
+      listenWaitMs: listenWaitMs(settings),
+      onFetchError: (err) => logger.error('Error in the fetch handler', err),
+      onParked: (asked, reason) => logParked(logger, asked, reason),
+    });
   } catch (err) {
     // Reported once by the master, which decides between exit 4 and a failed reload.
     // An AppLoadError is the operator's to fix and says all in its message; anything else shows its stack.
     const message = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
     send({ type: 'app-error', message });
+    await logger.close();
+    process.exit(err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR);
+  }
+  if (app.interface === 'server' && secure) {
+    // tsgunicorn's TLS wraps only servers of its own; the app's server is the app's.
+    const ownTls = app.server.secure
+      ? 'creates an https server with its own TLS, and certfile/keyfile are set too: remove certfile and keyfile'
+      : 'creates its own http server, and certfile/keyfile apply only to exported apps: remove them and terminate TLS in front (a proxy), or create the server with https.createServer';
+    send({ type: 'app-error', message: `${app.file} ${ownTls}` });
     await logger.close();
     process.exit(EXIT.APP_LOAD_ERROR);
   }
@@ -54,18 +71,37 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const beatMs = heartbeatIntervalMs(settings.timeout);
   setInterval(() => board.tick(), beatMs).unref();
   const metrics = createWorkerMetrics();
-  const handler = createRequestHandler({
-    app: app.listener,
-    fetchInterface: app.interface === 'fetch',
-    settings,
-    logger,
-    board,
-    metrics,
-    onMaxRequests: () => send({ type: 'recycle', reason: 'max_requests' }),
-  });
-  const servers = await listen(settings, socketCount, secure, handler, app.upgrade);
+  const handlerFor = (listener: RequestListener): RequestHandler =>
+    createRequestHandler({
+      app: listener,
+      fetchInterface: app.interface === 'fetch',
+      settings,
+      logger,
+      board,
+      metrics,
+      onMaxRequests: () => send({ type: 'recycle', reason: 'max_requests' }),
+    });
+  let handler: RequestHandler;
+  let server: Server;
+  if (app.interface === 'server') {
+    server = app.server.server;
+    handler = interceptRequests(server, handlerFor);
+  } else {
+    handler = handlerFor(app.listener);
+    server = secure
+      ? process.getBuiltinModule('node:https').createServer({ cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) }, handler.listener)
+      : http.createServer(handler.listener);
+    if (app.upgrade) server.on('upgrade', app.upgrade);
+  }
+  pinServerSettings(server, settings);
+  const serving = await serveOnSockets(server, FIRST_LISTEN_FD, socketCount, settings, app.interface === 'server' ? app.server.callback : null);
+  // A framework's server may name the process after itself (Next.js does).
+  process.title = title;
   await hooks.run('post_worker_init', { pid: process.pid, id: workerId });
-  send({ type: 'ready' });
+  send({
+    type: 'ready',
+    app: app.interface === 'server' ? { interface: 'server', asked: app.server.asked, secure: app.server.secure } : { interface: app.interface },
+  });
   // Started after 'ready': booting a thread costs as much as the rest of the boot.
   const watchdog = new Thread(new URL('./watchdog-thread.js', import.meta.url), {
     workerData: { buffer: board.buffer, fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: settings.graceful_timeout * 1000 + 1000 },
@@ -76,7 +112,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const drain = (mode: 'retire' | 'stop'): void => {
     if (stopping) return;
     stopping = true;
-    void drainAndExit(mode, servers, handler, settings, logger, metrics);
+    void drainAndExit(mode, serving, handler, settings, logger, metrics);
   };
   process.on('SIGTERM', () => drain('stop'));
   // Workers never outlive the master: its IPC channel closes when it dies.
@@ -91,6 +127,9 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
       case 'retire':
         drain('retire');
         break;
+      case 'stop':
+        drain('stop');
+        break;
       case 'reopen-logs':
         logger.reopen();
         break;
@@ -101,51 +140,24 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   });
 }
 
-async function listen(
-  settings: Settings,
-  socketCount: number,
-  secure: boolean,
-  handler: RequestHandler,
-  upgrade: UpgradeHandler | null,
-): Promise<Server[]> {
-  const options: ServerOptions = {
-    keepAliveTimeout: settings.keepalive * 1000,
-    headersTimeout: settings.header_timeout * 1000,
-    requestTimeout: settings.request_timeout * 1000,
-    // Node's parser caps the request line and headers together; our own checks
-    // then apply Gunicorn's per-line and per-field limits with 414/431.
-    maxHeaderSize: Math.max(16384, settings.limit_request_line + settings.limit_request_field_size + 4096),
-    noDelay: true,
-    // Node enforces both timeouts from a sweep that runs every 30 s by default, so
-    // a 3 s header_timeout would let a slowloris hold its socket for up to 33 s.
-    // A quarter of the shortest timeout (at most 1 s) keeps the overshoot small.
-    connectionsCheckingInterval: Math.min(1000, ...[settings.header_timeout, settings.request_timeout].filter((t) => t > 0).map((t) => t * 250)),
-  };
-  const tls = secure ? { cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) } : null;
-  const https = tls ? process.getBuiltinModule('node:https') : null;
-  const servers: Server[] = [];
-  for (let i = 0; i < socketCount; i++) {
-    const server = https ? https.createServer({ ...options, ...tls }, handler.listener) : http.createServer(options, handler.listener);
-    if (settings.max_connections > 0) server.maxConnections = settings.max_connections;
-    // Keep one more than allowed, so that "too many" is visible to the check.
-    server.maxHeadersCount = settings.limit_request_fields + 1;
-    if (upgrade) server.on('upgrade', upgrade);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // With an fd, node takes the backlog only as the second argument.
-      server.listen({ fd: FIRST_LISTEN_FD + i }, settings.backlog, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    servers.push(server);
+function logParked(logger: Logger, asked: string, reason: ParkReason): void {
+  if (reason === 'alias') {
+    logger.debug(`The app's server for ${asked} is served on tsgunicorn's sockets with its first server`);
+    return;
   }
-  return servers;
+  const why =
+    reason === 'second-server'
+      ? `tsgunicorn serves only the app's first server (${hasCaptured()?.asked}) on its sockets`
+      : 'the app is served from its export';
+  logger.warning(
+    `The app started another HTTP server, asking for ${asked}; it is not bound, since ${why}. ` +
+      'Serve those routes from the main server, or run them as a service of their own',
+  );
 }
 
 async function drainAndExit(
   mode: 'retire' | 'stop',
-  servers: Server[],
+  { http: httpServer, servers }: Serving,
   handler: RequestHandler,
   settings: Settings,
   logger: Logger,
@@ -162,7 +174,7 @@ async function drainAndExit(
   const openConnections = () =>
     Promise.all(servers.map((s) => new Promise<number>((resolve) => s.getConnections((_, n) => resolve(n ?? 0)))));
   for (;;) {
-    if (mode === 'stop') for (const server of servers) server.closeIdleConnections();
+    if (mode === 'stop') httpServer.closeIdleConnections();
     const open = (await openConnections()).reduce((a, b) => a + b, 0);
     if (handler.inFlight === 0 && open === 0) break;
     if (Date.now() >= deadline) {

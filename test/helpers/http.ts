@@ -101,3 +101,32 @@ export async function load(
   await Promise.all(Array.from({ length: opts.clients }, client));
   return result;
 }
+
+export interface Streamed extends Reply {
+  /** When each piece of the body arrived (ms after the response head). */
+  arrivals: number[];
+}
+
+/**
+ * GET `url` and note when each piece of the body arrives, to tell a streamed
+ * response from a buffered one. `onHead` is called when the response head is in.
+ */
+export function streamed(url: string, onHead?: () => void): Promise<Streamed> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      onHead?.();
+      const head = Date.now();
+      const arrivals: number[] = [];
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        arrivals.push(Date.now() - head);
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers, arrivals }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(20000, () => req.destroy(new Error(`timeout: ${url}`)));
+  });
+}

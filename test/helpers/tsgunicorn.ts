@@ -110,9 +110,16 @@ export async function startServer(args: string[], options: RunOptions = {}): Pro
 
   let port = 0;
   if (options.waitReady !== false) {
-    const listening = await waitFor(/Listening at: https?:\/\/[^ ]+:(\d+)/);
-    port = Number(/:(\d+) \(/.exec(listening)?.[1] ?? /:(\d+)\s*$/.exec(listening)?.[1]);
-    await waitFor(/Booted \d+ worker/);
+    try {
+      const listening = await waitFor(/Listening at: https?:\/\/[^ ]+:(\d+)/);
+      port = Number(/:(\d+) \(/.exec(listening)?.[1] ?? /:(\d+)\s*$/.exec(listening)?.[1]);
+      await waitFor(/Booted \d+ worker/);
+    } catch (err) {
+      // No test holds a server that did not start: it must not outlive the test
+      // (the test runner may end without running exit handlers).
+      proc.kill('SIGKILL');
+      throw err;
+    }
   }
   return {
     proc,

@@ -226,8 +226,16 @@ describe('failures', () => {
   });
 
   it('a worker dying at boot exits 3, without looping', async () => {
-    const server = await startServer(['-w', '2', fixture('crash-at-boot.mjs')], { waitReady: false });
+    const server = await startServer(['-w', '2', '--hooks', fixture('crash-after-load.mjs'), fixture('pid-app.mjs')], { waitReady: false });
     expect(await server.exited()).toBe(3);
+    expect(server.output().match(/Booting worker/g)!.length).toBe(2);
+    expect(server.output()).toMatch(/failed to boot \(exit code 7\)/);
+  });
+
+  it('an app that exits while being imported failed to load: exit 4, and the log says so', async () => {
+    const server = await startServer(['-w', '2', fixture('crash-at-boot.mjs')], { waitReady: false });
+    expect(await server.exited()).toBe(4);
+    expect(server.output()).toMatch(/Failed to load the app: the worker \(pid:\d+\) exited while importing it/);
     expect(server.output().match(/Booting worker/g)!.length).toBe(2);
   });
 

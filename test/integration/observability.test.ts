@@ -1,10 +1,11 @@
 // Metrics across workers and the health check, on a real server.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
+import { metricSum as sum, scrapeMetrics } from '../helpers/metrics.js';
+import { freePort } from '../helpers/ports.js';
 import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
 import { sleep } from '../helpers/wait.js';
 
@@ -14,34 +15,16 @@ afterEach(async () => {
 });
 const fixture = (name: string) => path.join(FIXTURES, name);
 
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 async function startWithMetrics(args: string[], env?: NodeJS.ProcessEnv) {
   const metricsPort = await freePort();
   const server = await startServer(['--metrics-bind', `127.0.0.1:${metricsPort}`, ...args], { env });
   servers.push(server);
   const scrape = async () => {
-    const started = Date.now();
-    const reply = await request(`http://127.0.0.1:${metricsPort}/metrics`);
-    expect(reply.status).toBe(200);
-    return { text: reply.body, ms: Date.now() - started };
+    const { status, text, ms } = await scrapeMetrics(metricsPort);
+    expect(status).toBe(200);
+    return { text, ms };
   };
   return { server, scrape };
-}
-
-/** The sum of a metric's samples whose line matches `filter`. */
-function sum(text: string, name: string, filter = ''): number {
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .filter((l) => l.includes(filter))
-    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
 describe('metrics', () => {

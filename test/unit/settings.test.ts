@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { address, integer, list, seconds, workerCount } from '../../src/settings/kinds.js';
-import { findApp, instanceSettings } from '../../src/settings/instance.js';
+import { findEntryPoint } from '../../src/app/spec.js';
+import { instanceSettings } from '../../src/settings/instance.js';
 import { ConfigError, describeSource, resolveSettings } from '../../src/settings/resolve.js';
-import { parseAppSpec } from '../../src/app/load.js';
 
 describe('address', () => {
   it.each([
@@ -131,8 +131,8 @@ describe('instances', () => {
 
   it("finds a package's main (before app.*), a server script (Next.js standalone), then index.*", () => {
     expect(app('pkg').settings.app).toBe(path.join(dirs.apps, 'pkg/lib/start.js'));
-    expect(findApp(path.join(dirs.apps, 'next'))).toBe('server.js');
-    expect(findApp(path.join(dirs.apps, 'badmain'))).toBe('index.mjs');
+    expect(findEntryPoint(path.join(dirs.apps, 'next'))).toBe('server.js');
+    expect(findEntryPoint(path.join(dirs.apps, 'badmain'))).toBe('index.mjs');
   });
 
   it('the command line still wins over the fallback', () => {
@@ -151,16 +151,5 @@ describe('instances', () => {
         `add \`app = FILE\` to ${path.join(dirs.config, 'noapp.ini')} or put the app at ${path.join(dirs.apps, 'noapp', 'app.ts')}`,
     );
     expect(() => app('../etc')).toThrow(/a name is letters/);
-  });
-});
-
-describe('APP spec', () => {
-  it('MODULE, MODULE:NAME and MODULE:factory(JSON args)', () => {
-    expect(parseAppSpec('app.ts')).toEqual({ module: 'app.ts', name: 'app', args: null });
-    expect(parseAppSpec('src/main.mjs:server')).toEqual({ module: 'src/main.mjs', name: 'server', args: null });
-    expect(parseAppSpec('app.js:create("prod", 3, {"a": true})')).toEqual({ module: 'app.js', name: 'create', args: ['prod', 3, { a: true }] });
-    expect(() => parseAppSpec('app.py:app')).toThrow(/MODULE must be a .js, .mjs, .cjs or .ts file/);
-    expect(() => parseAppSpec("app.js:create('x')")).toThrow(/JSON values/);
-    expect(() => parseAppSpec('app.js:1bad')).toThrow(/NAME must be/);
   });
 });

@@ -156,6 +156,13 @@ export function benchServers({ gunicorn, gunicornMissing }) {
       start: tsgunicorn(() => [], 'hello-listener.mjs', { workers: 'auto' }),
     },
     { id: 'tsg-fetch', label: 'tsgunicorn -w 2, fetch handler', workers: 2, start: tsgunicorn(() => [], 'hello-fetch.mjs') },
+    { id: 'tsg-express', label: 'tsgunicorn -w 2, Express app exported', workers: 2, start: tsgunicorn(() => [], 'express-app.mjs') },
+    {
+      id: 'tsg-express-script',
+      label: 'tsgunicorn -w 2, Express app as a server script',
+      workers: 2,
+      start: tsgunicorn(() => [], 'express-server.mjs'),
+    },
     {
       id: 'tsg-logfile',
       label: 'tsgunicorn -w 2, access log to file',

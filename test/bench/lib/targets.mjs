@@ -108,5 +108,16 @@ export function evaluateTargets(results) {
       }),
     );
   }
+  for (const mode of MODES) {
+    rows.push(
+      throughputRow(
+        `Express as a server script within 3 % of the same app exported, ${MODE_LABEL[mode]}`,
+        get('tsg-express-script'),
+        get('tsg-express'),
+        mode,
+        0.97,
+      ),
+    );
+  }
   return rows;
 }

@@ -1,0 +1,84 @@
+// Puts one HTTP server on all of tsgunicorn's listening sockets with tsgunicorn's
+// settings: a server of our own around an exported app, or the server a server
+// script created. It accepts on the first socket itself; a plain net.Server on
+// each other socket hands its connections over, so every connection meets the
+// same request handling, TLS and upgrade listeners.
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import net from 'node:net';
+import { listenOnFd } from '../app/server-script.js';
+import type { Settings } from '../settings/schema.js';
+
+/** The servers to stop accepting on when draining: the HTTP server first. */
+export interface Serving {
+  http: Server;
+  servers: net.Server[];
+}
+
+/**
+ * The settings a server applies per connection and per request. They are
+ * pinned: a framework that sets its own afterwards (Fastify's keepAliveTimeout,
+ * `server.keepAliveTimeout = 65000` after listen) does not override them.
+ */
+export function pinServerSettings(server: Server, settings: Settings): void {
+  const values: Record<string, number | boolean> = {
+    keepAliveTimeout: settings.keepalive * 1000,
+    headersTimeout: settings.header_timeout * 1000,
+    requestTimeout: settings.request_timeout * 1000,
+    // Node's parser caps the request line and headers together; the request
+    // handler then applies Gunicorn's per-line and per-field limits with 414/431.
+    maxHeaderSize: Math.max(16384, settings.limit_request_line + settings.limit_request_field_size + 4096),
+    // One more than allowed, so that "too many" is visible to the request handler.
+    maxHeadersCount: settings.limit_request_fields + 1,
+    noDelay: true,
+    // Node enforces both timeouts from a sweep that runs every 30 s by default, so
+    // a 3 s header_timeout would let a slowloris hold its socket for up to 33 s.
+    // A quarter of the shortest timeout (at most 1 s) keeps the overshoot small.
+    connectionsCheckingInterval: Math.min(
+      1000,
+      ...[settings.header_timeout, settings.request_timeout].filter((t) => t > 0).map((t) => t * 250),
+    ),
+  };
+  if (settings.max_connections > 0) values.maxConnections = settings.max_connections;
+  for (const [key, value] of Object.entries(values)) {
+    Object.defineProperty(server, key, { get: () => value, set: () => {}, configurable: true, enumerable: true });
+  }
+}
+
+/**
+ * Routes the server's 'request' events through the listener `wrap(app)` makes,
+ * where app emits them to the listeners the app attached (before or after this call).
+ */
+export function interceptRequests<T extends { listener: RequestListener }>(server: Server, wrap: (app: RequestListener) => T): T {
+  const emit = server.emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
+  const app: RequestListener = (req, res) => {
+    emit.call(server, 'request', req, res);
+  };
+  const wrapped = wrap(app);
+  const listener = wrapped.listener;
+  server.emit = function (this: Server, event: string | symbol, req?: unknown, res?: unknown): boolean {
+    if (event === 'request') {
+      listener(req as IncomingMessage, res as ServerResponse);
+      return true;
+    }
+    return Reflect.apply(emit, this, arguments) as boolean;
+  };
+  return wrapped;
+}
+
+export async function serveOnSockets(
+  server: Server,
+  firstFd: number,
+  count: number,
+  settings: Settings,
+  onListening: (() => void) | null,
+): Promise<Serving> {
+  const servers: net.Server[] = [server];
+  await listenOnFd(server, firstFd, settings.backlog, onListening);
+  for (let i = 1; i < count; i++) {
+    const feeder = net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
+    if (settings.max_connections > 0) feeder.maxConnections = settings.max_connections;
+    await listenOnFd(feeder, firstFd + i, settings.backlog);
+    servers.push(feeder);
+  }
+  return { http: server, servers };
+}
