@@ -193,7 +193,7 @@ async function checkConfig({ settings }: ResolvedSettings, fail: (message: strin
   } catch (err) {
     const shown = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
     const { withSyntaxLocation } = await import('./syntax-location.js');
-    return fail(`cannot load the app: ${withSyntaxLocation(shown, settings.app!.split(':')[0]!)}`, err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR);
+    return fail(`cannot load the app: ${withSyntaxLocation(shown, settings.app!)}`, err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR);
   }
 }
 

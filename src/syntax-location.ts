@@ -4,17 +4,23 @@
 // that imports the app and lets the error go uncaught: parsing fails before any
 // module runs, so none of the app's code runs there. Only on a failed load.
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseAppSpec, resolveAppModule } from './app/spec.js';
 
 /**
  * `text` (a failed load's message) with "FILE:LINE:COLUMN", the source line and
  * a caret put first, when it is an ES module's SyntaxError that names no file;
- * `text` unchanged otherwise.
+ * `text` unchanged otherwise. `app` is the APP spec, relative to `cwd`.
  */
-export function withSyntaxLocation(text: string, modulePath: string, cwd = process.cwd()): string {
+export function withSyntaxLocation(text: string, app: string, cwd = process.cwd()): string {
   if (!/^SyntaxError\b/.test(text)) return text;
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', 'await import(process.argv[1])', pathToFileURL(path.resolve(cwd, modulePath)).href], {
+  let file: string;
+  try {
+    file = resolveAppModule(parseAppSpec(app).module, cwd);
+  } catch {
+    return text;
+  }
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', 'await import(process.argv[1])', pathToFileURL(file).href], {
     cwd,
     encoding: 'utf8',
     timeout: 10_000,
@@ -24,6 +30,6 @@ export function withSyntaxLocation(text: string, modulePath: string, cwd = proce
   const m = /^(file:\/\/\S+):(\d+)\n(.*)\n( *)(\^+)\n\nSyntaxError\b/.exec(child.stderr ?? '');
   if (!m) return text;
   const [, url, line, source, indent] = m;
-  const file = decodeURIComponent(new URL(url!).pathname);
-  return `${file}:${line}:${indent!.length + 1}\n${source}\n${indent}${m[5]}\n\n${text}`;
+  const located = decodeURIComponent(new URL(url!).pathname);
+  return `${located}:${line}:${indent!.length + 1}\n${source}\n${indent}${m[5]}\n\n${text}`;
 }

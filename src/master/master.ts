@@ -113,9 +113,9 @@ export class Master {
     return `Worker (pid:${worker.pid}) failed to boot (exit code ${code ?? 'by signal'})`;
   }
 
-  /** A worker's load error, located when it is a syntax error that names no file. MODULE holds no colon (see parseAppSpec). */
+  /** A worker's load error, located when it is a syntax error that names no file. */
   private appErrorText(text: string): string {
-    return withSyntaxLocation(text, this.settings.app!.split(':')[0]!);
+    return withSyntaxLocation(text, this.settings.app!);
   }
 
   /** Says when the config's bind is not where systemd's sockets listen (bind edited, socket unit not restarted). */

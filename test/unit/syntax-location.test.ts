@@ -25,6 +25,8 @@ describe('withSyntaxLocation', () => {
     expect(stack).not.toContain(dir);
     const shown = withSyntaxLocation(stack, 'app.mjs', dir);
     expect(shown).toBe(`${path.join(dir, 'broken.mjs')}:2:11\n  res.end("x"\n          ^^^\n\n${stack}`);
+    // A directory APP: its entry point (here app.mjs) is imported.
+    expect(withSyntaxLocation(stack, dir)).toBe(shown);
   });
 
   it('leaves other errors as they are', () => {
