@@ -11,7 +11,8 @@ import { Master } from './master/master.js';
 import { instanceSettings } from './settings/instance.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
 import { journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
-import { BindError } from './sockets.js';
+import { address, type Address } from './settings/kinds.js';
+import { BindError, checkCanListen } from './sockets.js';
 import { openJournal, stderrIsJournal } from './systemd/journal.js';
 import { sandboxHint } from './systemd/sandbox.js';
 import { takeListenFds } from './systemd/listen-fds.js';
@@ -113,6 +114,15 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (options.checkConfig) return checkConfig(resolved, fail);
+  const metricsAddress = metricsTcpAddress(settings.metrics_bind);
+  if (metricsAddress) {
+    try {
+      await checkCanListen('metrics_bind', metricsAddress);
+    } catch (err) {
+      if (err instanceof BindError) return fail(err.message, EXIT.FAILURE);
+      throw err;
+    }
+  }
 
   if (settings.require_minimums) {
     const { formatDoctorTable, runDoctor } = await import('./doctor.js');
@@ -150,6 +160,17 @@ async function main(argv: string[]): Promise<number> {
     logger.critical('The master failed', err);
     await logger.close();
     return EXIT.FAILURE;
+  }
+}
+
+/** metrics_bind as an address to check, when it is one (the metrics server reports any other form itself). */
+function metricsTcpAddress(text: string | null): (Address & { kind: 'tcp' }) | null {
+  if (!text) return null;
+  try {
+    const parsed = address.parse(text);
+    return parsed.kind === 'tcp' ? parsed : null;
+  } catch {
+    return null;
   }
 }
 

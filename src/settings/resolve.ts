@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ini from 'ini';
 import { InvalidValue, type Kind } from './kinds.js';
+import { checkFiles } from './preflight.js';
 import { ENV_PREFIX, envName, schema, settingNames, type SettingName, type Settings } from './schema.js';
 
 export type Source =
@@ -74,6 +75,7 @@ export function resolveSettings(cli: CliValues, env: NodeJS.ProcessEnv = process
     assign(name, value, { kind: 'cli', flag });
   }
   checkCombinations(settings, sources);
+  checkFiles(settings, sources);
   return { settings, sources };
 }
 
@@ -134,6 +136,9 @@ function readConfigFile(file: string): FileEntry[] {
       throw new ConfigError(`${where}: unknown setting ${JSON.stringify(key)}${suggest(key, (n) => n)}`);
     }
     const kind = schema[key].kind as Kind<unknown>;
+    if (Array.isArray(raw) && !Array.isArray(schema[key].default)) {
+      throw new ConfigError(`${where}: ${key} takes one value: write \`${key} = ${raw[0] ?? 'VALUE'}\`, not \`${key}[] = …\``);
+    }
     // ini gives `true` for a bare key and an array for `key[] = ...` lines; of
     // repeated `key =` lines only the last, but each raw_env line adds variables.
     const texts =
