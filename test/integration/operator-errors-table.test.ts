@@ -2,12 +2,11 @@
 // each case ends with its documented exit code (2 for a bad setting, 1 for an
 // address that cannot be listened on) and one line that names the setting and the
 // cause, with no stack trace and no worker started.
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STACK_FRAME, asRoot, errorText, runAsOperator, scratch } from '../helpers/operator.js';
+import { STACK_FRAME, asRoot, errorText, runAsOperator, scratch, selfSignedPair } from '../helpers/operator.js';
 import { FIXTURES } from '../helpers/tsgunicorn.js';
 
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
@@ -90,10 +89,7 @@ const CASES: Case[] = [
 
 beforeAll(async () => {
   // Two self-signed pairs: a.crt with b.key is a certificate and a key that do not belong together.
-  for (const name of ['a', 'b']) {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=127.0.0.1', '-keyout', file(`${name}.key`), '-out', file(`${name}.crt`)], { stdio: 'ignore' });
-  }
+  for (const name of ['a', 'b']) selfSignedPair(dir, name);
   writeFileSync(file('garbage.crt'), 'not a certificate\n');
   busy = net.createServer().listen(0, '127.0.0.1');
   await new Promise((resolve) => busy.once('listening', resolve));
