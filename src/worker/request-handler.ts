@@ -191,6 +191,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     },
     startDraining() {
       closeConnections = true;
+      // A response not yet begun is the last on its connection too: said in the
+      // response, the client does not reuse the connection as this worker leaves.
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
     },
   };
 }
