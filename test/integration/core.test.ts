@@ -144,8 +144,8 @@ describe('settings', () => {
 
   const bad: Array<[string, string, RegExp]> = [
     ['unknown key with a suggestion', 'wrokers = 2\n', /bad\.ini:1: unknown setting "wrokers" \(did you mean "workers"\?\)/],
-    ['a bad value', 'bind = 127.0.0.1:8000\nworkers = many\n', /bad\.ini:2: workers: expected an integer ≥ 1, or auto, got "many"/],
-    ['a wrong type', 'timeout = soon\n', /bad\.ini:1: timeout: expected a number of seconds ≥ 0, got "soon"/],
+    ['a bad value', 'bind = 127.0.0.1:8000\nworkers = many\n', /bad\.ini:2: workers: expected an integer from 1 to 1024, or auto, got "many"/],
+    ['a wrong type', 'timeout = soon\n', /bad\.ini:1: timeout: expected a number of seconds from 0 to 2147483, got "soon"/],
     ['a bad address', 'bind = 127.0.0.1:99999\n', /bad\.ini:1: bind: expected HOST:PORT, \[IPV6\]:PORT, unix:PATH or fd:\/\/N/],
     ['a section', '[server]\nworkers = 2\n', /bad\.ini:1: section \[server\] is not used/],
     ['a choice', 'loglevel = loud\n', /bad\.ini:1: loglevel: expected one of debug, info, warning, error, critical/],
@@ -163,7 +163,7 @@ describe('settings', () => {
   }
 
   it('bad env and CLI values, a missing config file and no app: exit 2 with the place named', async () => {
-    expect(await runCli(['-w', '0', 'x.ts'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/option --workers: workers: expected an integer ≥ 1, or auto, got "0"/) });
+    expect(await runCli(['-w', '0', 'x.ts'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/option --workers: workers: expected an integer from 1 to 1024, or auto, got "0"/) });
     expect(await runCli(['x.ts'], { env: { TSGUNICORN_WROKERS: '2' } })).toMatchObject({
       code: 2,
       stderr: expect.stringMatching(/environment TSGUNICORN_WROKERS: unknown setting \(did you mean "TSGUNICORN_WORKERS"\?\)/),
