@@ -6,7 +6,7 @@ import { EXIT, type ServedApp } from '../ipc.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import type { Hooks } from '../hooks.js';
 import type { Logger } from '../logging/logger.js';
-import { MAX_WORKERS, resolveWorkerCount } from '../settings/kinds.js';
+import { MAX_WORKERS, resolveWorkerCount, timerDelay } from '../settings/kinds.js';
 import type { ResolvedSettings } from '../settings/resolve.js';
 import { titleName, type Settings } from '../settings/schema.js';
 import { bindAddresses, inheritSocket, type ListenSocket } from '../sockets.js';
@@ -420,7 +420,7 @@ export class Master {
     // Workers enforce graceful_timeout themselves; this only catches the stuck.
     const limit = setTimeout(() => {
       for (const worker of this.workers) worker.kill('SIGKILL');
-    }, quick ? 1000 : this.settings.graceful_timeout * 1000 + 2000);
+    }, quick ? 1000 : timerDelay(this.settings.graceful_timeout * 1000 + 2000));
     limit.unref();
     if (this.workers.size === 0 || wasBooting) void this.finishStop();
   }

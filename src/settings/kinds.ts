@@ -61,7 +61,11 @@ export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): Kind<number> {
  * The longest duration a Node timer holds: a setTimeout past 2^31−1 ms fires
  * after 1 ms instead, so every duration setting stops there (about 24.8 days).
  */
-export const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
+
+/** A delay made of a setting plus a margin, kept within a timer's range (MAX_SECONDS + 2 s would fire at once). */
+export const timerDelay = (ms: number): number => Math.min(ms, MAX_TIMER_MS);
 
 /** Seconds, fractions allowed: "30", "0.5"; at most MAX_SECONDS. */
 export function seconds(min = 0): Kind<number> {

@@ -6,6 +6,7 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { listenOnFd } from '../app/server-script.js';
+import { timerDelay } from '../settings/kinds.js';
 import type { Settings } from '../settings/schema.js';
 
 /** The servers to stop accepting on when draining: the HTTP server first. */
@@ -21,7 +22,8 @@ export interface Serving {
  */
 export function pinServerSettings(server: Server, settings: Settings): void {
   const values: Record<string, number | boolean | undefined> = {
-    keepAliveTimeout: settings.keepalive * 1000,
+    // Node times an idle connection out at keepAliveTimeout + keepAliveTimeoutBuffer (1 s).
+    keepAliveTimeout: timerDelay(settings.keepalive * 1000 + 1000) - 1000,
     headersTimeout: settings.header_timeout * 1000,
     requestTimeout: settings.request_timeout * 1000,
     // Node's parser caps the request line and headers together; the request

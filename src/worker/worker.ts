@@ -12,6 +12,7 @@ import { EXIT, FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage,
 import { createLogger, type Logger } from '../logging/logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
+import { timerDelay } from '../settings/kinds.js';
 import { journalIdentifier, titleName, type Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal } from '../systemd/journal.js';
 import { ActivityBoard } from './activity-board.js';
@@ -111,7 +112,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   });
   // Started after 'ready': booting a thread costs as much as the rest of the boot.
   const watchdog = new Thread(new URL('./watchdog-thread.js', import.meta.url), {
-    workerData: { buffer: board.buffer, fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: settings.graceful_timeout * 1000 + 1000 },
+    workerData: { buffer: board.buffer, fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
   });
   watchdog.unref();
 

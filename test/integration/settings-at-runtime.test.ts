@@ -10,6 +10,7 @@ import { scratch, selfSignedPair } from '../helpers/operator.js';
 import { freePort } from '../helpers/ports.js';
 import { FIXTURES, serversStoppedAfterEach } from '../helpers/tsgunicorn.js';
 import { exchange } from '../fixtures/reliability/raw-client.js';
+import { sleep } from '../helpers/wait.js';
 
 const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
@@ -29,6 +30,18 @@ describe('timeouts', () => {
     const server = await start(['-w', '1', '--keep-alive', '0.5005', '--header-timeout', '1.0001', '--request-timeout', '2.25', '--graceful-timeout', '0.7505', '-t', '30.0001', APP]);
     expect((await request(`${server.url}/pid`)).status).toBe(200);
     expect(server.output()).not.toMatch(/ERR_OUT_OF_RANGE|Unhandled promise rejection|failed to boot/);
+  });
+
+  it('the longest graceful_timeout (2147483 s) lets a stop finish the request in flight', async () => {
+    // The master's backstop after graceful_timeout (+ 2 s) would overflow a timer and kill at once.
+    const server = await start(['-w', '1', '--graceful-timeout', '2147483', '--keep-alive', '2147483', APP]);
+    const slow = request(`${server.url}/slowpid?ms=1500`);
+    // Sent before TERM: a request still in the backlog when the worker stops accepting would not be in flight.
+    await sleep(300);
+    server.signal('SIGTERM');
+    expect((await slow).status).toBe(200);
+    expect(await server.exited()).toBe(0);
+    expect(server.output()).not.toMatch(/TimeoutOverflowWarning|was sent SIGKILL/);
   });
 
   it('a HUP to such values reloads and serves', async () => {
