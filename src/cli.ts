@@ -9,6 +9,7 @@ import { EXIT } from './ipc.js';
 import { createLogger } from './logging/logger.js';
 import { Master } from './master/master.js';
 import { instanceSettings } from './settings/instance.js';
+import { checkFiles } from './settings/preflight.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
 import { journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
 import { address, type Address } from './settings/kinds.js';
@@ -79,11 +80,16 @@ async function main(argv: string[]): Promise<number> {
   const instance = options.instance as string | undefined;
   // Errors before the server starts go to the journal under the name its entries will have.
   const fail = (message: string, code: number): number => failWith(message, code, instance ?? (cli.proc_name as string | undefined));
+  const settingsOnly = (): ResolvedSettings => (instance ? instanceSettings(instance, cli) : resolveSettings(cli));
   // Run again on every reload: the config file, and an instance's app, may have changed.
-  const resolve = (): ResolvedSettings => (instance ? instanceSettings(instance, cli) : resolveSettings(cli));
+  const resolve = (): ResolvedSettings => {
+    const resolved = settingsOnly();
+    checkFiles(resolved.settings, resolved.sources);
+    return resolved;
+  };
   let resolved: ResolvedSettings;
   try {
-    resolved = resolve();
+    resolved = options.printConfig ? settingsOnly() : resolve();
   } catch (err) {
     if (err instanceof ConfigError) return fail(err.message, err.exitCode);
     throw err;

@@ -1,7 +1,8 @@
 // What the settings name on disk, checked before anything is forked: a missing
 // directory or a certificate that does not match its key is one line and exit 2
-// here, instead of a stack from a worker (or a server running with no log). Run
-// by resolveSettings, so a reload (HUP) with such a setting is refused too.
+// here, instead of a stack from a worker (or a server running with no log). The
+// CLI runs it at start and on every reload (HUP), which such a setting aborts;
+// not for --print-config, which shows settings before their directories exist.
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, describeSource, type Source } from './resolve.js';

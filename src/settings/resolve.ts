@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ini from 'ini';
 import { InvalidValue, type Kind } from './kinds.js';
-import { checkFiles } from './preflight.js';
 import { ENV_PREFIX, envName, schema, settingNames, type SettingName, type Settings } from './schema.js';
 
 export type Source =
@@ -75,7 +74,6 @@ export function resolveSettings(cli: CliValues, env: NodeJS.ProcessEnv = process
     assign(name, value, { kind: 'cli', flag });
   }
   checkCombinations(settings, sources);
-  checkFiles(settings, sources);
   return { settings, sources };
 }
 

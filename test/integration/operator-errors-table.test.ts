@@ -120,5 +120,11 @@ describe(`operator errors: ${CASES.length} bad inputs, each one line and its exi
     expect(code, output).toBe(c.code);
   });
 
+  it('--print-config still shows settings whose directories do not exist yet (systemd creates them at start)', async () => {
+    const { code, output } = await runAsOperator(['--print-config', '--pid', `${MISSING}/x.pid`, '--error-logfile', `${MISSING}/e.log`, APP]);
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/^pidfile = \/nonexistent-dir\/x\.pid +; command line --pid$/m);
+  });
+
   it.runIf(asRoot)('runs the unprivileged case as nobody', () => expect(CASES.some((c) => c.unprivileged)).toBe(true));
 });
