@@ -23,7 +23,6 @@ const TRANSFER_ENCODING = /^transfer-encoding$/i;
 // RFC 9110 §6.5.1: fields a trailer must not carry, since the request was framed
 // and routed by the header section: framing, routing, and the trailer list itself.
 const FORBIDDEN_TRAILER = /^(host|content-length|transfer-encoding|trailer)$/i;
-const kRefuse = Symbol('tsgunicorn.refuseTrailers');
 
 interface TrackedResponse extends ServerResponse {
   [kStarted]: number;
@@ -118,10 +117,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     }
     // Trailers arrive after the body, when the app already runs: the end of the
     // body is held back until they are checked (see pushCheckingTrailers).
-    if (hasTransferEncoding) {
-      (req as TrailerCheckedRequest)[kRefuse] = refuseTrailers;
-      req.push = pushCheckingTrailers;
-    }
+    if (hasTransferEncoding) req.push = pushCheckingTrailers;
     const tracked = res as TrackedResponse;
     tracked[kStarted] = performance.now();
     if (accessEnabled) tracked[kBytesBefore] = req.socket.bytesWritten;
@@ -140,6 +136,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     }
   }
 
+  // Set by checkRequest from the raw headers: reading req.headers would build its object for every request.
+  let hasTransferEncoding = false;
+
   // What llhttp lets through but RFC 9112 or Gunicorn refuses, with 400: a
   // version other than 1.x (§2.3: HTTP/0.9, a text "HTTP/2.0"), Transfer-Encoding
   // in HTTP/1.0 (§6.1: faulty framing, what follows may be a smuggled request),
@@ -148,8 +147,6 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   // conflict). Then Gunicorn's limits: 414 for the request line, 431 for the
   // header count or a field's size, counted as Gunicorn does: the field's line
   // `Name: value` with its CRLF.
-  // Set by checkRequest from the raw headers: reading req.headers would build its object for every request.
-  let hasTransferEncoding = false;
   function checkRequest(req: IncomingMessage): number {
     if (req.httpVersionMajor !== 1) return 400;
     if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return 400;
@@ -168,6 +165,20 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
       if (name.length === 17 && TRANSFER_ENCODING.test(name)) hasTransferEncoding = true;
     }
     return 0;
+  }
+
+  // Node parses the trailers into rawTrailers just before it pushes the end of the body.
+  function pushCheckingTrailers(this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null) {
+      const raw = this.rawTrailers;
+      for (let i = 0; i < raw.length; i += 2) {
+        if (FORBIDDEN_TRAILER.test(raw[i]!)) {
+          refuseTrailers(this);
+          return false;
+        }
+      }
+    }
+    return incomingPush.call(this, chunk, encoding);
   }
 
   // A trailer with a forbidden field: the app never sees the end of the body.
@@ -198,25 +209,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   };
 }
 
-interface TrailerCheckedRequest extends IncomingMessage {
-  [kRefuse]: (req: IncomingMessage) => void;
-}
-
 const incomingPush = Readable.prototype.push;
-
-// Node parses the trailers into rawTrailers just before it pushes the end of the body.
-function pushCheckingTrailers(this: TrailerCheckedRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
-  if (chunk === null) {
-    const raw = this.rawTrailers;
-    for (let i = 0; i < raw.length; i += 2) {
-      if (FORBIDDEN_TRAILER.test(raw[i]!)) {
-        this[kRefuse](this);
-        return false;
-      }
-    }
-  }
-  return incomingPush.call(this, chunk, encoding);
-}
 
 // The body bytes sent: Content-Length when declared, else what the socket wrote
 // for this response minus its header block (chunk framing included).

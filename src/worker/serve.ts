@@ -98,8 +98,9 @@ interface ListenHandle {
  * stops accepting (its listening handles stop polling), so the kernel hands new
  * connections to the other workers, or holds them in the backlog while every
  * worker is full; it accepts again once one closes. Node's own maxConnections
- * would accept and then reset them instead. Connections already taken by the
- * accept that reached the limit are served, so the limit is reached, not cut.
+ * would accept and then reset them instead. A connection accepted in the same
+ * wake-up as the one that reached the limit is served, not reset: the limit may
+ * be passed by those few.
  */
 function limitConnections(http: Server, servers: net.Server[], max: number, onPause: () => void): void {
   let open = 0;
