@@ -250,7 +250,7 @@ export const schema = {
     default: 8190,
     flags: '--limit-request-field_size <BYTES>',
     section: 'Security and limits',
-    help: 'The largest header field accepted (answered with 431 beyond it); 0 for no limit.',
+    help: 'The largest header field accepted, counted as Gunicorn does: its line `Name: value` and CRLF (answered with 431 beyond it); 0 for no limit.',
   }),
   header_timeout: def({
     kind: seconds(1),
