@@ -9,9 +9,11 @@ import { EXIT } from './ipc.js';
 import { createLogger } from './logging/logger.js';
 import { Master } from './master/master.js';
 import { instanceSettings } from './settings/instance.js';
+import { checkFiles } from './settings/preflight.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
 import { journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
-import { BindError } from './sockets.js';
+import { address, type Address } from './settings/kinds.js';
+import { BindError, checkCanListen } from './sockets.js';
 import { openJournal, stderrIsJournal } from './systemd/journal.js';
 import { sandboxHint } from './systemd/sandbox.js';
 import { takeListenFds } from './systemd/listen-fds.js';
@@ -78,11 +80,16 @@ async function main(argv: string[]): Promise<number> {
   const instance = options.instance as string | undefined;
   // Errors before the server starts go to the journal under the name its entries will have.
   const fail = (message: string, code: number): number => failWith(message, code, instance ?? (cli.proc_name as string | undefined));
+  const settingsOnly = (): ResolvedSettings => (instance ? instanceSettings(instance, cli) : resolveSettings(cli));
   // Run again on every reload: the config file, and an instance's app, may have changed.
-  const resolve = (): ResolvedSettings => (instance ? instanceSettings(instance, cli) : resolveSettings(cli));
+  const resolve = (): ResolvedSettings => {
+    const resolved = settingsOnly();
+    checkFiles(resolved.settings, resolved.sources);
+    return resolved;
+  };
   let resolved: ResolvedSettings;
   try {
-    resolved = resolve();
+    resolved = options.printConfig ? settingsOnly() : resolve();
   } catch (err) {
     if (err instanceof ConfigError) return fail(err.message, err.exitCode);
     throw err;
@@ -113,6 +120,15 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (options.checkConfig) return checkConfig(resolved, fail);
+  const metricsAddress = metricsTcpAddress(settings.metrics_bind);
+  if (metricsAddress) {
+    try {
+      await checkCanListen('metrics_bind', metricsAddress);
+    } catch (err) {
+      if (err instanceof BindError) return fail(err.message, EXIT.FAILURE);
+      throw err;
+    }
+  }
 
   if (settings.require_minimums) {
     const { formatDoctorTable, runDoctor } = await import('./doctor.js');
@@ -150,6 +166,17 @@ async function main(argv: string[]): Promise<number> {
     logger.critical('The master failed', err);
     await logger.close();
     return EXIT.FAILURE;
+  }
+}
+
+/** metrics_bind as an address to check, when it is one (the metrics server reports any other form itself). */
+function metricsTcpAddress(text: string | null): (Address & { kind: 'tcp' }) | null {
+  if (!text) return null;
+  try {
+    const parsed = address.parse(text);
+    return parsed.kind === 'tcp' ? parsed : null;
+  } catch {
+    return null;
   }
 }
 

@@ -1,10 +1,12 @@
 // The master's listening sockets. The master binds (or inherits from systemd) and
 // never accepts; each worker inherits the fds and calls accept() itself, so the
 // kernel spreads connections over workers without the master in the path.
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { getSystemErrorName } from 'node:util';
-import { formatAddress, type Address } from './settings/kinds.js';
+import { formatAddress, needsLookup, type Address } from './settings/kinds.js';
 
 export interface ListenSocket {
   fd: number;
@@ -34,6 +36,39 @@ const createServerHandle = (net as unknown as {
   _createServerHandle(address: string | null, port: number, addressType: number, fd?: number): RawHandle | number;
 })._createServerHandle;
 
+
+/**
+ * Binds every address. A host name binds each address it resolves to, as
+ * Gunicorn does (localhost: 127.0.0.1 and ::1 where both exist); with port 0,
+ * all of them on the port the first one got.
+ */
+export async function bindAddresses(addresses: Address[], scheme: 'http' | 'https'): Promise<ListenSocket[]> {
+  const sockets: ListenSocket[] = [];
+  try {
+    for (const address of addresses) {
+      if (address.kind !== 'tcp' || !needsLookup(address.host)) {
+        sockets.push(bindAddress(address, scheme));
+        continue;
+      }
+      let found: string[];
+      try {
+        found = [...new Set((await lookup(address.host, { all: true })).map((a) => a.address))];
+      } catch (err) {
+        throw new BindError(`Cannot bind ${formatAddress(address)}: the host name ${address.host} does not resolve (${(err as NodeJS.ErrnoException).code})`);
+      }
+      let port = address.port;
+      for (const host of found) {
+        const socket = bindAddress({ kind: 'tcp', host, port }, scheme);
+        port = (socket.address as { port: number }).port;
+        sockets.push(socket);
+      }
+    }
+  } catch (err) {
+    for (const socket of sockets) socket.close();
+    throw err;
+  }
+  return sockets;
+}
 
 export function bindAddress(address: Address, scheme: 'http' | 'https'): ListenSocket {
   if (address.kind === 'fd') return inheritSocket(address.fd, `fd://${address.fd}`, scheme);
@@ -96,6 +131,20 @@ export function inheritSocket(fd: number, origin: string, scheme: 'http' | 'http
   return { fd, label, target, inherited: true, address: tcp ? { kind: 'tcp', host: out.address!, port: out.port! } : null, close() {} };
 }
 
+/**
+ * Listens at address for a moment and closes again: for metrics_bind, which the
+ * master serves only once its workers are up, to fail before anything is forked.
+ */
+export async function checkCanListen(setting: string, address: Address & { kind: 'tcp' }): Promise<void> {
+  const server = net.createServer();
+  const code = await new Promise<string | null>((resolve) => {
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? String(err)));
+    server.listen(address.port, address.host, () => resolve(null));
+  });
+  await new Promise((resolve) => server.close(resolve));
+  if (code !== null) throw new BindError(`${setting}: ${describeBindFailure(address, code)}`);
+}
+
 function describeBindFailure(address: Address, code: string): string {
   const shown = formatAddress(address);
   if (code === 'EADDRINUSE' && address.kind === 'tcp') {
@@ -107,6 +156,10 @@ function describeBindFailure(address: Address, code: string): string {
   }
   if (code === 'EACCES' && address.kind === 'tcp') {
     return `Permission denied binding ${shown}: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a higher port or systemd socket activation`;
+  }
+  // libuv reports a socket path in a missing directory as EACCES.
+  if (address.kind === 'unix' && !existsSync(path.dirname(address.path))) {
+    return `Cannot bind ${shown}: the directory ${path.dirname(address.path)} does not exist: create it (systemd: RuntimeDirectory=) or bind elsewhere`;
   }
   if (code === 'EADDRNOTAVAIL') return `Cannot bind ${shown}: no network interface has that address (EADDRNOTAVAIL)`;
   return `Cannot bind ${shown}: ${code}`;

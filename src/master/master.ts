@@ -6,10 +6,10 @@ import { EXIT, type ServedApp } from '../ipc.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import type { Hooks } from '../hooks.js';
 import type { Logger } from '../logging/logger.js';
-import { resolveWorkerCount } from '../settings/kinds.js';
+import { MAX_WORKERS, resolveWorkerCount, timerDelay } from '../settings/kinds.js';
 import type { ResolvedSettings } from '../settings/resolve.js';
 import { titleName, type Settings } from '../settings/schema.js';
-import { bindAddress, inheritSocket, type ListenSocket } from '../sockets.js';
+import { bindAddresses, inheritSocket, type ListenSocket } from '../sockets.js';
 import { bindDisagreement } from '../systemd/bind-check.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
 import { serviceUnit } from '../systemd/sandbox.js';
@@ -58,7 +58,7 @@ export class Master {
     process.title = `tsgunicorn: master [${titleName(this.settings)}]`;
     logger.info(`Starting tsgunicorn ${this.options.version}`);
     if (!(await hooks.run('on_starting', this.hookView()))) return EXIT.FAILURE;
-    this.sockets = this.openSockets(this.settings);
+    this.sockets = await this.openSockets(this.settings);
     for (const socket of this.sockets) logger.info(`Listening at: ${socket.label} (${process.pid})`);
     this.checkBind(this.options.resolved);
     if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
@@ -126,13 +126,13 @@ export class Master {
     if (warning) this.logger.warning(warning);
   }
 
-  private openSockets(settings: Settings): ListenSocket[] {
+  private async openSockets(settings: Settings): Promise<ListenSocket[]> {
     const scheme = settings.certfile ? 'https' : 'http';
     if (this.options.inherited.length > 0) {
       // Socket activation: systemd's sockets take precedence over `bind`.
       return this.options.inherited.map(({ fd, name }) => inheritSocket(fd, `fd ${fd} ${name} from systemd`, scheme));
     }
-    return settings.bind.map((address) => bindAddress(address, scheme));
+    return bindAddresses(settings.bind, scheme);
   }
 
   private workerEnv(settings: Settings): NodeJS.ProcessEnv {
@@ -377,7 +377,7 @@ export class Master {
     process.on('SIGINT', () => this.stop(true));
     process.on('SIGQUIT', () => this.stop(true));
     process.on('SIGTTIN', () => {
-      this.desiredWorkers++;
+      this.desiredWorkers = Math.min(MAX_WORKERS, this.desiredWorkers + 1);
       this.logger.info(`Handling signal: ttin: ${this.desiredWorkers} workers`);
       this.maintainWorkerCount();
     });
@@ -420,7 +420,7 @@ export class Master {
     // Workers enforce graceful_timeout themselves; this only catches the stuck.
     const limit = setTimeout(() => {
       for (const worker of this.workers) worker.kill('SIGKILL');
-    }, quick ? 1000 : this.settings.graceful_timeout * 1000 + 2000);
+    }, quick ? 1000 : timerDelay(this.settings.graceful_timeout * 1000 + 2000));
     limit.unref();
     if (this.workers.size === 0 || wasBooting) void this.finishStop();
   }

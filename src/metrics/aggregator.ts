@@ -33,8 +33,11 @@ export class MetricsAggregator {
   private readonly scrapeTimeoutMs: number;
   private readonly live = new Map<number, MetricsSnapshot>();
   private retired: SnapshotMetric[] = [];
-  // Retirements per pid, so a reply that arrives after its worker was retired is not counted again.
-  private readonly retirements = new Map<number, number>();
+  // Workers retired while a collection was under way, so a reply that arrives after
+  // its worker was retired is not counted again. Emptied once no collection runs:
+  // a map of every pid ever retired would grow with every reload.
+  private readonly retiredWhileCollecting = new Set<number>();
+  private collecting = 0;
   // The master's own state, turned into series by render().
   private readonly workerCounts = new Map<string, number>();
   // Every reason exists from the start, so increase() sees the first restart.
@@ -66,7 +69,7 @@ export class MetricsAggregator {
 
   /** Call when a worker has exited: its counters join the retired base, its gauges go. */
   retire(workerPid: number): void {
-    this.retirements.set(workerPid, (this.retirements.get(workerPid) ?? 0) + 1);
+    if (this.collecting > 0) this.retiredWhileCollecting.add(workerPid);
     const snap = this.live.get(workerPid);
     if (snap === undefined) return;
     this.live.delete(workerPid);
@@ -75,17 +78,21 @@ export class MetricsAggregator {
 
   /** Asks every worker for a snapshot; one that does not answer in time keeps its last known values. */
   async collect(workers: ScrapedWorker[]): Promise<void> {
-    await Promise.all(
-      workers.map(async (worker) => {
-        const retirements = this.retirements.get(worker.pid);
-        try {
-          const snap = await withTimeout(worker.request(), this.scrapeTimeoutMs);
-          if (this.retirements.get(worker.pid) === retirements) this.update(worker.pid, snap);
-        } catch {
-          this.misses++;
-        }
-      }),
-    );
+    this.collecting++;
+    try {
+      await Promise.all(
+        workers.map(async (worker) => {
+          try {
+            const snap = await withTimeout(worker.request(), this.scrapeTimeoutMs);
+            if (!this.retiredWhileCollecting.has(worker.pid)) this.update(worker.pid, snap);
+          } catch {
+            this.misses++;
+          }
+        }),
+      );
+    } finally {
+      if (--this.collecting === 0) this.retiredWhileCollecting.clear();
+    }
   }
 
   /** Prometheus text exposition: the workers' sum and the master's own metrics. */

@@ -24,12 +24,15 @@ export interface MetricsSnapshot {
 export interface WorkerMetrics {
   requestStarted(): void;
   requestFinished(method: string, status: number, seconds: number): void;
+  /** The worker reached max_connections and stopped accepting. */
+  acceptPaused(): void;
   snapshot(): Promise<MetricsSnapshot>;
 }
 
 export const REQUESTS_TOTAL = 'http_requests_total';
 export const REQUEST_DURATION = 'http_request_duration_seconds';
 const IN_FLIGHT = 'http_requests_in_flight';
+export const ACCEPT_PAUSES = 'tsgunicorn_max_connections_pauses_total';
 const WORKER_CPU = 'tsgunicorn_worker_cpu_seconds_total';
 const WORKER_RSS = 'tsgunicorn_worker_resident_memory_bytes';
 const WORKER_LAG = 'tsgunicorn_worker_event_loop_lag_seconds';
@@ -87,6 +90,7 @@ export function createWorkerMetrics(): WorkerMetrics {
   // closure variable is boxed anew on every write.
   const durationTotals = new Float64Array(2);
   let inFlight = 0;
+  let acceptPauses = 0;
 
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
@@ -120,6 +124,9 @@ export function createWorkerMetrics(): WorkerMetrics {
       durationTotals[0]! += seconds;
       durationTotals[1]!++;
     },
+    acceptPaused() {
+      acceptPauses++;
+    },
     async snapshot() {
       const requests = seriesMethod.map((m, slot) => ({
         value: counts[slot]!,
@@ -152,6 +159,12 @@ export function createWorkerMetrics(): WorkerMetrics {
             aggregator: 'sum',
           },
           family(IN_FLIGHT, 'HTTP requests being handled now.', 'gauge', single(inFlight)),
+          family(
+            ACCEPT_PAUSES,
+            'Times a worker held max_connections connections and stopped accepting (new ones wait for other workers or in the backlog).',
+            'counter',
+            single(acceptPauses),
+          ),
           // Same help as the master's process_* series (process-metrics.ts).
           family(WORKER_CPU, 'User and system CPU time spent, in seconds.', 'counter', single((user + system) / 1e6)),
           family(WORKER_RSS, 'Resident memory size, in bytes.', 'gauge', single(process.memoryUsage.rss())),

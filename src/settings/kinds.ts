@@ -1,5 +1,6 @@
 // Value kinds for settings: each turns the text a user wrote (ini value, env var,
 // CLI argument) into a typed value, or throws a message naming the expected form.
+import { isIP, isIPv6 } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -56,16 +57,26 @@ export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): Kind<number> {
   };
 }
 
-/** Seconds, fractions allowed: "30", "0.5". */
+/**
+ * The longest duration a Node timer holds: a setTimeout past 2^31−1 ms fires
+ * after 1 ms instead, so every duration setting stops there (about 24.8 days).
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
+
+/** A delay made of a setting plus a margin, kept within a timer's range (MAX_SECONDS + 2 s would fire at once). */
+export const timerDelay = (ms: number): number => Math.min(ms, MAX_TIMER_MS);
+
+/** Seconds, fractions allowed: "30", "0.5"; at most MAX_SECONDS. */
 export function seconds(min = 0): Kind<number> {
-  const form = `a number of seconds ≥ ${min}`;
+  const form = `a number of seconds from ${min} to ${MAX_SECONDS}`;
   return {
     form,
     parse(s) {
       const t = s.trim();
       if (!/^\d+(\.\d+)?$/.test(t)) return fail(form, s);
       const n = Number(t);
-      if (n < min) return fail(form, s);
+      if (n < min || n > MAX_SECONDS) return fail(form, s);
       return n;
     },
     format: String,
@@ -123,13 +134,19 @@ export function nonEmptyList<T>(item: Kind<T>): Kind<T[]> {
   };
 }
 
+/**
+ * The most workers: each is a Node process of tens of megabytes, so a count past
+ * this is a typo (40000 for 4), not a plan; TTIN stops there too.
+ */
+export const MAX_WORKERS = 1024;
+
 /** `workers`: a count, or `auto` for the CPUs this process may use. */
 export const workerCount: Kind<number | 'auto'> = {
-  form: 'an integer ≥ 1, or auto',
+  form: `an integer from 1 to ${MAX_WORKERS}, or auto`,
   parse(s) {
     const t = s.trim().toLowerCase();
     if (t === 'auto') return 'auto';
-    if (!/^\d+$/.test(t) || Number(t) < 1) return fail('an integer ≥ 1, or auto', s);
+    if (!/^\d+$/.test(t) || Number(t) < 1 || Number(t) > MAX_WORKERS) return fail(workerCount.form, s);
     return Number(t);
   },
   format: String,
@@ -186,10 +203,23 @@ export const address: Kind<Address> = {
     const port = Number(m[3]);
     if (port > 65535) return fail(addressForm, s);
     const host = m[1] || m[2] || '0.0.0.0';
+    if (m[1] ? !isIPv6(host) : !isHostName(host)) {
+      throw new InvalidValue(
+        `expected ${addressForm}, got ${JSON.stringify(s)}: ${JSON.stringify(host)} is neither an IP address nor a host name ` +
+          '(letters, digits, hyphens and dots; write an international name in its xn-- form)',
+      );
+    }
     return { kind: 'tcp', host, port };
   },
   format: formatAddress,
 };
+
+// RFC 1123 host names: labels of ASCII letters, digits and inner hyphens, 253 characters in all.
+const HOST_LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+const isHostName = (host: string): boolean => host.length <= 253 && host.split('.').every((label) => HOST_LABEL.test(label));
+
+/** True for a host that must be looked up (a name, not an IP address). */
+export const needsLookup = (host: string): boolean => isIP(host) === 0;
 
 export function formatAddress(a: Address): string {
   switch (a.kind) {

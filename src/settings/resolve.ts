@@ -134,6 +134,9 @@ function readConfigFile(file: string): FileEntry[] {
       throw new ConfigError(`${where}: unknown setting ${JSON.stringify(key)}${suggest(key, (n) => n)}`);
     }
     const kind = schema[key].kind as Kind<unknown>;
+    if (Array.isArray(raw) && !Array.isArray(schema[key].default)) {
+      throw new ConfigError(`${where}: ${key} takes one value: write \`${key} = ${raw[0] ?? 'VALUE'}\`, not \`${key}[] = …\``);
+    }
     // ini gives `true` for a bare key and an array for `key[] = ...` lines; of
     // repeated `key =` lines only the last, but each raw_env line adds variables.
     const texts =

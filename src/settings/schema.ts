@@ -101,7 +101,7 @@ export const schema = {
     default: null,
     flags: '-p, --pid <FILE>',
     section: 'Config',
-    help: "Write the master's PID to this file.",
+    help: "Write the master's PID to this file (its directory must exist).",
   }),
   proc_name: def({
     kind: optionalText,
@@ -118,7 +118,7 @@ export const schema = {
     flags: '-b, --bind <ADDRESS>',
     section: 'Server socket',
     repeatable: true,
-    help: 'Listen on HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N (repeatable). Sockets from systemd take precedence.',
+    help: 'Listen on HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N (repeatable). A host name listens on every address it resolves to. Sockets from systemd take precedence.',
   }),
   backlog: def({
     kind: integer(1),
@@ -199,7 +199,7 @@ export const schema = {
     default: null,
     flags: '--access-logfile <FILE>',
     section: 'Logging',
-    help: "Where to write the access log: a file, or - for stdout. Off when unset.",
+    help: "Where to write the access log: a file (its directory must exist), or - for stdout. Off when unset.",
   }),
   access_log_format: def({
     kind: text,
@@ -213,7 +213,7 @@ export const schema = {
     default: '-',
     flags: '--error-logfile <FILE>',
     section: 'Logging',
-    help: 'Where to write the error log: a file, or - for stderr (the journal under systemd).',
+    help: 'Where to write the error log: a file (its directory must exist), or - for stderr (the journal under systemd).',
   }),
   loglevel: def({
     kind: choice('debug', 'info', 'warning', 'error', 'critical'),
@@ -250,7 +250,7 @@ export const schema = {
     default: 8190,
     flags: '--limit-request-field_size <BYTES>',
     section: 'Security and limits',
-    help: 'The largest header field accepted (answered with 431 beyond it); 0 for no limit.',
+    help: 'The largest header field accepted, counted as Gunicorn does: its line `Name: value` and CRLF (answered with 431 beyond it); 0 for no limit.',
   }),
   header_timeout: def({
     kind: seconds(1),
@@ -264,14 +264,14 @@ export const schema = {
     default: 60,
     flags: '--request-timeout <SECONDS>',
     section: 'Security and limits',
-    help: 'Close a connection whose whole request (headers and body) takes longer than this (0 disables).',
+    help: 'Close a connection whose whole request (headers and body) takes longer than this (0 disables). Set below header_timeout, it bounds the headers too: the shorter of the two applies.',
   }),
   max_connections: def({
     kind: integer(0),
     default: 10000,
     flags: '--max-connections <INT>',
     section: 'Security and limits',
-    help: 'The most open client connections per worker; beyond it new ones are closed at once (0 for no limit).',
+    help: 'The most open client connections per worker, over all its sockets (the server holds workers × this). A full worker stops accepting until one closes: new connections go to the other workers, or wait in the backlog (0 for no limit).',
   }),
 
   // Metrics and health

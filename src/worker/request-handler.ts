@@ -3,6 +3,7 @@
 // journal send, and nothing allocated per request that can be avoided.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import type { Logger } from '../logging/logger.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { Settings } from '../settings/schema.js';
@@ -17,6 +18,11 @@ const REFUSAL_TEXT: Record<number, string> = {
 };
 const kBytesBefore = Symbol('tsgunicorn.bytesBefore');
 const HOST = /^host$/i;
+const CONTENT_TYPE = /^content-type$/i;
+const TRANSFER_ENCODING = /^transfer-encoding$/i;
+// RFC 9110 §6.5.1: fields a trailer must not carry, since the request was framed
+// and routed by the header section: framing, routing, and the trailer list itself.
+const FORBIDDEN_TRAILER = /^(host|content-length|transfer-encoding|trailer)$/i;
 
 interface TrackedResponse extends ServerResponse {
   [kStarted]: number;
@@ -109,6 +115,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
       res.end(REFUSAL_TEXT[rejected]);
       return;
     }
+    // Trailers arrive after the body, when the app already runs: the end of the
+    // body is held back until they are checked (see pushCheckingTrailers).
+    if (hasTransferEncoding) req.push = pushCheckingTrailers;
     const tracked = res as TrackedResponse;
     tracked[kStarted] = performance.now();
     if (accessEnabled) tracked[kBytesBefore] = req.socket.bytesWritten;
@@ -127,23 +136,63 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     }
   }
 
+  // Set by checkRequest from the raw headers: reading req.headers would build its object for every request.
+  let hasTransferEncoding = false;
+
   // What llhttp lets through but RFC 9112 or Gunicorn refuses, with 400: a
   // version other than 1.x (§2.3: HTTP/0.9, a text "HTTP/2.0"), Transfer-Encoding
   // in HTTP/1.0 (§6.1: faulty framing, what follows may be a smuggled request),
-  // more than one Host (§3.2, MUST). Then Gunicorn's limits: 414 for the request
-  // line, 431 for the header count or a field's size.
+  // the asterisk form for any method but OPTIONS (§3.2.4), more than one Host
+  // (§3.2, MUST) or Content-Type (RFC 9110 §5.3: not a list, so two are a
+  // conflict). Then Gunicorn's limits: 414 for the request line, 431 for the
+  // header count or a field's size, counted as Gunicorn does: the field's line
+  // `Name: value` with its CRLF.
   function checkRequest(req: IncomingMessage): number {
     if (req.httpVersionMajor !== 1) return 400;
     if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) return 400;
     if (lineLimit !== 0 && req.method!.length + req.url!.length + 10 > lineLimit) return 414;
+    if (req.url === '*' && req.method !== 'OPTIONS') return 400;
     const raw = req.rawHeaders;
     if (raw.length > rawHeaderLimit) return 431;
     let hosts = 0;
+    let contentTypes = 0;
+    hasTransferEncoding = false;
     for (let i = 0; i < raw.length; i += 2) {
-      if (fieldLimit !== 0 && raw[i]!.length + raw[i + 1]!.length + 2 > fieldLimit) return 431;
-      if (raw[i]!.length === 4 && HOST.test(raw[i]!) && ++hosts > 1) return 400;
+      const name = raw[i]!;
+      if (fieldLimit !== 0 && name.length + raw[i + 1]!.length + 4 > fieldLimit) return 431;
+      if (name.length === 4 && HOST.test(name) && ++hosts > 1) return 400;
+      if (name.length === 12 && CONTENT_TYPE.test(name) && ++contentTypes > 1) return 400;
+      if (name.length === 17 && TRANSFER_ENCODING.test(name)) hasTransferEncoding = true;
     }
     return 0;
+  }
+
+  // Node parses the trailers into rawTrailers just before it pushes the end of the body.
+  function pushCheckingTrailers(this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null) {
+      const raw = this.rawTrailers;
+      for (let i = 0; i < raw.length; i += 2) {
+        if (FORBIDDEN_TRAILER.test(raw[i]!)) {
+          refuseTrailers(this);
+          return false;
+        }
+      }
+    }
+    return incomingPush.call(this, chunk, encoding);
+  }
+
+  // A trailer with a forbidden field: the app never sees the end of the body.
+  // The client gets a 400 and the connection closes, unless the app already
+  // answered, in which case only closing the connection says it.
+  function refuseTrailers(req: IncomingMessage): void {
+    refusedConnections.add(req.socket);
+    const res = (req.socket as unknown as { _httpMessage: ServerResponse | null })._httpMessage;
+    if (res && !res.headersSent) {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      res.end(REFUSAL_TEXT[400]);
+    } else {
+      req.socket.destroy();
+    }
   }
 
   return {
@@ -153,9 +202,14 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     },
     startDraining() {
       closeConnections = true;
+      // A response not yet begun is the last on its connection too: said in the
+      // response, the client does not reuse the connection as this worker leaves.
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
     },
   };
 }
+
+const incomingPush = Readable.prototype.push;
 
 // The body bytes sent: Content-Length when declared, else what the socket wrote
 // for this response minus its header block (chunk framing included).

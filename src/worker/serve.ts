@@ -6,6 +6,7 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { listenOnFd } from '../app/server-script.js';
+import { timerDelay } from '../settings/kinds.js';
 import type { Settings } from '../settings/schema.js';
 
 /** The servers to stop accepting on when draining: the HTTP server first. */
@@ -20,8 +21,9 @@ export interface Serving {
  * `server.keepAliveTimeout = 65000` after listen) does not override them.
  */
 export function pinServerSettings(server: Server, settings: Settings): void {
-  const values: Record<string, number | boolean> = {
-    keepAliveTimeout: settings.keepalive * 1000,
+  const values: Record<string, number | boolean | undefined> = {
+    // Node times an idle connection out at keepAliveTimeout + keepAliveTimeoutBuffer (1 s).
+    keepAliveTimeout: timerDelay(settings.keepalive * 1000 + 1000) - 1000,
     headersTimeout: settings.header_timeout * 1000,
     requestTimeout: settings.request_timeout * 1000,
     // Node's parser caps the request line and headers together; the request
@@ -30,6 +32,9 @@ export function pinServerSettings(server: Server, settings: Settings): void {
     // One more than allowed, so that "too many" is visible to the request handler.
     maxHeadersCount: settings.limit_request_fields + 1,
     noDelay: true,
+    // Node's own limit accepts a connection and then resets it: max_connections
+    // pauses accepting instead (limitConnections), whatever the app sets.
+    maxConnections: undefined,
     // Node enforces both timeouts from a sweep that runs every 30 s by default, so
     // a 3 s header_timeout would let a slowloris hold its socket for up to 33 s.
     // A quarter of the shortest timeout (at most 1 s) keeps the overshoot small.
@@ -38,7 +43,6 @@ export function pinServerSettings(server: Server, settings: Settings): void {
       ...[settings.header_timeout, settings.request_timeout].filter((t) => t > 0).map((t) => t * 250),
     ),
   };
-  if (settings.max_connections > 0) values.maxConnections = settings.max_connections;
   for (const [key, value] of Object.entries(values)) {
     Object.defineProperty(server, key, { get: () => value, set: () => {}, configurable: true, enumerable: true });
   }
@@ -71,14 +75,54 @@ export async function serveOnSockets(
   count: number,
   settings: Settings,
   onListening: (() => void) | null,
+  onPause: () => void,
 ): Promise<Serving> {
   const servers: net.Server[] = [server];
   await listenOnFd(server, firstFd, settings.backlog, onListening);
   for (let i = 1; i < count; i++) {
     const feeder = net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
-    if (settings.max_connections > 0) feeder.maxConnections = settings.max_connections;
     await listenOnFd(feeder, firstFd + i, settings.backlog);
     servers.push(feeder);
   }
+  if (settings.max_connections > 0) limitConnections(server, servers, settings.max_connections, onPause);
   return { http: server, servers };
+}
+
+interface ListenHandle {
+  readStart(): number;
+  readStop(): number;
+}
+
+/**
+ * max_connections, per worker over all its sockets: at the limit the worker
+ * stops accepting (its listening handles stop polling), so the kernel hands new
+ * connections to the other workers, or holds them in the backlog while every
+ * worker is full; it accepts again once one closes. Node's own maxConnections
+ * would accept and then reset them instead. A connection accepted in the same
+ * wake-up as the one that reached the limit is served, not reset: the limit may
+ * be passed by those few.
+ */
+function limitConnections(http: Server, servers: net.Server[], max: number, onPause: () => void): void {
+  let open = 0;
+  let paused = false;
+  const handles = () => servers.map((s) => (s as unknown as { _handle: ListenHandle | null })._handle);
+  const release = (): void => {
+    if (--open < max && paused) {
+      paused = false;
+      for (const handle of handles()) handle?.readStart();
+    }
+  };
+  // Every connection reaches the HTTP server's 'connection' event, the feeders' too.
+  http.on('connection', (socket: net.Socket) => {
+    socket.once('close', release);
+    if (++open >= max && !paused) {
+      paused = true;
+      // A listening handle does not count as reading until readStart: without it readStop does nothing.
+      for (const handle of handles()) {
+        handle?.readStart();
+        handle?.readStop();
+      }
+      onPause();
+    }
+  });
 }

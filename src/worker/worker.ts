@@ -12,6 +12,7 @@ import { EXIT, FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage,
 import { createLogger, type Logger } from '../logging/logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
+import { timerDelay } from '../settings/kinds.js';
 import { journalIdentifier, titleName, type Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal } from '../systemd/journal.js';
 import { ActivityBoard } from './activity-board.js';
@@ -94,7 +95,14 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     if (app.upgrade) server.on('upgrade', app.upgrade);
   }
   pinServerSettings(server, settings);
-  const serving = await serveOnSockets(server, FIRST_LISTEN_FD, socketCount, settings, app.interface === 'server' ? app.server.callback : null);
+  const serving = await serveOnSockets(
+    server,
+    FIRST_LISTEN_FD,
+    socketCount,
+    settings,
+    app.interface === 'server' ? app.server.callback : null,
+    pauseReporter(settings.max_connections, logger, metrics),
+  );
   // A framework's server may name the process after itself (Next.js does).
   process.title = title;
   await hooks.run('post_worker_init', { pid: process.pid, id: workerId });
@@ -104,7 +112,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   });
   // Started after 'ready': booting a thread costs as much as the rest of the boot.
   const watchdog = new Thread(new URL('./watchdog-thread.js', import.meta.url), {
-    workerData: { buffer: board.buffer, fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: settings.graceful_timeout * 1000 + 1000 },
+    workerData: { buffer: board.buffer, fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
   });
   watchdog.unref();
 
@@ -138,6 +146,37 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
         break;
     }
   });
+}
+
+/**
+ * Counts each pause at max_connections in the metrics, and logs them in
+ * aggregate: the first at once, then at most one line a minute while they go on.
+ */
+function pauseReporter(max: number, logger: Logger, metrics: WorkerMetrics): () => void {
+  let unreported = 0;
+  let timer: NodeJS.Timeout | null = null;
+  const say = (count: number) =>
+    logger.warning(
+      `Reached max_connections (${max}) ${count === 1 ? 'once' : `${count} times`}${timer ? ' in the last minute' : ''}: ` +
+        'stopped accepting until a connection closes; new connections go to other workers or wait in the backlog',
+    );
+  return () => {
+    metrics.acceptPaused();
+    if (timer) {
+      unreported++;
+      return;
+    }
+    say(1);
+    timer = setInterval(() => {
+      if (unreported === 0) {
+        clearInterval(timer!);
+        timer = null;
+        return;
+      }
+      say(unreported);
+      unreported = 0;
+    }, 60_000).unref();
+  };
 }
 
 function logParked(logger: Logger, asked: string, reason: ParkReason): void {

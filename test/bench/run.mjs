@@ -37,6 +37,13 @@ function cleanUp() {
 }
 process.on('exit', cleanUp);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130));
+
+// `npm run bench -- soak [MINUTES]`: the long run instead of the comparison (lib/soak.mjs).
+if (process.argv[2] === 'soak') {
+  const { runSoak } = await import('./lib/soak.mjs');
+  const minutes = Number(process.argv[3] ?? process.env.SOAK_MINUTES ?? 60);
+  process.exit(await runSoak({ minutes, freePort, tmpDir }));
+}
 setTimeout(() => {
   console.error(`bench: exceeded the ${RUN_BOUND_MS / 60000} minute bound, stopping`);
   process.exit(1);

@@ -65,7 +65,7 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     const m = machine();
     await m.writeFile('/etc/tsgunicorn/myapp.ini', 'workers = lots\n');
     expect((await failedStart(m)).status).toBe('2');
-    expect((await errEntries(m, /myapp\.ini:1: workers: expected an integer ≥ 1, or auto, got "lots"/)).map((e) => e.SYSLOG_IDENTIFIER)).toEqual(['myapp']);
+    expect((await errEntries(m, /myapp\.ini:1: workers: expected an integer from 1 to 1024, or auto, got "lots"/)).map((e) => e.SYSLOG_IDENTIFIER)).toEqual(['myapp']);
 
     await m.writeFile('/etc/tsgunicorn/myapp.ini', 'workers = 2\n');
     expect((await failedStart(m)).status).toBe('2');

@@ -1,12 +1,10 @@
 // Operator errors: each ends with its exit code and a clear message that names
 // what is wrong (the address, the file), without a stack trace to read through.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLI, FIXTURES, ROOT, cleanEnv, startServer, type Running } from '../helpers/tsgunicorn.js';
+import { STACK_FRAME, errorText, runAsOperator, scratch } from '../helpers/operator.js';
+import { CLI, FIXTURES, ROOT, startServer, type Running } from '../helpers/tsgunicorn.js';
 
 const servers: Running[] = [];
 afterEach(async () => {
@@ -19,47 +17,11 @@ afterAll(() => {
   console.log(`reliability: operator errors ${summary.length} (${summary.join(', ')})`);
 });
 
-/** A scratch directory that an unprivileged user can enter too. */
-function scratch(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-operator-'));
-  chmodSync(dir, 0o755);
-  return dir;
-}
-
-/** The lines an operator reads: every line of the output after the startup banner. */
-const errorText = (output: string) =>
-  output
-    .split('\n')
-    .filter((l) => l !== '' && !/\[INFO\] (Starting tsgunicorn|Listening at|Booting worker|Shutting down)/.test(l))
-    .join('\n');
-
-const STACK_FRAME = /^\s+at .*(\(|:\d+:\d+)/m;
-
-// Root reads any file whatever its mode, so the unreadable-file cases run the
-// CLI as the unprivileged user nobody (setpriv, util-linux) when the tests run as root.
-const asRoot = process.getuid?.() === 0;
-
-/** Runs the CLI to its end, or stops it after `timeoutMs`: a server that starts by mistake must not hang the test. */
-async function run(args: string[], options: { unprivileged?: boolean; timeoutMs?: number } = {}): Promise<{ code: number | string; output: string }> {
-  const [command, argv] =
-    options.unprivileged && asRoot
-      ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args]]
-      : [process.execPath, [CLI, ...args]];
-  const proc = spawn(command, argv, { cwd: os.tmpdir(), env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout.on('data', (d) => (output += d));
-  proc.stderr.on('data', (d) => (output += d));
-  const timer = setTimeout(() => proc.kill('SIGTERM'), options.timeoutMs ?? 15000);
-  const [code, signal] = (await once(proc, 'exit')) as [number | null, string | null];
-  clearTimeout(timer);
-  return { code: code ?? signal ?? -1, output };
-}
-
 describe('operator errors', () => {
   it('the port in use: the address and how to find its owner, exit 1', async () => {
     const server = await startServer(['-w', '1', APP]);
     servers.push(server);
-    const { code, output } = await run(['-b', `127.0.0.1:${server.port}`, APP]);
+    const { code, output } = await runAsOperator(['-b', `127.0.0.1:${server.port}`, APP]);
     exitCodes['port in use'] = code;
     expect(code).toBe(1);
     const text = errorText(output);
@@ -69,7 +31,7 @@ describe('operator errors', () => {
 
   it('a missing app file: exit 4, the file named, no stack trace and no collateral worker kill reported', async () => {
     const missing = path.join(scratch(), 'missing-app.mjs');
-    const { code, output } = await run(['-b', '127.0.0.1:0', '-w', '2', missing]);
+    const { code, output } = await runAsOperator(['-b', '127.0.0.1:0', '-w', '2', missing]);
     exitCodes['missing app file'] = code;
     expect(code).toBe(4);
     const text = errorText(output);
@@ -83,11 +45,11 @@ describe('operator errors', () => {
     const dir = scratch();
     writeFileSync(path.join(dir, 'routes.mjs'), 'export const routes = {\n  home: () => "x"\n  about: () => "y",\n};\n');
     writeFileSync(path.join(dir, 'app.mjs'), "import { routes } from './routes.mjs';\nexport const app = (req, res) => res.end(routes.home());\n");
-    const { code, output } = await run(['-b', '127.0.0.1:0', '-w', '1', path.join(dir, 'app.mjs')]);
+    const { code, output } = await runAsOperator(['-b', '127.0.0.1:0', '-w', '1', path.join(dir, 'app.mjs')]);
     expect(code).toBe(4);
     // (errorText leaves out the empty line before the message.)
     expect(errorText(output)).toContain(`Failed to load the app:\n${path.join(dir, 'routes.mjs')}:3:3\n  about: () => "y",\n  ^^^^^\nSyntaxError: Unexpected identifier 'about'`);
-    const check = await run(['--check-config', path.join(dir, 'app.mjs')]);
+    const check = await runAsOperator(['--check-config', path.join(dir, 'app.mjs')]);
     expect(check.code).toBe(4);
     expect(check.output).toContain(`cannot load the app: ${path.join(dir, 'routes.mjs')}:3:3\n`);
   });
@@ -98,8 +60,8 @@ describe('operator errors', () => {
     writeFileSync(app, 'export const app = (req, res) => res.end("x");\n');
     chmodSync(app, 0o000);
     // The CLI itself must be reachable for the unprivileged user, or this case proves nothing.
-    expect((await run(['--version'], { unprivileged: true })).code, `nobody cannot run ${CLI} (is ${ROOT} readable by others?)`).toBe(0);
-    const { code, output } = await run(['-b', '127.0.0.1:0', '-w', '1', app], { unprivileged: true });
+    expect((await runAsOperator(['--version'], { unprivileged: true })).code, `nobody cannot run ${CLI} (is ${ROOT} readable by others?)`).toBe(0);
+    const { code, output } = await runAsOperator(['-b', '127.0.0.1:0', '-w', '1', app], { unprivileged: true });
     exitCodes['unreadable app file'] = code;
     expect(code).toBe(4);
     const text = errorText(output);
@@ -113,7 +75,7 @@ describe('operator errors', () => {
     const ini = path.join(dir, 'app.ini');
     writeFileSync(ini, 'workers = 2\n');
     chmodSync(ini, 0o000);
-    const { code, output } = await run(['-c', ini, APP], { unprivileged: true });
+    const { code, output } = await runAsOperator(['-c', ini, APP], { unprivileged: true });
     exitCodes['unreadable config file'] = code;
     expect(code).toBe(2);
     expect(output.trim().split('\n')).toEqual([`tsgunicorn: error: config file ${ini}: cannot read it (permission denied)`]);
@@ -121,14 +83,14 @@ describe('operator errors', () => {
 
   const badIni: Array<[string, string, RegExp]> = [
     ['a line that is no setting', 'this is not ini\n', /bad\.ini:1: unknown setting "this is not ini"/],
-    ['a doubled =', 'workers = = 2\n', /bad\.ini:1: workers: expected an integer ≥ 1, or auto, got "= 2"/],
+    ['a doubled =', 'workers = = 2\n', /bad\.ini:1: workers: expected an integer from 1 to 1024, or auto, got "= 2"/],
     ['an empty bind (no socket at all)', 'bind =\n', /bad\.ini:1: bind: expected/],
   ];
   for (const [what, content, message] of badIni) {
     it(`a config file with ${what}: exit 2, one line, nothing started`, async () => {
       const ini = path.join(scratch(), 'bad.ini');
       writeFileSync(ini, content);
-      const { code, output } = await run(['-c', ini, APP], { timeoutMs: 5000 });
+      const { code, output } = await runAsOperator(['-c', ini, APP], { timeoutMs: 5000 });
       exitCodes[`bad ini: ${what}`] = code;
       expect(output).not.toMatch(/Booting worker/);
       expect(code).toBe(2);

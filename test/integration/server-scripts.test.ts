@@ -1,6 +1,5 @@
 // Server scripts: apps that start their own server with listen(), served as they
 // are on tsgunicorn's sockets, with everything tsgunicorn does per request.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -10,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { load, request } from '../helpers/http.js';
 import { freePort, isListening } from '../helpers/ports.js';
+import { scratch, selfSignedPair } from '../helpers/operator.js';
 import { FIXTURES, runCli, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { until } from '../helpers/wait.js';
 
@@ -235,10 +235,7 @@ describe('the same service as an exported app', () => {
   });
 
   it('the script’s own TLS (https.createServer) is served, and the health check speaks TLS to it', async () => {
-    const dir = tmp();
-    const cert = path.join(dir, 'cert.pem');
-    const key = path.join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const { cert, key } = selfSignedPair(tmp(), 'own');
     const metricsPort = await freePort();
     const { server } = await startScript(
       'own-tls.mjs',
@@ -262,7 +259,9 @@ describe('the same service as an exported app', () => {
   });
 
   it('certfile with a server script is refused at boot with what to do', async () => {
-    const result = await runCli(['-w', '1', '--certfile', '/nonexistent/cert.pem', '--keyfile', '/nonexistent/key.pem', script('plain.cjs')], {
+    // A usable pair: a missing one is refused earlier, as a bad setting.
+    const { cert, key } = selfSignedPair(scratch(), 'script');
+    const result = await runCli(['-w', '1', '--certfile', cert, '--keyfile', key, script('plain.cjs')], {
       env: { SCRIPT_PORT: String(await freePort()) },
     });
     expect(result.code).toBe(4);

@@ -110,6 +110,21 @@ describe('MetricsAggregator', () => {
     expect(sample(text, 'tsgunicorn_worker_resident_memory_bytes{worker="9"}')).toBeUndefined();
   });
 
+  it('keeps nothing per retired worker once no collection runs (a reload a minute for months)', async () => {
+    const aggregator = new MetricsAggregator();
+    const metrics = createWorkerMetrics();
+    for (let pid = 1000; pid < 11000; pid++) {
+      let answer!: (snap: MetricsSnapshot) => void;
+      const collecting = aggregator.collect([{ pid, request: () => new Promise((resolve) => (answer = resolve)) }]);
+      aggregator.retire(pid);
+      answer(await metrics.snapshot());
+      await collecting;
+    }
+    // The master's only per-pid state, for replies racing a retirement: empty between collections.
+    expect(aggregator['retiredWhileCollecting'].size).toBe(0);
+    expect(aggregator['live'].size).toBe(0);
+  });
+
   it('drops a snapshot older than the one it already has', async () => {
     const metrics = createWorkerMetrics();
     serve(metrics, 'GET', 200, 0.01, 1);

@@ -99,6 +99,11 @@ describe('worker metrics', () => {
       registers,
     });
     const gauge = new Gauge({ name: 'http_requests_in_flight', help: 'HTTP requests being handled now.', registers });
+    new Counter({
+      name: 'tsgunicorn_max_connections_pauses_total',
+      help: 'Times a worker held max_connections connections and stopped accepting (new ones wait for other workers or in the backlog).',
+      registers,
+    });
     new Counter({ name: 'tsgunicorn_worker_cpu_seconds_total', help: 'User and system CPU time spent, in seconds.', registers });
     new Gauge({ name: 'tsgunicorn_worker_resident_memory_bytes', help: 'Resident memory size, in bytes.', registers });
     new Gauge({

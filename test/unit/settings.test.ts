@@ -7,6 +7,7 @@ import { address, integer, list, seconds, workerCount } from '../../src/settings
 import { findEntryPoint } from '../../src/app/spec.js';
 import { instanceSettings } from '../../src/settings/instance.js';
 import { ConfigError, describeSource, resolveSettings } from '../../src/settings/resolve.js';
+import { schema, settingNames } from '../../src/settings/schema.js';
 
 describe('address', () => {
   it.each([
@@ -25,6 +26,15 @@ describe('address', () => {
   it.each(['127.0.0.1:70000', 'unix:', 'fd://x', 'a:b:c', '[::1]', 'host:'])('rejects %s', (text) => {
     expect(() => address.parse(text)).toThrow(/expected HOST:PORT/);
   });
+  it.each(['ünïcode:8000', 'exa mple.com:80', '-lead.example:80', 'a..b:80', '[1:2:3:4:5:6:7:8:9]:80', `${'a'.repeat(64)}.com:80`])(
+    'rejects the host of %s as neither an IP address nor a host name',
+    (text) => {
+      expect(() => address.parse(text)).toThrow(/is neither an IP address nor a host name/);
+    },
+  );
+  it.each(['app.example.com:443', 'xn--nicode-2ya2b.example:8000', 'my-host:80'])('accepts the host name in %s', (text) => {
+    expect(address.parse(text)).toMatchObject({ kind: 'tcp' });
+  });
 });
 
 describe('kinds', () => {
@@ -32,10 +42,31 @@ describe('kinds', () => {
     expect(integer(1).parse(' 12 ')).toBe(12);
     expect(() => integer(1).parse('0')).toThrow('expected an integer ≥ 1, got "0"');
     expect(seconds(0).parse('0.5')).toBe(0.5);
-    expect(() => seconds(0).parse('5s')).toThrow('expected a number of seconds ≥ 0');
+    expect(() => seconds(0).parse('5s')).toThrow('expected a number of seconds from 0 to 2147483');
     expect(workerCount.parse('AUTO')).toBe('auto');
-    expect(() => workerCount.parse('0')).toThrow('an integer ≥ 1, or auto');
+    expect(() => workerCount.parse('0')).toThrow('an integer from 1 to 1024, or auto');
     expect(list(integer(0)).parse('1, 2,,3')).toEqual([1, 2, 3]);
+  });
+});
+
+describe('upper bounds', () => {
+  // Node fires a timer set past 2^31−1 ms after 1 ms: a longer duration would act as the shortest.
+  it('durations stop at the longest a Node timer holds, 2147483 s', () => {
+    expect(seconds(0).parse('2147483')).toBe(2147483);
+    for (const text of ['2147484', '3000000', '99999999999999999999']) {
+      expect(() => seconds(0).parse(text)).toThrow(`expected a number of seconds from 0 to 2147483, got "${text}"`);
+    }
+  });
+  it('every duration setting has that bound', () => {
+    const durations = settingNames.filter((n) => schema[n].kind.form.startsWith('a number of seconds'));
+    expect(durations.length).toBeGreaterThanOrEqual(8);
+    for (const name of durations) expect(() => schema[name].kind.parse('3000000'), name).toThrow(/to 2147483/);
+  });
+  it('workers: at most 1024', () => {
+    expect(workerCount.parse('1024')).toBe(1024);
+    for (const text of ['1025', '40000', '99999999999999999999']) {
+      expect(() => workerCount.parse(text)).toThrow(`expected an integer from 1 to 1024, or auto, got "${text}"`);
+    }
   });
 });
 
@@ -56,6 +87,12 @@ describe('resolveSettings', () => {
     const { settings } = resolveSettings({ config: file }, {});
     expect(settings.bind.map((b) => (b.kind === 'tcp' ? b.port : 0))).toEqual([1, 2]);
     expect(settings.reload).toBe(true);
+  });
+  it('key[] = … for a key that takes one value is refused, naming the line and the form to write', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-set-'));
+    const file = path.join(dir, 'a.ini');
+    writeFileSync(file, 'bind = 127.0.0.1:1\nworkers[] = 2\n');
+    expect(() => resolveSettings({ config: file }, {})).toThrow(`${file}:2: workers takes one value: write \`workers = 2\`, not \`workers[] = …\``);
   });
   it('config itself is not an ini key', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-set-'));

@@ -52,7 +52,7 @@ async function startGroup(command, args, { ctx, env = {}, cwd, tls = false }) {
   }
 }
 
-function tsgunicorn(extraArgs, app, { workers = '2', tls = false } = {}) {
+export function tsgunicorn(extraArgs, app, { workers = '2', tls = false } = {}) {
   return (ctx) =>
     startGroup(
       process.execPath,

@@ -1,0 +1,68 @@
+// What the settings name on disk, checked before anything is forked: a missing
+// directory or a certificate that does not match its key is one line and exit 2
+// here, instead of a stack from a worker (or a server running with no log). The
+// CLI runs it at start and on every reload (HUP), which such a setting aborts;
+// not for --print-config, which shows settings before their directories exist.
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, describeSource, type Source } from './resolve.js';
+import type { SettingName, Settings } from './schema.js';
+
+export function checkFiles(settings: Settings, sources: Record<SettingName, Source>): void {
+  const where = (name: SettingName) => `${describeSource(sources[name])}: ${name}`;
+  // Relative paths are taken from chdir, where the master runs.
+  const base = settings.chdir ?? process.cwd();
+  const inDirectory = (name: SettingName, file: string | null, what: string) => {
+    if (!file || file === '-') return;
+    const dir = path.dirname(path.resolve(base, file));
+    if (!isDirectory(dir)) throw new ConfigError(`${where(name)}: ${file}: the directory ${dir} does not exist: create it, or write ${what} elsewhere`);
+  };
+  inDirectory('pidfile', settings.pidfile, 'the PID file');
+  inDirectory('errorlog', settings.errorlog, 'the error log');
+  inDirectory('accesslog', settings.accesslog, 'the access log');
+  if (settings.hooks) {
+    const file = path.resolve(base, settings.hooks);
+    if (!isFile(file)) throw new ConfigError(`${where('hooks')}: ${file} does not exist: give the path of the module exporting the hooks`);
+  }
+  if (settings.certfile && settings.keyfile) checkCertificate(settings, where);
+}
+
+function checkCertificate(settings: Settings, where: (name: SettingName) => string): void {
+  const read = (name: 'certfile' | 'keyfile') => {
+    try {
+      return readFileSync(path.resolve(settings.chdir ?? process.cwd(), settings[name]!));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code;
+      throw new ConfigError(`${where(name)}: cannot read ${settings[name]} (${why})`);
+    }
+  };
+  const cert = read('certfile');
+  const key = read('keyfile');
+  try {
+    // Loaded only when HTTPS is configured: node:tls adds to the master's memory.
+    process.getBuiltinModule('node:tls').createSecureContext({ cert, key });
+  } catch (err) {
+    const reason = (err as Error).message.replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/i, '');
+    throw new ConfigError(
+      `${where('certfile')} ${settings.certfile} and keyfile ${settings.keyfile}: not a usable pair (${reason}): ` +
+        'give the PEM certificate and the private key it was issued for',
+    );
+  }
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
