@@ -6,17 +6,21 @@ import { HealthCheck } from '../health/health-check.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import type { Logger } from '../logging/logger.js';
 import { MetricsAggregator, type RestartReason } from '../metrics/aggregator.js';
-import { RequestWindowTracker } from '../metrics/request-window.js';
+import { requestWindow, RequestWindowTracker, type RequestWindow, type TotalsAt } from '../metrics/request-window.js';
 import { startMetricsServer } from '../metrics/server.js';
 import type { MetricsSnapshot } from '../metrics/worker-metrics.js';
 import type { Settings } from '../settings/schema.js';
 import type { ListenSocket } from '../sockets.js';
-import { formatStatusLine } from '../status-line.js';
+import { formatStatusLine, type StatusFacts } from '../status-line.js';
 import type { Notifier } from '../systemd/notify.js';
 import type { WorkerProcess } from './worker-process.js';
 
 const STATUS_INTERVAL_MS = 5000;
 const SNAPSHOT_TIMEOUT_MS = 800;
+/** The control socket's request window: from the newest sample at least this old… */
+const WINDOW_MIN_MS = 1000;
+/** …kept this long. */
+const WINDOW_MAX_MS = 60_000;
 
 export interface ObservabilityOptions {
   settings: Settings;
@@ -28,7 +32,7 @@ export interface ObservabilityOptions {
   workers: () => WorkerProcess[];
   desiredWorkers: () => number;
   /** Replace every worker (health check failure). */
-  replaceAllWorkers: () => Promise<void>;
+  replaceAllWorkers: () => Promise<unknown>;
 }
 
 export class Observability {
@@ -42,6 +46,9 @@ export class Observability {
   /** Consecutive failures when the workers were replaced for health; null while healthy. */
   private failuresAtReplacement: number | null = null;
   private settings: Settings;
+  private reloadFailure: StatusFacts['reloadFailure'] = null;
+  /** Recent request totals, for the control socket's rate and latency. */
+  private samples: TotalsAt[] = [];
 
   constructor(private readonly options: ObservabilityOptions) {
     this.settings = options.settings;
@@ -71,6 +78,28 @@ export class Observability {
 
   settingsChanged(settings: Settings): void {
     this.settings = settings;
+  }
+
+  /** A failed reload is shown first in STATUS= until `reloadFailure(null)` after a successful one. */
+  setReloadFailure(failure: StatusFacts['reloadFailure']): void {
+    this.reloadFailure = failure;
+    if (this.options.notifier.enabled) void this.publishStatus();
+  }
+
+  /** What the control socket's status reports: fresh worker snapshots, the request window, restarts, health. */
+  async controlFacts(): Promise<{ window: RequestWindow & { windowSec: number | null }; requestsOf: (pid: number) => number; restarts: Record<RestartReason, number>; health: StatusFacts['health'] }> {
+    await this.collect();
+    const now = Date.now();
+    const current = { totals: this.aggregator.requestTotals(), atMs: now };
+    this.samples = this.samples.filter((s) => now - s.atMs <= WINDOW_MAX_MS);
+    const previous = this.samples.filter((s) => now - s.atMs >= WINDOW_MIN_MS).at(-1);
+    this.samples.push(current);
+    return {
+      window: { ...requestWindow(previous, current), windowSec: previous ? (now - previous.atMs) / 1000 : null },
+      requestsOf: (pid) => this.aggregator.requestsOf(pid),
+      restarts: this.aggregator.restartCounts(),
+      health: this.health ? this.health.state : 'off',
+    };
   }
 
   countRestart(reason: RestartReason): void {
@@ -108,7 +137,9 @@ export class Observability {
   private async publishStatus(): Promise<void> {
     await this.collect();
     const workers = this.options.workers();
-    const recent = this.window.update(this.aggregator.requestTotals(), Date.now());
+    const sample = { totals: this.aggregator.requestTotals(), atMs: Date.now() };
+    this.samples.push(sample);
+    const recent = this.window.update(sample.totals, sample.atMs);
     this.options.notifier.status(
       formatStatusLine({
         ready: workers.filter((w) => w.state === 'ready').length,
@@ -118,6 +149,7 @@ export class Observability {
         p99Ms: recent.p99Ms,
         meanMs: recent.meanMs,
         health: this.health ? this.health.state : 'off',
+        reloadFailure: this.reloadFailure,
       }),
     );
   }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type Heartbeat, type MasterMessage, type ServedApp, type WorkerMessage } from '../ipc.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import type { Settings } from '../settings/schema.js';
+import type { WorkerReport } from '../control/protocol.js';
 
 
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/entry.js', import.meta.url));
@@ -37,6 +38,8 @@ export class WorkerProcess extends EventEmitter {
   /** It reached 'ready' at some point (a worker that exits without is a boot failure). */
   everReady = false;
   lastBeat: Heartbeat | null = null;
+  /** CPU use between the last two heartbeats, in % of one core. */
+  cpuPercent = 0;
   /** When the worker's event loop was last seen advancing (master's clock). */
   lastProgressAt = Date.now();
   appError: string | null = null;
@@ -44,6 +47,7 @@ export class WorkerProcess extends EventEmitter {
   served: ServedApp | null = null;
   /** The snapshot a draining worker sends as it leaves. */
   finalMetrics: unknown = null;
+  private lastBeatAt = 0;
   private nextMetricsId = 0;
   private readonly pendingMetrics = new Map<number, (data: unknown) => void>();
 
@@ -108,6 +112,30 @@ export class WorkerProcess extends EventEmitter {
     this.send({ type: 'retire' });
   }
 
+  /** What the control socket's status shows of this worker; `requests` comes from its metrics. */
+  report(now: number, requests: number): WorkerReport {
+    const oldest = this.lastBeat?.oldest ?? null;
+    const space = oldest ? oldest.label.indexOf(' ') : -1;
+    return {
+      pid: this.pid,
+      generation: this.generation,
+      ageSec: (now - this.startedAt) / 1000,
+      state: this.state === 'exited' ? 'retiring' : this.state,
+      requests,
+      inFlight: this.lastBeat?.inFlight ?? 0,
+      oldest: oldest && { method: oldest.label.slice(0, space), path: oldest.label.slice(space + 1), ageSec: Math.max(0, now - oldest.startedAt) / 1000 },
+      rssBytes: this.lastBeat?.rss ?? 0,
+      cpuPercent: Math.round(this.cpuPercent * 10) / 10,
+    };
+  }
+
+  /** Ends a worker the master gave up on (a failed generation's others): SIGKILL, not a crash. */
+  discard(): void {
+    this.retireReason ??= 'reload';
+    if (this.state !== 'exited') this.state = 'retiring';
+    this.kill('SIGKILL');
+  }
+
   /** The worker's metrics snapshot, or null when it does not answer within `timeoutMs`. */
   requestMetrics(timeoutMs: number): Promise<unknown> {
     if (this.state === 'exited' || !this.child.connected) return Promise.resolve(null);
@@ -166,8 +194,11 @@ export class WorkerProcess extends EventEmitter {
         } catch {
           continue;
         }
-        if (!this.lastBeat || beat.tick !== this.lastBeat.tick) this.lastProgressAt = Date.now();
+        const now = Date.now();
+        if (!this.lastBeat || beat.tick !== this.lastBeat.tick) this.lastProgressAt = now;
+        if (this.lastBeat && now > this.lastBeatAt) this.cpuPercent = (beat.cpu - this.lastBeat.cpu) / 10 / (now - this.lastBeatAt);
         this.lastBeat = beat;
+        this.lastBeatAt = now;
         this.emit('heartbeat', beat);
       }
     });
