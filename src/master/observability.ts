@@ -49,6 +49,7 @@ export class Observability {
   private reloadFailure: StatusFacts['reloadFailure'] = null;
   /** Recent request totals, for the control socket's rate and latency. */
   private samples: TotalsAt[] = [];
+  private lastWindow: RequestWindow = { requests: 0, ratePerSec: 0 };
 
   constructor(private readonly options: ObservabilityOptions) {
     this.settings = options.settings;
@@ -83,7 +84,8 @@ export class Observability {
   /** A failed reload is shown first in STATUS= until `reloadFailure(null)` after a successful one. */
   setReloadFailure(failure: StatusFacts['reloadFailure']): void {
     this.reloadFailure = failure;
-    if (this.options.notifier.enabled) void this.publishStatus();
+    // At once, with the last numbers: `systemctl status` right after a failed `systemctl reload` shows it.
+    if (this.options.notifier.enabled) this.sendStatus();
   }
 
   /** What the control socket's status reports: fresh worker snapshots, the request window, restarts, health. */
@@ -91,15 +93,19 @@ export class Observability {
     await this.collect();
     const now = Date.now();
     const current = { totals: this.aggregator.requestTotals(), atMs: now };
-    this.samples = this.samples.filter((s) => now - s.atMs <= WINDOW_MAX_MS);
     const previous = this.samples.filter((s) => now - s.atMs >= WINDOW_MIN_MS).at(-1);
-    this.samples.push(current);
+    this.remember(current);
     return {
       window: { ...requestWindow(previous, current), windowSec: previous ? (now - previous.atMs) / 1000 : null },
       requestsOf: (pid) => this.aggregator.requestsOf(pid),
       restarts: this.aggregator.restartCounts(),
       health: this.health ? this.health.state : 'off',
     };
+  }
+
+  private remember(sample: TotalsAt): void {
+    this.samples = this.samples.filter((s) => sample.atMs - s.atMs <= WINDOW_MAX_MS);
+    this.samples.push(sample);
   }
 
   countRestart(reason: RestartReason): void {
@@ -136,10 +142,15 @@ export class Observability {
 
   private async publishStatus(): Promise<void> {
     await this.collect();
-    const workers = this.options.workers();
     const sample = { totals: this.aggregator.requestTotals(), atMs: Date.now() };
-    this.samples.push(sample);
-    const recent = this.window.update(sample.totals, sample.atMs);
+    this.remember(sample);
+    this.lastWindow = this.window.update(sample.totals, sample.atMs);
+    this.sendStatus();
+  }
+
+  private sendStatus(): void {
+    const workers = this.options.workers();
+    const recent = this.lastWindow;
     this.options.notifier.status(
       formatStatusLine({
         ready: workers.filter((w) => w.state === 'ready').length,
