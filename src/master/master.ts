@@ -218,7 +218,7 @@ export class Master {
           if (left === 0) resolve(result);
           for (const other of others) {
             other.once('exit', () => --left === 0 && resolve(result));
-            other.discard();
+            other.terminate('reload');
           }
         });
       }
@@ -272,7 +272,7 @@ export class Master {
   /** Replace one worker: its successor must be ready before it stops accepting. */
   private recycle(worker: WorkerProcess, reason: RestartReason): void {
     if (worker.replacing || worker.state !== 'ready' || this.phase !== 'running') return;
-    worker.replacing = true;
+    worker.setReplacing(true);
     const successor = this.spawnWorker(this.settings, this.generation);
     successor.once('ready', () => {
       this.observability?.countRestart(reason);
@@ -280,7 +280,7 @@ export class Master {
     });
     // A successor that fails to boot leaves the worker serving, to be tried again.
     successor.once('exit', () => {
-      if (!successor.everReady) worker.replacing = false;
+      if (!successor.everReady) worker.setReplacing(false);
     });
   }
 
@@ -329,9 +329,8 @@ export class Master {
       const doing = oldest ? `: ${oldest.label} in flight for ${((now - oldest.startedAt) / 1000).toFixed(1)} s` : ': no request in flight';
       this.logger.critical(`WORKER TIMEOUT (pid:${worker.pid})${doing}`);
       if (worker.state !== 'retiring') this.observability?.countRestart('timeout');
-      worker.retireReason = 'timeout';
-      // Like Gunicorn: the worker is beyond asking, so it is killed outright.
-      worker.kill('SIGKILL');
+      // The worker is beyond asking (its loop is blocked), so it is killed outright.
+      worker.terminate('timeout');
     }
   }
 
@@ -510,8 +509,7 @@ export class Master {
     if (!worker) throw new ControlError(`no worker with pid ${pid} (workers: ${[...this.workers].map((w) => w.pid).join(', ')})`);
     this.logger.warning(`Worker (pid:${pid}) killed on request (kill-worker)`);
     if (worker.state !== 'retiring') this.observability?.countRestart('killed');
-    worker.retireReason = 'killed';
-    worker.kill('SIGKILL');
+    worker.terminate('killed');
     return { killed: pid };
   }
 
