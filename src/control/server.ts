@@ -4,7 +4,7 @@
 // client that sends too much, sends garbage or dawdles is answered once and
 // cut off; none of this touches the workers or their requests.
 // Loaded only when the socket is on, after the workers are ready.
-import { chmodSync, chownSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { ControlError, MAX_REQUEST_BYTES, PROTOCOL_VERSION, parseRequest, type ControlCommand, type ControlReply, type ControlRequest } from './protocol.js';
 
@@ -60,8 +60,16 @@ export async function startControlServer(path: string, group: string | null, han
   };
 }
 
-// A socket file left by a master that was killed: nothing answers on it.
+// A socket file left by a master that was killed: nothing answers on it. Anything
+// else at that path (a mistyped setting naming a file) is never removed.
 async function removeStale(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return; // Nothing there.
+  }
+  if (!isSocket) throw new Error(`${path} exists and is not a socket`);
   const answered = await new Promise<boolean>((resolve) => {
     const probe = net.connect(path);
     probe.once('connect', () => {
@@ -71,11 +79,7 @@ async function removeStale(path: string): Promise<void> {
     probe.once('error', () => resolve(false));
   });
   if (answered) throw new Error(`${path} is in use by another server`);
-  try {
-    unlinkSync(path);
-  } catch {
-    // Nothing there.
-  }
+  unlinkSync(path);
 }
 
 function groupId(group: string): number {

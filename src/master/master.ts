@@ -218,7 +218,9 @@ export class Master {
           if (left === 0) resolve(result);
           for (const other of others) {
             other.once('exit', () => --left === 0 && resolve(result));
-            other.terminate('reload');
+            // One that already serves finishes its requests first: no client sees the failed reload.
+            if (other.state === 'ready') other.retire('reload');
+            else other.terminate('reload');
           }
         });
       }

@@ -228,6 +228,28 @@ describe('commands that change the server', () => {
     const result = await loadRun;
     expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
   });
+
+  it('a reload where one new worker boots and another fails: the one that serves drains, no request fails', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-control-half-'));
+    const app = path.join(dir, 'app.mjs');
+    writeFileSync(app, `export const app = (req, res) => res.end('v1');\n`);
+    const { server, sock } = await serve(['-w', '2', app]);
+    const before = (await status(sock)).workers.map((w) => w.pid).sort();
+    // The first new worker to import it claims the marker and serves; the second fails at import.
+    const marker = path.join(dir, 'claimed');
+    writeFileSync(
+      app,
+      `import { openSync } from 'node:fs';\nopenSync(${JSON.stringify(marker)}, 'wx');\nexport const app = (req, res) => setTimeout(() => res.end('v2'), 20);\n`,
+    );
+    const loadRun = load(server.url, { path: '/', clients: 10, durationMs: 4000, keepAlive: true });
+    const failed = await runCli(['reload', '--wait', '--socket', sock]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/the app failed to load: Error: EEXIST/);
+    const result = await loadRun;
+    expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
+    expect((await status(sock)).workers.map((w) => w.pid).sort()).toEqual(before);
+    expect(server.output().match(/Reload failed/g)).toHaveLength(1);
+  });
 });
 
 describe('the socket refuses what it should', () => {
@@ -267,6 +289,23 @@ describe('the socket refuses what it should', () => {
     silent.destroy();
     expect((await request(`${server.url}/pid`)).status).toBe(200);
     expect(server.proc.exitCode).toBeNull();
+  });
+});
+
+describe('a control socket that cannot be opened costs the commands, never the server', () => {
+  it('a path that holds a file is left alone; a socket another server answers on is not taken over', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-control-path-'));
+    const file = path.join(dir, 'notes.txt');
+    writeFileSync(file, 'keep me\n');
+    const server = await start(['-w', '1', '--control-socket', file, PID_APP]);
+    expect(await server.waitFor(/control socket/)).toContain(`[WARNING] control socket ${file}: ${file} exists and is not a socket;`);
+    expect(readFileSync(file, 'utf8')).toBe('keep me\n');
+    expect((await request(`${server.url}/pid`)).status).toBe(200);
+
+    const { server: first, sock } = await serve(['-w', '1', PID_APP]);
+    const second = await start(['-w', '1', '--control-socket', sock, PID_APP]);
+    expect(await second.waitFor(/control socket/)).toContain(`${sock} is in use by another server`);
+    expect((await status(sock)).pid).toBe(first.proc.pid);
   });
 });
 
