@@ -5,7 +5,7 @@ import type { StatusReport } from './protocol.js';
 // "1,240", as in the STATUS= line.
 const grouped = (n: number): string => String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 const short = (n: number): string => (n >= 10 ? grouped(n) : String(Math.round(n * 10) / 10));
-const mb = (bytes: number): string => `${short(bytes / 1048576)} MB`;
+const mb = (bytes: number | null): string => (bytes === null ? '-' : `${short(bytes / 1048576)} MB`);
 
 /** "3d 4h", "2h 03m", "5m 02s", "12.3 s" */
 export function age(sec: number): string {
@@ -48,7 +48,7 @@ export function formatStatus(report: StatusReport): string {
     String(w.inFlight),
     w.oldest ? `${w.oldest.method} ${w.oldest.path} (${age(w.oldest.ageSec)})` : '-',
     mb(w.rssBytes),
-    `${short(w.cpuPercent)}%`,
+    w.cpuPercent === null ? '-' : `${short(w.cpuPercent)}%`,
   ]);
   const header = ['PID', 'GEN', 'AGE', 'STATE', 'REQUESTS', 'IN FLIGHT', 'OLDEST IN FLIGHT', 'RSS', 'CPU'];
   return `${lines.join('\n')}\n\n${table(header, rows)}\n`;
@@ -60,7 +60,7 @@ export function formatInstances(rows: Array<{ name: string; report: StatusReport
     if (row.error !== undefined) return [row.name, '-', '-', '-', '-', '-', '-', '-', row.error];
     const { report: r } = row;
     const ready = r.workers.filter((w) => w.state === 'ready').length;
-    const rss = r.workers.reduce((n, w) => n + w.rssBytes, 0);
+    const rss = r.workers.reduce((n, w) => n + (w.rssBytes ?? 0), 0);
     const state = r.reloadFailure ? `reload failed at ${r.reloadFailure.at}` : r.phase;
     return [
       row.name,

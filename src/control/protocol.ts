@@ -30,8 +30,9 @@ export interface WorkerReport {
   requests: number;
   inFlight: number;
   oldest: { method: string; path: string; ageSec: number } | null;
-  rssBytes: number;
-  cpuPercent: number;
+  /** From its heartbeats: null until the first (RSS) or the second (CPU) arrived. */
+  rssBytes: number | null;
+  cpuPercent: number | null;
 }
 
 export interface StatusReport {

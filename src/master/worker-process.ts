@@ -44,8 +44,8 @@ export class WorkerProcess extends EventEmitter {
   readonly startedAt = Date.now();
   private lifecycle: WorkerLifecycle = { state: 'booting' };
   lastBeat: Heartbeat | null = null;
-  /** CPU use between the last two heartbeats, in % of one core. */
-  cpuPercent = 0;
+  /** CPU use between the last two heartbeats, in % of one core; null before the second. */
+  cpuPercent: number | null = null;
   /** When the worker's event loop was last seen advancing (master's clock). */
   lastProgressAt = Date.now();
   appError: string | null = null;
@@ -162,8 +162,8 @@ export class WorkerProcess extends EventEmitter {
       requests,
       inFlight: this.lastBeat?.inFlight ?? 0,
       oldest: oldest && { method: oldest.label.slice(0, space), path: oldest.label.slice(space + 1), ageSec: Math.max(0, now - oldest.startedAt) / 1000 },
-      rssBytes: this.lastBeat?.rss ?? 0,
-      cpuPercent: Math.round(this.cpuPercent * 10) / 10,
+      rssBytes: this.lastBeat?.rss ?? null,
+      cpuPercent: this.cpuPercent === null ? null : Math.round(this.cpuPercent * 10) / 10,
     };
   }
 

@@ -4,7 +4,7 @@
 // in `systemctl status`, keeps the old workers serving, and succeeds once fixed.
 import { describe, expect, it } from 'vitest';
 import { EXAMPLE_GREETING, diagnose, installExampleApp, start, unitPids, useMachine, waitServing } from './fixture.js';
-import { SUITES } from './harness.js';
+import { SUITES, waitFor } from './harness.js';
 import { get, load } from './http.js';
 
 const unit = 'tsgunicorn@myapp.service';
@@ -25,19 +25,28 @@ describe.each(SUITES)('%s: control socket', (suite) => {
 
     const socket = await m.run(['stat', '-c', '%a %U', '/run/tsgunicorn/myapp/control.sock']);
     expect(socket.trim()).toBe('600 tsgunicorn');
-    const table = await m.run(['tsgunicorn', 'status', 'myapp']);
+    // Each row: pid, generation, age, ready, requests, in flight, oldest in flight, RSS, CPU (these two
+    // from the worker's heartbeats: "-" until they arrive).
+    const row = /^(\d+) +1 +.+? +ready +(\d+) +0 +- +(\d+) MB +[\d.]+%$/;
+    let table = '';
+    const rows = await waitFor(
+      async () => {
+        table = await m.run(['tsgunicorn', 'status', 'myapp']);
+        const workers = table.split('\n').filter((line) => /^\d+ +1 +\S/.test(line));
+        return workers.length > 0 && workers.every((line) => row.test(line)) ? workers : undefined;
+      },
+      10_000,
+      () => `[${suite}] status rows with RSS and CPU:\n${table}`,
+      500,
+    );
     const [mainPid] = await unitPids(m, unit);
     expect(table).toMatch(new RegExp(`master pid ${mainPid} .* generation 1 · running`));
     expect(table).toMatch(/requests: 25 requests/);
-    const workers = table.split('\n').filter((line) => /^\d+ +1 +\S/.test(line));
-    expect(workers.length, table).toBeGreaterThan(0);
-    // Each row: pid, generation, age, ready, requests, in flight, -, RSS in MB, CPU.
     let served = 0;
-    for (const row of workers) {
-      const m2 = /^(\d+) +1 +.+? +ready +(\d+) +0 +- +(\d+) MB +[\d.]+%$/.exec(row);
-      expect(m2, row).not.toBeNull();
-      served += Number(m2![2]);
-      expect(Number(m2![3])).toBeGreaterThan(20);
+    for (const line of rows) {
+      const [, , requests, rss] = row.exec(line)!;
+      served += Number(requests);
+      expect(Number(rss)).toBeGreaterThan(20);
     }
     expect(served).toBe(25);
 
