@@ -15,12 +15,12 @@ export interface StatusFacts {
 
 // "1,240": by hand, since creating an Intl.NumberFormat loads ICU data, tens of
 // milliseconds of the master's start.
-function grouped(n: number): string {
+export function grouped(n: number): string {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
 // Whole numbers from 10 up, one decimal below, so small values keep their meaning.
-function short(n: number): string {
+export function short(n: number): string {
   return n >= 10 ? grouped(Math.round(n)) : String(Math.round(n * 10) / 10);
 }
 

@@ -6,10 +6,8 @@ import { Command, Option } from 'commander';
 
 type Run = (code: Promise<number>) => void;
 
-const target = (command: Command, nameHelp: string): Command =>
-  command
-    .argument('[NAME]', nameHelp)
-    .addOption(new Option('--socket <PATH>', 'The control socket of a server not run as a systemd instance (its control_socket setting)'));
+const socketOption = (): Option => new Option('--socket <PATH>', 'The control socket of a server not run as a systemd instance (its control_socket setting)');
+const target = (command: Command, nameHelp: string): Command => command.argument('[NAME]', nameHelp).addOption(socketOption());
 
 /** Adds status, top, reload, scale, kill-worker and reopen-logs; `run` receives each one's exit code. */
 export function addControlCommands(program: Command, run: Run): void {
@@ -34,7 +32,7 @@ export function addControlCommands(program: Command, run: Run): void {
     .description('Run N workers from now on (until the next restart or reload)')
     .argument('<NAME_OR_N>', 'The instance, then N; or only N with --socket')
     .argument('[N]')
-    .addOption(new Option('--socket <PATH>', 'The control socket of a server not run as a systemd instance'))
+    .addOption(socketOption())
     .action((first: string, second: string | undefined, options: { socket?: string }) => {
       const [name, count] = second === undefined ? [undefined, first] : [first, second];
       run(client().then((c) => c.simple(name, options, { v: 1, cmd: 'scale', workers: Number(count) })));
@@ -44,7 +42,7 @@ export function addControlCommands(program: Command, run: Run): void {
     .description('Kill one worker at once (SIGKILL); the master replaces it')
     .argument('<NAME_OR_PID>', 'The instance, then the worker pid; or only the pid with --socket')
     .argument('[PID]')
-    .addOption(new Option('--socket <PATH>', 'The control socket of a server not run as a systemd instance'))
+    .addOption(socketOption())
     .action((first: string, second: string | undefined, options: { socket?: string }) => {
       const [name, pid] = second === undefined ? [undefined, first] : [first, second];
       run(client().then((c) => c.simple(name, options, { v: 1, cmd: 'kill-worker', pid: Number(pid) })));

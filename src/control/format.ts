@@ -1,10 +1,8 @@
 // The text `tsgunicorn status` and `top` print: a summary of the master, then a
 // table of workers; and the one-line-per-instance list.
+import { grouped, short } from '../status-line.js';
 import type { StatusReport } from './protocol.js';
 
-// "1,240", as in the STATUS= line.
-const grouped = (n: number): string => String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-const short = (n: number): string => (n >= 10 ? grouped(n) : String(Math.round(n * 10) / 10));
 const mb = (bytes: number | null): string => (bytes === null ? '-' : `${short(bytes / 1048576)} MB`);
 
 /** "3d 4h", "2h 03m", "5m 02s", "12.3 s" */
