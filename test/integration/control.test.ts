@@ -252,6 +252,24 @@ describe('commands that change the server', () => {
   });
 });
 
+describe('reload of a bad config', () => {
+  it('reload --wait exits 1 naming the setting, and the server keeps its workers and settings', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-control-config-'));
+    const config = path.join(dir, 'server.ini');
+    writeFileSync(config, 'workers = 1\n');
+    const { server, sock } = await serve(['-c', config, PID_APP]);
+    const before = await status(sock);
+    writeFileSync(config, 'workers = many\n');
+    const failed = await runCli(['reload', '--wait', '--socket', sock]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^tsgunicorn: error: bad config: .*server\.ini:1.*workers/);
+    const after = await status(sock);
+    expect(after.workers.map((w) => w.pid)).toEqual(before.workers.map((w) => w.pid));
+    expect(after.reloadFailure?.reason).toMatch(/^bad config: /);
+    expect((await request(`${server.url}/pid`)).status).toBe(200);
+  });
+});
+
 describe('the socket refuses what it should', () => {
   it('is a 0600 socket: another user is refused (EACCES)', async () => {
     const { sock } = await serve(['-w', '1', PID_APP]);
