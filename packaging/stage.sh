@@ -9,6 +9,7 @@
 #   lib/systemd/system-generators/     tsgunicorn-generator
 #   usr/lib/tmpfiles.d/tsgunicorn.conf /var/log/tsgunicorn, readable by group adm
 #   etc/logrotate.d/tsgunicorn         rotation of the instances' log files (a conffile)
+#   usr/share/bash-completion/completions/tsgunicorn  subcommands, instance names, options
 #   usr/share/man/man1, man5           generated from the settings schema
 #   usr/share/tsgunicorn/              examples/, prometheus/
 #   usr/share/doc/tsgunicorn/          copyright (generated), changelog.Debian.gz
@@ -111,6 +112,7 @@ if [ -f "$root/systemd/tsgunicorn-generator" ]; then
 fi
 install -D -m 0644 "$root/packaging/etc/tmpfiles.conf" "$dest/usr/lib/tmpfiles.d/tsgunicorn.conf"
 install -D -m 0644 "$root/packaging/etc/logrotate" "$dest/etc/logrotate.d/tsgunicorn"
+install -D -m 0644 "$root/packaging/etc/bash-completion" "$dest/usr/share/bash-completion/completions/tsgunicorn"
 
 # Examples and Prometheus rules.
 install -d "$share/examples"

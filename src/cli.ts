@@ -3,7 +3,9 @@
 // master process.
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
 import { AppLoadError, parseAppSpec, resolveAppModule } from './app/spec.js';
+import { addControlCommands, unknownCommand } from './control/commands.js';
 import { loadHooks } from './hooks.js';
 import { EXIT } from './ipc.js';
 import { createLogger } from './logging/logger.js';
@@ -21,7 +23,7 @@ import { createNotifier } from './systemd/notify.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-function buildProgram(onDoctor: (code: number) => void): { program: Command; settingOf: Map<string, SettingName> } {
+function buildProgram(onDoctor: (code: number) => void, onCommand: (code: Promise<number>) => void): { program: Command; settingOf: Map<string, SettingName> } {
   const program = new Command('tsgunicorn')
     .description('Serve a Node.js web app with a master process and pre-forked workers (the Gunicorn of Node.js).')
     .version(version, '-v, --version')
@@ -50,12 +52,17 @@ function buildProgram(onDoctor: (code: number) => void): { program: Command; set
       process.stdout.write(formatDoctorTable(rows));
       onDoctor(ok ? EXIT.OK : EXIT.FAILURE);
     });
+  addControlCommands(program, onCommand);
   return { program, settingOf };
 }
 
 async function main(argv: string[]): Promise<number> {
   let doctorExit: number | undefined;
-  const { program, settingOf } = buildProgram((code) => (doctorExit = code));
+  let commandExit: Promise<number> | undefined;
+  const { program, settingOf } = buildProgram(
+    (code) => (doctorExit = code),
+    (code) => (commandExit = code),
+  );
   program.exitOverride();
   let appArgument: string | undefined;
   program.action((app?: string) => {
@@ -68,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
     return code === 0 ? EXIT.OK : EXIT.CONFIG;
   }
   if (doctorExit !== undefined) return doctorExit;
+  if (commandExit !== undefined) return commandExit;
 
   const options = program.opts();
   const cli: CliValues = {};
@@ -116,6 +124,9 @@ async function main(argv: string[]): Promise<number> {
     // Before anything is forked: a mistyped APP (or a subcommand that does not exist) never starts a server.
     resolveAppModule(parseAppSpec(settings.app).module, process.cwd());
   } catch (err) {
+    // A word that is neither a file here nor a subcommand is most likely a mistyped subcommand.
+    const mistyped = appArgument && !existsSync(appArgument) && unknownCommand(appArgument, program.commands.map((c) => c.name()));
+    if (mistyped) return fail(mistyped, EXIT.CONFIG);
     if (err instanceof AppLoadError) return fail(err.message, err.exitCode);
     throw err;
   }

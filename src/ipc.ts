@@ -48,6 +48,8 @@ export interface Heartbeat {
   tick: number;
   inFlight: number;
   rss: number;
+  /** CPU time the process has used so far (user + system), in µs. */
+  cpu: number;
   /** The oldest in-flight request: "GET /slow", and when it began (epoch ms). */
   oldest: { label: string; startedAt: number } | null;
 }

@@ -9,22 +9,29 @@ export interface StatusFacts {
   p99Ms?: number;
   meanMs?: number;
   health: 'unknown' | 'healthy' | 'unhealthy' | 'off';
+  /** The last reload failed: said first, until a reload succeeds. */
+  reloadFailure?: { at: string; reason: string; generation: number } | null;
 }
 
 // "1,240": by hand, since creating an Intl.NumberFormat loads ICU data, tens of
 // milliseconds of the master's start.
-function grouped(n: number): string {
+export function grouped(n: number): string {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
 // Whole numbers from 10 up, one decimal below, so small values keep their meaning.
-function short(n: number): string {
+export function short(n: number): string {
   return n >= 10 ? grouped(Math.round(n)) : String(Math.round(n * 10) / 10);
 }
 
-/** e.g. "3/3 workers ready · 1,240 requests · 12 req/s · p99 8 ms · mean 3 ms · healthy" */
+/**
+ * e.g. "3/3 workers ready · 1,240 requests · 12 req/s · p99 8 ms · mean 3 ms · healthy",
+ * after a failed reload "reload failed at 14:02:07: REASON; serving generation 1 · 3/3 workers ready · …"
+ */
 export function formatStatusLine(s: StatusFacts): string {
+  const failure = s.reloadFailure ? [`reload failed at ${s.reloadFailure.at}: ${s.reloadFailure.reason}; serving generation ${s.reloadFailure.generation}`] : [];
   const parts = [
+    ...failure,
     `${s.ready}/${s.total} ${s.total === 1 ? 'worker' : 'workers'} ready`,
     `${grouped(s.requests)} ${s.requests === 1 ? 'request' : 'requests'}`,
     `${short(s.ratePerSec)} req/s`,

@@ -18,6 +18,16 @@ import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
 import type { Observability } from './observability.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import { WorkerProcess } from './worker-process.js';
+import { ControlError, type ControlRequest, type ReloadOutcome, type StatusReport } from '../control/protocol.js';
+import { controlSocketPath } from '../control/paths.js';
+import type { ControlServer } from '../control/server.js';
+
+/** Why a generation did not boot: one line for logs, STATUS= and clients, and the full text (a stack) when there is one. */
+interface BootFailure {
+  code: number;
+  reason: string;
+  detail: string | null;
+}
 
 export interface MasterOptions {
   resolved: ResolvedSettings;
@@ -45,6 +55,10 @@ export class Master {
   private exitResolve!: (code: number) => void;
   readonly exited = new Promise<number>((resolve) => (this.exitResolve = resolve));
   private observability: Observability | null = null;
+  private control: ControlServer | null = null;
+  private readonly startedAt = Date.now();
+  /** The last reload that failed, until one succeeds. */
+  private reloadFailure: StatusReport['reloadFailure'] = null;
 
   constructor(private readonly options: MasterOptions) {
     this.settings = options.resolved.settings;
@@ -69,7 +83,8 @@ export class Master {
     const observabilityModule = import('./observability.js');
     const booted = await booting;
     if (booted !== true) {
-      await this.halt(booted);
+      this.logger.error(booted.detail ? `Failed to load the app:\n${booted.detail}` : booted.reason.replace(/^./, (c) => c.toUpperCase()));
+      await this.halt(booted.code);
       return this.exited;
     }
     this.phase = 'running';
@@ -88,6 +103,7 @@ export class Master {
       replaceAllWorkers: () => this.rollOver('health'),
     });
     await this.observability.start();
+    await this.startControl();
     notifier.ready();
     await hooks.run('when_ready', this.hookView());
     this.startSupervision();
@@ -111,6 +127,14 @@ export class Master {
     if (worker.appError) return `Failed to load the app:\n${this.appErrorText(worker.appError)}`;
     if (code === EXIT.APP_LOAD_ERROR) return `Failed to load the app: the worker (pid:${worker.pid}) exited while importing it`;
     return `Worker (pid:${worker.pid}) failed to boot (exit code ${code ?? 'by signal'})`;
+  }
+
+  private bootFailure(worker: WorkerProcess, code: number | null): BootFailure {
+    const exit = code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR;
+    if (!worker.appError) return { code: exit, reason: this.describeBootFailure(worker, code).replace(/^Failed/, 'failed'), detail: null };
+    const located = this.appErrorText(worker.appError);
+    const where = located === worker.appError ? '' : ` at ${located.split('\n')[0]}`;
+    return { code: exit, reason: `the app failed to load: ${worker.appError.split('\n')[0]}${where}`, detail: located };
   }
 
   /** A worker's load error, located when it is a syntax error that names no file. */
@@ -171,10 +195,9 @@ export class Master {
 
   /**
    * Starts `count` workers of a new generation and waits until all accept
-   * connections. Resolves true, or the exit code that explains the failure
-   * (the failed workers are gone by then).
+   * connections. Resolves true, or why not (the failed workers are gone by then).
    */
-  private bootGeneration(settings: Settings, count: number): Promise<true | number> {
+  private bootGeneration(settings: Settings, count: number): Promise<true | BootFailure> {
     const generation = this.generation;
     const started = Array.from({ length: count }, () => this.spawnWorker(settings, generation));
     return new Promise((resolve) => {
@@ -188,15 +211,16 @@ export class Master {
         worker.once('exit', (code: number | null) => {
           if (failed || ready.has(worker) || ready.size === count) return;
           failed = true;
-          this.logger.error(this.describeBootFailure(worker, code));
-          const result = code === EXIT.APP_LOAD_ERROR ? EXIT.APP_LOAD_ERROR : EXIT.WORKER_BOOT_ERROR;
+          const result = this.bootFailure(worker, code);
           // Resolved once the whole failed generation is gone, so what follows sees only the workers that serve.
           const others = started.filter((other) => other !== worker && other.state !== 'exited');
           let left = others.length;
           if (left === 0) resolve(result);
           for (const other of others) {
             other.once('exit', () => --left === 0 && resolve(result));
-            other.kill('SIGKILL');
+            // One that already serves finishes its requests first: no client sees the failed reload.
+            if (other.state === 'ready') other.retire('reload');
+            else other.terminate('reload');
           }
         });
       }
@@ -207,7 +231,7 @@ export class Master {
     this.workers.delete(worker);
     this.observability?.workerExited(worker);
     void this.options.hooks.run('worker_exit', this.hookView(), { pid: worker.pid, id: worker.id });
-    if (worker.retireReason || this.phase === 'stopping') {
+    if (this.phase === 'stopping' || (worker.retireReason && worker.everReady)) {
       this.logger.info(`Worker exiting (pid: ${worker.pid})`);
     } else if (signal && worker.everReady) {
       this.logger.error(`Worker (pid:${worker.pid}) was sent ${signal}!`);
@@ -219,7 +243,8 @@ export class Master {
       if (this.workers.size === 0) void this.finishStop();
       return;
     }
-    if (this.phase === 'booting' || worker.generation !== this.generation) return;
+    // A generation still booting is judged by bootGeneration; an old one retires.
+    if (this.phase === 'booting' || this.phase === 'reloading' || worker.generation !== this.generation) return;
     if (!worker.everReady && !worker.retireReason) {
       // A replacement that cannot boot: keep trying, but not in a tight loop.
       this.respawnDelayMs = Math.min(30_000, Math.max(1000, this.respawnDelayMs * 2));
@@ -249,7 +274,7 @@ export class Master {
   /** Replace one worker: its successor must be ready before it stops accepting. */
   private recycle(worker: WorkerProcess, reason: RestartReason): void {
     if (worker.replacing || worker.state !== 'ready' || this.phase !== 'running') return;
-    worker.replacing = true;
+    worker.setReplacing(true);
     const successor = this.spawnWorker(this.settings, this.generation);
     successor.once('ready', () => {
       this.observability?.countRestart(reason);
@@ -257,7 +282,7 @@ export class Master {
     });
     // A successor that fails to boot leaves the worker serving, to be tried again.
     successor.once('exit', () => {
-      if (!successor.everReady) worker.replacing = false;
+      if (!successor.everReady) worker.setReplacing(false);
     });
   }
 
@@ -306,27 +331,24 @@ export class Master {
       const doing = oldest ? `: ${oldest.label} in flight for ${((now - oldest.startedAt) / 1000).toFixed(1)} s` : ': no request in flight';
       this.logger.critical(`WORKER TIMEOUT (pid:${worker.pid})${doing}`);
       if (worker.state !== 'retiring') this.observability?.countRestart('timeout');
-      worker.retireReason = 'timeout';
-      // Like Gunicorn: the worker is beyond asking, so it is killed outright.
-      worker.kill('SIGKILL');
+      // The worker is beyond asking (its loop is blocked), so it is killed outright.
+      worker.terminate('timeout');
     }
   }
 
   // HUP: a new generation with fresh code and re-read settings; the old one retires
   // only once every new worker accepts connections.
-  private async reload(): Promise<void> {
+  private async reload(): Promise<ReloadOutcome> {
     if (this.phase !== 'running') {
       this.logger.warning(`Reload requested while ${this.phase}; ignored`);
-      return;
+      return { ok: false, reason: `the server is ${this.phase}: try again when it is running` };
     }
     this.options.notifier.reloading();
     let next: ResolvedSettings;
     try {
       next = this.options.reloadSettings();
     } catch (err) {
-      this.logger.error(`Reload aborted, keeping the running workers: ${(err as Error).message}`);
-      this.options.notifier.ready();
-      return;
+      return this.reloadFailed(`bad config: ${(err as Error).message}`, null);
     }
     await this.options.hooks.run('on_reload', this.hookView());
     const rebind = JSON.stringify(next.settings.bind) !== JSON.stringify(this.settings.bind) && this.options.inherited.length === 0;
@@ -335,26 +357,31 @@ export class Master {
       next.settings.bind = this.settings.bind;
     }
     this.checkBind(next);
-    this.desiredWorkers = resolveWorkerCount(next.settings.workers);
-    await this.rollOver('reload', next.settings);
+    return this.rollOver('reload', next.settings, resolveWorkerCount(next.settings.workers));
   }
 
-  /** Starts a new generation; on success retires the old one, on failure keeps it. */
-  private async rollOver(reason: RestartReason, settings: Settings = this.settings): Promise<void> {
-    if (this.phase !== 'running') return;
+  /**
+   * Starts a new generation of `count` workers; on success retires the old one
+   * and commits the settings and the count, on failure keeps all as they were.
+   */
+  private async rollOver(reason: RestartReason, settings: Settings = this.settings, count = this.desiredWorkers): Promise<ReloadOutcome> {
+    if (this.phase !== 'running') return { ok: false, reason: `the server is ${this.phase}` };
     this.phase = 'reloading';
     const previous = this.generation;
     this.generation++;
-    const result = await this.bootGeneration(settings, this.desiredWorkers);
-    if (this.phase !== 'reloading') return; // stopped meanwhile
+    const result = await this.bootGeneration(settings, count);
+    if (this.phase !== 'reloading') return { ok: false, reason: 'the server is stopping' };
     if (result !== true) {
       this.generation = previous;
       this.phase = 'running';
-      this.logger.error(`Reload failed: the new workers did not boot; the previous workers keep serving`);
-      this.options.notifier.ready();
-      return;
+      // Old workers that exited meanwhile were not replaced.
+      this.maintainWorkerCount();
+      return this.reloadFailed(result.reason, result.detail);
     }
     this.settings = settings;
+    this.desiredWorkers = count;
+    this.reloadFailure = null;
+    this.observability?.setReloadFailure(null);
     this.observability?.settingsChanged(settings);
     for (const worker of this.workers) {
       if (worker.generation === previous || worker.generation < this.generation) {
@@ -366,6 +393,16 @@ export class Master {
     this.logger.info(`Reloaded: ${this.desiredWorkers} new worker(s) serving`);
     this.logListenRedirect(this.servedApp());
     this.options.notifier.ready();
+    return { ok: true, generation: this.generation };
+  }
+
+  // One entry per failed reload: the reason on its first line, then the stack if there is one.
+  private reloadFailed(reason: string, detail: string | null): ReloadOutcome {
+    this.logger.error(`Reload failed: ${reason}; generation ${this.generation} keeps serving${detail ? `\n${detail}` : ''}`);
+    this.reloadFailure = { at: new Date().toTimeString().slice(0, 8), reason };
+    this.observability?.setReloadFailure({ ...this.reloadFailure, generation: this.generation });
+    this.options.notifier.ready();
+    return { ok: false, reason };
   }
 
   private installSignals(): void {
@@ -388,11 +425,94 @@ export class Master {
     });
     process.on('SIGUSR1', () => {
       this.logger.info('Handling signal: usr1: reopening log files');
-      this.logger.reopen();
-      for (const worker of this.workers) worker.send({ type: 'reopen-logs' });
+      this.reopenLogs();
     });
     // Gunicorn's USR2 (binary upgrade) has no equivalent: a reload does it. Its default action would end the master.
     process.on('SIGUSR2', () => this.logger.warning('Handling signal: usr2: not used (to load new code: systemctl reload)'));
+  }
+
+  private reopenLogs(): void {
+    this.logger.reopen();
+    for (const worker of this.workers) worker.send({ type: 'reopen-logs' });
+  }
+
+  // The control socket (src/control/): a missing or busy socket costs the
+  // operator's commands, never the server.
+  private async startControl(): Promise<void> {
+    const path = controlSocketPath(this.settings.control_socket);
+    if (!path) return;
+    try {
+      const { startControlServer } = await import('../control/server.js');
+      this.control = await startControlServer(path, this.settings.control_socket_group, {
+        status: () => this.statusReport(),
+        reload: (request) => this.controlReload(request),
+        scale: ({ workers }) => this.scale(workers),
+        'kill-worker': ({ pid }) => this.killWorker(pid),
+        'reopen-logs': () => {
+          this.logger.info('Reopening log files (control socket)');
+          this.reopenLogs();
+          return {};
+        },
+      });
+      this.logger.info(`Control socket at: ${path}`);
+    } catch (err) {
+      this.logger.warning(`control socket ${path}: ${(err as Error).message}; tsgunicorn status, reload and scale cannot reach this server`);
+    }
+  }
+
+  private async statusReport(): Promise<StatusReport> {
+    const facts = await this.observability!.controlFacts();
+    const now = Date.now();
+    const { window } = facts;
+    const measured = window.windowSec !== null;
+    return {
+      pid: process.pid,
+      name: titleName(this.settings),
+      version: this.options.version,
+      uptimeSec: (now - this.startedAt) / 1000,
+      generation: this.generation,
+      phase: this.phase,
+      workersWanted: this.desiredWorkers,
+      listeners: this.sockets.map((s) => s.label),
+      health: facts.health,
+      requests: {
+        total: window.requests,
+        windowSec: window.windowSec,
+        ratePerSec: measured ? window.ratePerSec : null,
+        p50Ms: window.p50Ms ?? null,
+        p99Ms: window.p99Ms ?? null,
+      },
+      restarts: facts.restarts,
+      reloadFailure: this.reloadFailure,
+      workers: [...this.workers].filter((w) => w.state !== 'exited').map((w) => w.report(now, facts.requestsOf(w.pid))),
+    };
+  }
+
+  private async controlReload({ wait }: Extract<ControlRequest, { cmd: 'reload' }>): Promise<ReloadOutcome | { started: true }> {
+    if (this.phase !== 'running') throw new ControlError(`the server is ${this.phase}: try again when it is running`);
+    this.logger.info('Reload requested (control socket)');
+    const outcome = this.reload();
+    if (!wait) return { started: true };
+    const result = await outcome;
+    if (!result.ok) throw new ControlError(result.reason);
+    return result;
+  }
+
+  private scale(count: number): { workers: number } {
+    if (this.phase !== 'running') throw new ControlError(`the server is ${this.phase}: try again when it is running`);
+    this.desiredWorkers = count;
+    this.logger.info(`Scaling to ${count} worker${count === 1 ? '' : 's'} (control socket)`);
+    this.maintainWorkerCount();
+    return { workers: count };
+  }
+
+  private killWorker(pid: number): { killed: number } {
+    const worker = [...this.workers].find((w) => w.pid === pid && w.state !== 'exited');
+    if (!worker) throw new ControlError(`no worker with pid ${pid} (workers: ${[...this.workers].map((w) => w.pid).join(', ')})`);
+    this.logger.warning(`Worker (pid:${pid}) killed on request (kill-worker)`);
+    if (worker.state !== 'retiring') this.observability?.countRestart('killed');
+    worker.terminate('killed');
+    return { killed: pid };
   }
 
   /** TERM: graceful; INT/QUIT, or a second TERM: quick. */
@@ -437,6 +557,7 @@ export class Master {
     this.finishing = true;
     while (this.workers.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
     for (const socket of this.sockets) socket.close();
+    this.control?.close();
     if (this.settings.pidfile) {
       try {
         unlinkSync(this.settings.pidfile);

@@ -6,17 +6,21 @@ import { HealthCheck } from '../health/health-check.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import type { Logger } from '../logging/logger.js';
 import { MetricsAggregator, type RestartReason } from '../metrics/aggregator.js';
-import { RequestWindowTracker } from '../metrics/request-window.js';
+import { requestWindow, RequestWindowTracker, type RequestWindow, type TotalsAt } from '../metrics/request-window.js';
 import { startMetricsServer } from '../metrics/server.js';
 import type { MetricsSnapshot } from '../metrics/worker-metrics.js';
 import type { Settings } from '../settings/schema.js';
 import type { ListenSocket } from '../sockets.js';
-import { formatStatusLine } from '../status-line.js';
+import { formatStatusLine, type StatusFacts } from '../status-line.js';
 import type { Notifier } from '../systemd/notify.js';
 import type { WorkerProcess } from './worker-process.js';
 
 const STATUS_INTERVAL_MS = 5000;
 const SNAPSHOT_TIMEOUT_MS = 800;
+/** The control socket's request window: from the newest sample at least this old… */
+const WINDOW_MIN_MS = 1000;
+/** …kept this long. */
+const WINDOW_MAX_MS = 60_000;
 
 export interface ObservabilityOptions {
   settings: Settings;
@@ -28,7 +32,7 @@ export interface ObservabilityOptions {
   workers: () => WorkerProcess[];
   desiredWorkers: () => number;
   /** Replace every worker (health check failure). */
-  replaceAllWorkers: () => Promise<void>;
+  replaceAllWorkers: () => Promise<unknown>;
 }
 
 export class Observability {
@@ -42,6 +46,10 @@ export class Observability {
   /** Consecutive failures when the workers were replaced for health; null while healthy. */
   private failuresAtReplacement: number | null = null;
   private settings: Settings;
+  private reloadFailure: StatusFacts['reloadFailure'] = null;
+  /** Recent request totals, for the control socket's rate and latency. */
+  private samples: TotalsAt[] = [];
+  private lastWindow: RequestWindow = { requests: 0, ratePerSec: 0 };
 
   constructor(private readonly options: ObservabilityOptions) {
     this.settings = options.settings;
@@ -71,6 +79,33 @@ export class Observability {
 
   settingsChanged(settings: Settings): void {
     this.settings = settings;
+  }
+
+  /** A failed reload is shown first in STATUS= until `reloadFailure(null)` after a successful one. */
+  setReloadFailure(failure: StatusFacts['reloadFailure']): void {
+    this.reloadFailure = failure;
+    // At once, with the last numbers: `systemctl status` right after a failed `systemctl reload` shows it.
+    if (this.options.notifier.enabled) this.sendStatus();
+  }
+
+  /** What the control socket's status reports: fresh worker snapshots, the request window, restarts, health. */
+  async controlFacts(): Promise<{ window: RequestWindow & { windowSec: number | null }; requestsOf: (pid: number) => number; restarts: Record<RestartReason, number>; health: StatusFacts['health'] }> {
+    await this.collect();
+    const now = Date.now();
+    const current = { totals: this.aggregator.requestTotals(), atMs: now };
+    const previous = this.samples.filter((s) => now - s.atMs >= WINDOW_MIN_MS).at(-1);
+    this.remember(current);
+    return {
+      window: { ...requestWindow(previous, current), windowSec: previous ? (now - previous.atMs) / 1000 : null },
+      requestsOf: (pid) => this.aggregator.requestsOf(pid),
+      restarts: this.aggregator.restartCounts(),
+      health: this.health ? this.health.state : 'off',
+    };
+  }
+
+  private remember(sample: TotalsAt): void {
+    this.samples = this.samples.filter((s) => sample.atMs - s.atMs <= WINDOW_MAX_MS);
+    this.samples.push(sample);
   }
 
   countRestart(reason: RestartReason): void {
@@ -107,8 +142,15 @@ export class Observability {
 
   private async publishStatus(): Promise<void> {
     await this.collect();
+    const sample = { totals: this.aggregator.requestTotals(), atMs: Date.now() };
+    this.remember(sample);
+    this.lastWindow = this.window.update(sample.totals, sample.atMs);
+    this.sendStatus();
+  }
+
+  private sendStatus(): void {
     const workers = this.options.workers();
-    const recent = this.window.update(this.aggregator.requestTotals(), Date.now());
+    const recent = this.lastWindow;
     this.options.notifier.status(
       formatStatusLine({
         ready: workers.filter((w) => w.state === 'ready').length,
@@ -118,6 +160,7 @@ export class Observability {
         p99Ms: recent.p99Ms,
         meanMs: recent.meanMs,
         health: this.health ? this.health.state : 'off',
+        reloadFailure: this.reloadFailure,
       }),
     );
   }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type Heartbeat, type MasterMessage, type ServedApp, type WorkerMessage } from '../ipc.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import type { Settings } from '../settings/schema.js';
+import type { WorkerReport } from '../control/protocol.js';
 
 
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/entry.js', import.meta.url));
@@ -20,6 +21,18 @@ export interface SpawnOptions {
 }
 
 /**
+ * A worker's life as one state: booting → ready → retiring → exited, any of
+ * them ending in exited. Only the transitions below change it.
+ */
+export type WorkerLifecycle =
+  | { state: 'booting' }
+  /** `replacing`: a successor boots for it (recycling); it serves until that one is ready. */
+  | { state: 'ready'; replacing: boolean }
+  /** `reason`: why the master ended it; `wasReady`: it had served (one that exits without is a boot failure). */
+  | { state: 'retiring'; reason: RestartReason; wasReady: boolean }
+  | { state: 'exited'; reason: RestartReason | null; wasReady: boolean };
+
+/**
  * Events: 'ready'; 'heartbeat' (Heartbeat); 'recycle' (reason); 'app-error' (text);
  * 'exit' (code, signal). 'exit' is always the last.
  */
@@ -29,14 +42,10 @@ export class WorkerProcess extends EventEmitter {
   readonly generation: number;
   readonly id: number;
   readonly startedAt = Date.now();
-  state: 'booting' | 'ready' | 'retiring' | 'exited' = 'booting';
-  /** Why the master is replacing it, once it decided to. */
-  retireReason: RestartReason | null = null;
-  /** A replacement is booting for it (recycling); it keeps serving until that one is ready. */
-  replacing = false;
-  /** It reached 'ready' at some point (a worker that exits without is a boot failure). */
-  everReady = false;
+  private lifecycle: WorkerLifecycle = { state: 'booting' };
   lastBeat: Heartbeat | null = null;
+  /** CPU use between the last two heartbeats, in % of one core; null before the second. */
+  cpuPercent: number | null = null;
   /** When the worker's event loop was last seen advancing (master's clock). */
   lastProgressAt = Date.now();
   appError: string | null = null;
@@ -44,6 +53,7 @@ export class WorkerProcess extends EventEmitter {
   served: ServedApp | null = null;
   /** The snapshot a draining worker sends as it leaves. */
   finalMetrics: unknown = null;
+  private lastBeatAt = 0;
   private nextMetricsId = 0;
   private readonly pendingMetrics = new Map<number, (data: unknown) => void>();
 
@@ -68,7 +78,7 @@ export class WorkerProcess extends EventEmitter {
     this.child.on('message', (message: WorkerMessage) => this.onMessage(message));
     this.child.once('exit', (code, signal) => {
       const finish = () => {
-        this.state = 'exited';
+        this.lifecycle = { state: 'exited', reason: this.retireReason, wasReady: this.everReady };
         for (const resolve of this.pendingMetrics.values()) resolve(null);
         this.pendingMetrics.clear();
         this.emit('exit', code, signal);
@@ -86,6 +96,31 @@ export class WorkerProcess extends EventEmitter {
     this.send({ type: 'boot', settings: options.settings, sockets: options.fds.length, secure: options.secure, workerId: options.id });
   }
 
+  get state(): WorkerLifecycle['state'] {
+    return this.lifecycle.state;
+  }
+
+  /** Why the master ended it, once it decided to. */
+  get retireReason(): RestartReason | null {
+    const l = this.lifecycle;
+    return l.state === 'retiring' || l.state === 'exited' ? l.reason : null;
+  }
+
+  get replacing(): boolean {
+    return this.lifecycle.state === 'ready' && this.lifecycle.replacing;
+  }
+
+  /** It reached 'ready' at some point. */
+  get everReady(): boolean {
+    const l = this.lifecycle;
+    return l.state === 'ready' || ((l.state === 'retiring' || l.state === 'exited') && l.wasReady);
+  }
+
+  /** Recycling: a successor is booting for it (true), or failed to (false). */
+  setReplacing(replacing: boolean): void {
+    if (this.lifecycle.state === 'ready') this.lifecycle = { state: 'ready', replacing };
+  }
+
   send(message: MasterMessage): void {
     if (this.child.connected) this.child.send(message, (err) => void err);
   }
@@ -101,11 +136,35 @@ export class WorkerProcess extends EventEmitter {
     else this.child.kill('SIGTERM');
   }
 
+  /** Stop accepting and leave once in-flight requests finish. */
   retire(reason: RestartReason): void {
     if (this.state === 'exited' || this.state === 'retiring') return;
-    this.retireReason = reason;
-    this.state = 'retiring';
+    this.lifecycle = { state: 'retiring', reason, wasReady: this.everReady };
     this.send({ type: 'retire' });
+  }
+
+  /** End it at once (SIGKILL): hung past timeout, killed on request, or a failed generation's other workers. */
+  terminate(reason: RestartReason): void {
+    if (this.state === 'exited') return;
+    this.lifecycle = { state: 'retiring', reason, wasReady: this.everReady };
+    this.child.kill('SIGKILL');
+  }
+
+  /** What the control socket's status shows of this worker; `requests` comes from its metrics. */
+  report(now: number, requests: number): WorkerReport {
+    const oldest = this.lastBeat?.oldest ?? null;
+    const space = oldest ? oldest.label.indexOf(' ') : -1;
+    return {
+      pid: this.pid,
+      generation: this.generation,
+      ageSec: (now - this.startedAt) / 1000,
+      state: this.state === 'exited' ? 'retiring' : this.state,
+      requests,
+      inFlight: this.lastBeat?.inFlight ?? 0,
+      oldest: oldest && { method: oldest.label.slice(0, space), path: oldest.label.slice(space + 1), ageSec: Math.max(0, now - oldest.startedAt) / 1000 },
+      rssBytes: this.lastBeat?.rss ?? null,
+      cpuPercent: this.cpuPercent === null ? null : Math.round(this.cpuPercent * 10) / 10,
+    };
   }
 
   /** The worker's metrics snapshot, or null when it does not answer within `timeoutMs`. */
@@ -129,8 +188,7 @@ export class WorkerProcess extends EventEmitter {
   private onMessage(message: WorkerMessage): void {
     switch (message.type) {
       case 'ready':
-        if (this.state === 'booting') this.state = 'ready';
-        this.everReady = true;
+        if (this.state === 'booting') this.lifecycle = { state: 'ready', replacing: false };
         this.served = message.app;
         this.lastProgressAt = Date.now();
         this.emit('ready');
@@ -166,8 +224,11 @@ export class WorkerProcess extends EventEmitter {
         } catch {
           continue;
         }
-        if (!this.lastBeat || beat.tick !== this.lastBeat.tick) this.lastProgressAt = Date.now();
+        const now = Date.now();
+        if (!this.lastBeat || beat.tick !== this.lastBeat.tick) this.lastProgressAt = now;
+        if (this.lastBeat && now > this.lastBeatAt) this.cpuPercent = (beat.cpu - this.lastBeat.cpu) / 10 / (now - this.lastBeatAt);
         this.lastBeat = beat;
+        this.lastBeatAt = now;
         this.emit('heartbeat', beat);
       }
     });

@@ -17,8 +17,9 @@ import {
   type SnapshotMetric,
 } from './worker-metrics.js';
 
-export type RestartReason = 'timeout' | 'max_requests' | 'memory' | 'crash' | 'reload' | 'health';
-const RESTART_REASONS: RestartReason[] = ['timeout', 'max_requests', 'memory', 'crash', 'reload', 'health'];
+export type RestartReason = 'timeout' | 'max_requests' | 'memory' | 'crash' | 'reload' | 'health' | 'killed';
+/** `killed`: by `tsgunicorn kill-worker`. */
+const RESTART_REASONS: RestartReason[] = ['timeout', 'max_requests', 'memory', 'crash', 'reload', 'health', 'killed'];
 
 export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown' | 'off';
 const HEALTH_VALUE: Record<HealthStatus, number> = { healthy: 1, unhealthy: 0, unknown: -1, off: -1 };
@@ -55,6 +56,16 @@ export class MetricsAggregator {
 
   countRestart(reason: RestartReason): void {
     this.restarts[reason]++;
+  }
+
+  restartCounts(): Record<RestartReason, number> {
+    return { ...this.restarts };
+  }
+
+  /** Requests one live worker has answered, as of its last snapshot. */
+  requestsOf(workerPid: number): number {
+    const metric = this.live.get(workerPid)?.metrics.find((m) => m.name === REQUESTS_TOTAL);
+    return metric?.values.reduce((n, v) => n + v.value, 0) ?? 0;
   }
 
   setHealth(status: HealthStatus): void {

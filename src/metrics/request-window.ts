@@ -14,6 +14,7 @@ export interface RequestTotals {
 export interface RequestWindow {
   requests: number;
   ratePerSec: number;
+  p50Ms?: number;
   p99Ms?: number;
   meanMs?: number;
 }
@@ -35,6 +36,7 @@ export function requestWindow(previous: TotalsAt | undefined, current: TotalsAt)
   }));
   const observed = buckets.at(-1)?.count ?? 0;
   if (observed > 0) {
+    window.p50Ms = histogramQuantile(0.5, buckets) * 1000;
     window.p99Ms = histogramQuantile(0.99, buckets) * 1000;
     window.meanMs = ((current.totals.durationSum - previous.totals.durationSum) / observed) * 1000;
   }

@@ -333,6 +333,20 @@ export const schema = {
     section: 'System',
     help: 'Refuse to start when the machine is below the hardware minimums (see tsgunicorn doctor).',
   }),
+  control_socket: def({
+    kind: text,
+    default: 'auto',
+    flags: '--control-socket <PATH>',
+    section: 'System',
+    help: 'The Unix socket `tsgunicorn status`, `reload`, `scale`, `kill-worker` and `reopen-logs` talk to (never TCP). auto: control.sock in the unit\'s RuntimeDirectory under systemd ($RUNTIME_DIRECTORY), else $XDG_RUNTIME_DIR/tsgunicorn.sock, else off; off: none.',
+  }),
+  control_socket_group: def({
+    kind: optionalText,
+    default: null,
+    flags: '--control-socket-group <GROUP>',
+    section: 'System',
+    help: 'A group whose members may use the control socket too (mode 0660). Unset: only its owner, the user the server runs as (mode 0600).',
+  }),
 } satisfies Record<string, SettingSpec<any>>;
 
 export type Schema = typeof schema;

@@ -15,7 +15,8 @@ const { buffer, fd, intervalMs, orphanGraceMs } = workerData as {
 const board = new ActivityBoard(buffer);
 
 const timer = setInterval(() => {
-  const beat: Heartbeat = { ...board.read(), rss: process.memoryUsage.rss() };
+  const { user, system } = process.cpuUsage();
+  const beat: Heartbeat = { ...board.read(), rss: process.memoryUsage.rss(), cpu: user + system };
   try {
     writeSync(fd, `${JSON.stringify(beat)}\n`);
   } catch {

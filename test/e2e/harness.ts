@@ -11,7 +11,7 @@ export const SUITES = ['bookworm', 'bullseye'] as const;
 export type Suite = (typeof SUITES)[number];
 
 // What the tests need inside: systemd as PID 1, journald, dbus for systemctl,
-// adduser for the .deb's system user, procps for ExecReload's /bin/kill, logrotate for the
+// adduser for the .deb's system user, procps for kill and pgrep, logrotate for the
 // package's logrotate config.
 const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'libsystemd0', 'adduser', 'procps', 'logrotate'];
 // Changing the recipe (packages or the tweaks in buildRootfs) invalidates cached rootfs.

@@ -34,6 +34,8 @@ export interface RunOptions {
   cwd?: string;
   /** Wait for this many booted workers (default: wait for "Booted"). */
   waitReady?: boolean;
+  /** Run as this user and group (runCli only), with no supplementary groups. */
+  user?: { uid: number; gid: number };
 }
 
 /** Runs the CLI to completion: exit code and output. */
@@ -42,6 +44,7 @@ export async function runCli(args: string[], options: RunOptions = {}): Promise<
     cwd: options.cwd ?? ROOT,
     env: { ...cleanEnv(), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
   });
   let stdout = '';
   let stderr = '';

@@ -47,10 +47,10 @@ describe('loading the app', () => {
     expect(title(named.proc.pid!)).toBe('tsgunicorn: master [shop]');
   });
 
-  it('a mistyped APP, or a subcommand that does not exist, is refused before any worker starts', async () => {
-    const result = await runCli(['status']);
+  it('a mistyped APP is refused before any worker starts (a mistyped subcommand: see control.test.ts)', async () => {
+    const result = await runCli(['missing-app.mjs']);
     expect(result.code).toBe(4);
-    expect(result.stderr).toMatch(/APP module .*status does not exist/);
+    expect(result.stderr).toMatch(/APP module .*missing-app\.mjs does not exist/);
     expect(result.stderr + result.stdout).not.toMatch(/Booting worker/);
   });
 

@@ -37,4 +37,11 @@ describe('formatStatusLine', () => {
   it('never spans more than one line (systemd STATUS=)', () => {
     expect(formatStatusLine({ ready: 1, total: 1, requests: 5, ratePerSec: 1, health: 'healthy' })).not.toMatch(/\n/);
   });
+
+  it('after a failed reload, says so first, with the time, the reason and the generation still serving', () => {
+    const reloadFailure = { at: '14:02:07', reason: 'the app failed to load: SyntaxError: Unexpected token', generation: 3 };
+    expect(formatStatusLine({ ready: 2, total: 2, requests: 5, ratePerSec: 1, health: 'off', reloadFailure })).toBe(
+      'reload failed at 14:02:07: the app failed to load: SyntaxError: Unexpected token; serving generation 3 · 2/2 workers ready · 5 requests · 1 req/s',
+    );
+  });
 });

@@ -1,0 +1,177 @@
+// What the operator's subcommands do (declared in commands.ts): connect to a
+// master's control socket, send requests, print the replies.
+import { readdirSync } from 'node:fs';
+import net from 'node:net';
+import { EXIT } from '../ipc.js';
+import { INSTANCES_RUN_DIR, instanceSocket } from './paths.js';
+import type { ControlReply, ControlRequest, StatusReport } from './protocol.js';
+import { formatInstances, formatStatus } from './format.js';
+
+class ClientError extends Error {}
+
+/** One connection to a master; requests are answered in order. */
+class Connection {
+  private buffered = '';
+  private readonly waiting: Array<{ resolve: (reply: ControlReply) => void; reject: (err: Error) => void }> = [];
+
+  private constructor(
+    private readonly socket: net.Socket,
+    where: string,
+  ) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.buffered += chunk;
+      let newline;
+      while ((newline = this.buffered.indexOf('\n')) !== -1) {
+        const line = this.buffered.slice(0, newline);
+        this.buffered = this.buffered.slice(newline + 1);
+        this.waiting.shift()?.resolve(JSON.parse(line) as ControlReply);
+      }
+    });
+    const gone = (err?: Error) => {
+      for (const waiter of this.waiting.splice(0)) waiter.reject(new ClientError(`${where}: the server closed the connection${err ? ` (${err.message})` : ''}`));
+    };
+    socket.on('error', gone);
+    socket.on('close', () => gone());
+  }
+
+  static open(path: string, name: string | undefined): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(path);
+      socket.once('connect', () => resolve(new Connection(socket, path)));
+      socket.once('error', (err: NodeJS.ErrnoException) => reject(new ClientError(connectError(path, name, err))));
+    });
+  }
+
+  /** The request's result; a refusal by the server is thrown as its reason. */
+  async request(request: ControlRequest): Promise<unknown> {
+    const reply = await new Promise<ControlReply>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.socket.write(`${JSON.stringify(request)}\n`);
+    });
+    if (!reply.ok) throw new ClientError(reply.error);
+    return reply.result;
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+}
+
+function connectError(path: string, name: string | undefined, err: NodeJS.ErrnoException): string {
+  const unit = name ? ` (systemctl status tsgunicorn@${name})` : '';
+  switch (err.code) {
+    case 'ENOENT':
+      return `no control socket at ${path}: is the server running${unit}, with control_socket on?`;
+    case 'ECONNREFUSED':
+      return `${path}: nothing answers: the server is gone${unit}`;
+    case 'EACCES':
+      return `${path}: permission denied: run as the user the server runs as (or root), or set control_socket_group`;
+    default:
+      return `${path}: ${err.code ?? err.message}`;
+  }
+}
+
+function socketOf(name: string | undefined, options: { socket?: string }): string {
+  if (options.socket) return options.socket;
+  if (name) return instanceSocket(name);
+  throw new ClientError('which server? give an instance NAME (tsgunicorn@NAME) or --socket PATH');
+}
+
+// Runs one command: its exit code, with a failure said in one line on stderr.
+async function attempt(body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (err) {
+    if (!(err instanceof ClientError)) throw err;
+    process.stderr.write(`tsgunicorn: error: ${err.message}\n`);
+    return EXIT.FAILURE;
+  }
+}
+
+async function once(name: string | undefined, options: { socket?: string }, request: ControlRequest): Promise<unknown> {
+  const connection = await Connection.open(socketOf(name, options), name);
+  try {
+    return await connection.request(request);
+  } finally {
+    connection.close();
+  }
+}
+
+/** reload, scale, kill-worker, reopen-logs: say what happened, or why not. */
+export function simple(name: string | undefined, options: { socket?: string }, request: ControlRequest): Promise<number> {
+  return attempt(async () => {
+    const result = (await once(name, options, request)) as Record<string, unknown>;
+    const what: Record<ControlRequest['cmd'], () => string> = {
+      status: () => '',
+      reload: () => (result.started ? 'Reload started' : `Reloaded: generation ${result.generation} serving`),
+      scale: () => `Scaling to ${result.workers} worker${result.workers === 1 ? '' : 's'}`,
+      'kill-worker': () => `Killed worker ${result.killed}; the master replaces it`,
+      'reopen-logs': () => 'Log files reopened',
+    };
+    process.stdout.write(`${what[request.cmd]()}\n`);
+    return EXIT.OK;
+  });
+}
+
+export function status(name: string | undefined, options: { socket?: string; json?: boolean }): Promise<number> {
+  return attempt(async () => {
+    if (!name && !options.socket) return listInstances(options.json === true);
+    const report = (await once(name, options, { v: 1, cmd: 'status' })) as StatusReport;
+    process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    return EXIT.OK;
+  });
+}
+
+// Like `pm2 ls`: every instance with a control socket under /run/tsgunicorn.
+async function listInstances(json: boolean): Promise<number> {
+  let names: string[] = [];
+  try {
+    names = readdirSync(INSTANCES_RUN_DIR).sort();
+  } catch {
+    // No instance has run since boot.
+  }
+  const rows = await Promise.all(
+    names.map(async (name) => {
+      try {
+        return { name, report: (await once(name, {}, { v: 1, cmd: 'status' })) as StatusReport, error: undefined };
+      } catch (err) {
+        return { name, error: (err as Error).message };
+      }
+    }),
+  );
+  // A directory without a socket is an instance that is not running (or has the socket off).
+  const found = rows.filter((row) => row.error === undefined || !row.error.startsWith('no control socket'));
+  if (json) process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
+  else if (found.length === 0) process.stdout.write(`No running instances (none has a control socket in ${INSTANCES_RUN_DIR}).\n`);
+  else process.stdout.write(formatInstances(found));
+  return EXIT.OK;
+}
+
+export function top(name: string | undefined, options: { socket?: string }): Promise<number> {
+  return attempt(async () => {
+    const connection = await Connection.open(socketOf(name, options), name);
+    const input = process.stdin;
+    if (input.isTTY) input.setRawMode(true);
+    let quit!: () => void;
+    const quitting = new Promise<void>((resolve) => (quit = resolve));
+    input.on('data', (key: Buffer) => {
+      if (key.includes(0x71) || key.includes(0x03)) quit(); // q, Ctrl-C
+    });
+    input.on('end', quit);
+    process.once('SIGINT', quit);
+    try {
+      while (true) {
+        const report = (await connection.request({ v: 1, cmd: 'status' })) as StatusReport;
+        process.stdout.write(`\x1b[H\x1b[2J${formatStatus(report)}\nq: quit\n`);
+        const tick = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000));
+        if (await Promise.race([tick, quitting.then(() => true)])) break;
+      }
+    } finally {
+      if (input.isTTY) input.setRawMode(false);
+      input.pause();
+      connection.close();
+    }
+    return EXIT.OK;
+  });
+}
