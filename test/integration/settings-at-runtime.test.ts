@@ -67,8 +67,8 @@ describe('a reload to a bad certificate', () => {
     const pid = (await request(`${server.url}/pid`)).body;
     writeFileSync(ini, `bind = 127.0.0.1:${server.port}\nworkers = 1\ncertfile = ${a.cert}\nkeyfile = ${b.key}\n`);
     server.signal('SIGHUP');
-    const line = await server.waitFor(/Reload aborted/);
-    expect(line).toMatch(new RegExp(`\\[ERROR\\] Reload aborted, keeping the running workers: ${ini}:3: certfile ${a.cert} and keyfile ${b.key}: not a usable pair`));
+    const line = await server.waitFor(/Reload failed/);
+    expect(line).toMatch(new RegExp(`\\[ERROR\\] Reload failed: bad config: ${ini}:3: certfile ${a.cert} and keyfile ${b.key}: not a usable pair.*; generation 1 keeps serving`));
     const after = server.output().slice(server.output().indexOf('Handling signal: hup'));
     expect(after.trim().split('\n')).toHaveLength(2);
     expect(after).not.toMatch(/Booting worker|failed to boot/);
