@@ -18,6 +18,7 @@ import {
   workerCount,
   type Kind,
 } from './kinds.js';
+import { addressRange } from './address-ranges.js';
 
 export interface SettingSpec<T> {
   kind: Kind<T>;
@@ -225,11 +226,25 @@ export const schema = {
 
   // Security and limits
   forwarded_allow_ips: def({
-    kind: list(text),
+    kind: list(addressRange),
     default: ['127.0.0.1', '::1'],
     flags: '--forwarded-allow-ips <IPS>',
     section: 'Security and limits',
-    help: 'Proxies trusted to set X-Forwarded-For/-Proto (comma-separated IPs, or * for any).',
+    help: 'Proxies trusted to set X-Forwarded-For/-Proto (comma-separated IPs or CIDR ranges such as 10.0.0.0/8, or * for any).',
+  }),
+  proxy_protocol: def({
+    kind: choice('off', 'v1', 'v2', 'auto'),
+    default: 'off' as 'off' | 'v1' | 'v2' | 'auto',
+    flags: '--proxy-protocol <VERSION>',
+    section: 'Security and limits',
+    help: 'Require a PROXY protocol header (v1, v2, or auto for either) on every connection, from a load balancer in proxy_allow_ips; its client address is the one logged and seen by the app.',
+  }),
+  proxy_allow_ips: def({
+    kind: list(addressRange),
+    default: ['127.0.0.1', '::1'],
+    flags: '--proxy-allow-from <IPS>',
+    section: 'Security and limits',
+    help: 'Peers allowed to send a PROXY protocol header (comma-separated IPs or CIDR ranges, or * for any); others are disconnected.',
   }),
   limit_request_line: def({
     kind: integer(0, 65535),

@@ -14,6 +14,7 @@ import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metri
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import { journalIdentifier, titleName, type Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal } from '../systemd/journal.js';
+import { acceptProxyProtocol } from '../proxy-protocol/accept.js';
 import { ActivityBoard } from './activity-board.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { interceptRequests, pinServerSettings, serveOnSockets, type Serving } from './serve.js';
@@ -94,6 +95,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     if (app.upgrade) server.on('upgrade', app.upgrade);
   }
   pinServerSettings(server, settings);
+  acceptProxyProtocol(server, settings, logger);
   const serving = await serveOnSockets(server, FIRST_LISTEN_FD, socketCount, settings, app.interface === 'server' ? app.server.callback : null);
   // A framework's server may name the process after itself (Next.js does).
   process.title = title;
