@@ -209,6 +209,20 @@ export const schema = {
     section: 'Logging',
     help: "The access log line, in Gunicorn's atoms (h l u t r m U q H s B b f a T M D L p {header}i {header}o {var}e).",
   }),
+  access_log_json: def({
+    kind: boolean,
+    default: false,
+    flags: '--access-log-json',
+    section: 'Logging',
+    help: 'Write each access log entry as one JSON object per line (time, method, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, headers) instead of access_log_format.',
+  }),
+  access_log_headers: def({
+    kind: list(text),
+    default: [] as string[],
+    flags: '--access-log-headers <NAMES>',
+    section: 'Logging',
+    help: 'Request headers added to each JSON access log entry, under "headers" (comma-separated names).',
+  }),
   errorlog: def({
     kind: text,
     default: '-',
