@@ -9,6 +9,8 @@ export interface StatusFacts {
   p99Ms?: number;
   meanMs?: number;
   health: 'unknown' | 'healthy' | 'unhealthy' | 'off';
+  /** A graceful stop's drain_delay is under way. */
+  draining?: boolean;
 }
 
 // "1,240": by hand, since creating an Intl.NumberFormat loads ICU data, tens of
@@ -33,5 +35,6 @@ export function formatStatusLine(s: StatusFacts): string {
   if (s.meanMs !== undefined) parts.push(`mean ${short(s.meanMs)} ms`);
   if (s.health === 'healthy' || s.health === 'unhealthy') parts.push(s.health);
   if (s.health === 'unknown') parts.push('health unknown');
+  if (s.draining) parts.push('draining');
   return parts.join(' · ');
 }

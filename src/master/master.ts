@@ -395,12 +395,18 @@ export class Master {
     process.on('SIGUSR2', () => this.logger.warning('Handling signal: usr2: not used (to load new code: systemctl reload)'));
   }
 
-  /** TERM: graceful; INT/QUIT, or a second TERM: quick. */
+  /** TERM: graceful (after drain_delay); INT/QUIT, or a second TERM: quick. */
   stop(quick: boolean): void {
     if (this.phase === 'stopping') {
       if (quick && !this.quickStop) {
         this.quickStop = true;
         this.logger.info('Quick shutdown');
+        if (this.drainTimer !== null) {
+          clearTimeout(this.drainTimer);
+          this.drainTimer = null;
+          this.closeDown(true, false);
+          return;
+        }
         for (const worker of this.workers) worker.kill('SIGQUIT');
       }
       return;
@@ -408,8 +414,28 @@ export class Master {
     const wasBooting = this.phase === 'booting';
     this.phase = 'stopping';
     this.quickStop = quick;
-    this.logger.info(quick ? 'Quick shutdown' : 'Graceful shutdown: finishing in-flight requests');
     this.options.notifier.stopping();
+    if (!quick && !wasBooting && this.workers.size > 0 && this.settings.drain_delay > 0) {
+      // The balancer takes the host out on its failing health checks while every
+      // other request is still served; responses close their connections, so none
+      // is idle in the balancer's pool when the listeners close.
+      this.logger.info(`Graceful shutdown: draining for ${this.settings.drain_delay} s (health check path answers 503), then finishing in-flight requests`);
+      this.observability?.startDraining();
+      for (const worker of this.workers) worker.send({ type: 'drain' });
+      this.drainTimer = setTimeout(() => {
+        this.drainTimer = null;
+        this.closeDown(false, false);
+      }, this.settings.drain_delay * 1000);
+      return;
+    }
+    this.logger.info(quick ? 'Quick shutdown' : 'Graceful shutdown: finishing in-flight requests');
+    this.closeDown(quick, wasBooting);
+  }
+
+  private drainTimer: NodeJS.Timeout | null = null;
+
+  /** Workers stop accepting and finish (or, quick, leave at once); the master follows. */
+  private closeDown(quick: boolean, wasBooting: boolean): void {
     this.observability?.stop();
     for (const timer of this.timers) clearTimeout(timer);
     this.closeWatcher();

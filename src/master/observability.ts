@@ -42,6 +42,7 @@ export class Observability {
   /** Consecutive failures when the workers were replaced for health; null while healthy. */
   private failuresAtReplacement: number | null = null;
   private settings: Settings;
+  private draining = false;
 
   constructor(private readonly options: ObservabilityOptions) {
     this.settings = options.settings;
@@ -67,6 +68,17 @@ export class Observability {
     for (const timer of this.timers) clearInterval(timer);
     this.health?.stop();
     this.metricsServer?.close();
+  }
+
+  /**
+   * drain_delay: the health check path answers 503 on purpose now, so the probe
+   * stops; metrics and STATUS= keep being served and say "draining".
+   */
+  startDraining(): void {
+    this.draining = true;
+    this.health?.stop();
+    this.aggregator.setDraining();
+    if (this.options.notifier.enabled) void this.publishStatus();
   }
 
   settingsChanged(settings: Settings): void {
@@ -118,6 +130,7 @@ export class Observability {
         p99Ms: recent.p99Ms,
         meanMs: recent.meanMs,
         health: this.health ? this.health.state : 'off',
+        draining: this.draining,
       }),
     );
   }

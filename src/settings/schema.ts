@@ -165,6 +165,13 @@ export const schema = {
     section: 'Worker processes',
     help: 'How long a stopping worker may take to finish in-flight requests before it is killed.',
   }),
+  drain_delay: def({
+    kind: seconds(0),
+    default: 0,
+    flags: '--drain-delay <SECONDS>',
+    section: 'Worker processes',
+    help: 'On a graceful stop, answer health_check_path with 503 (serving all else) this long before the listeners close, so a load balancer takes the host out first.',
+  }),
   keepalive: def({
     kind: seconds(0),
     default: 5,

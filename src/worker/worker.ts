@@ -132,6 +132,9 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
       case 'stop':
         drain('stop');
         break;
+      case 'drain':
+        handler.failHealthChecks();
+        break;
       case 'reopen-logs':
         logger.reopen();
         break;
