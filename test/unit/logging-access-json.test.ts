@@ -28,6 +28,10 @@ it('writes the journal entry fields, the query, the time and configured headers 
     headers: { 'x-request-id': 'abc-1', 'x-absent': null },
   });
   expect(JSON.parse(compileJsonAccess([])(entry))).not.toHaveProperty('headers');
+  for (const [ms, text] of [[5.9, '.005Z'], [40, '.040Z'], [0, '.000Z']] as const) {
+    const at = { ...entry, startedAt: Date.UTC(2026, 0, 2, 3, 4, 5) + ms };
+    expect(JSON.parse(compileJsonAccess([])(at)).time).toBe(`2026-01-02T03:04:05${text}`);
+  }
 });
 
 it('escapes what a client sends, so no value can end the line or forge a field', async () => {
