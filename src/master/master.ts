@@ -17,6 +17,7 @@ import { withSyntaxLocation } from '../syntax-location.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
 import type { Observability } from './observability.js';
 import type { RestartReason } from '../metrics/aggregator.js';
+import { reapOrphansAsInit } from './reaper.js';
 import { WorkerProcess } from './worker-process.js';
 
 export interface MasterOptions {
@@ -63,6 +64,7 @@ export class Master {
     this.checkBind(this.options.resolved);
     if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
     this.installSignals();
+    reapOrphansAsInit((pid) => [...this.workers].some((w) => w.pid === pid), logger);
 
     const booting = this.bootGeneration(this.settings, this.desiredWorkers);
     // Loaded while the workers boot, so that it does not delay them.
