@@ -63,7 +63,7 @@ it('goes to the access log file one object per line, and to the journal with the
   expect(lines.slice(0, 2).map((l) => JSON.parse(l).path)).toEqual(['/j', '/j']);
 
   const sent: Array<{ message: string; fields?: JournalFields }> = [];
-  const journal: JournalSink = { send: (_p, message, fields) => (sent.push({ message, fields }), true), close() {} } as unknown as JournalSink;
+  const journal: JournalSink = { send: (_priority: number, message: string, fields?: JournalFields) => (sent.push({ message, fields }), true) };
   const toJournal = createLogger({ ...base, accesslog: '-' }, { journal });
   toJournal.access(entry);
   await toJournal.close();
