@@ -2,10 +2,12 @@
 // is the one logged and the one a fetch app's conninfo reads; the master's health
 // probe passes through the same listener; other peers are disconnected.
 import net from 'node:net';
+import tls from 'node:tls';
 import { expect, it } from 'vitest';
 import { request, rawExchange } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { v1, v2 } from '../helpers/proxy-protocol.js';
+import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, HELLO_APP, startServer } from '../helpers/tsgunicorn.js';
 import { until } from '../helpers/wait.js';
 
@@ -52,4 +54,22 @@ it('gives a fetch app the client address, and disconnects peers outside proxy_al
   expect(await through(fenced.port, v2({ source: '198.51.100.20' }), '/peer')).toBe('');
   await fenced.waitFor(/Refused a connection \(PROXY protocol\) from 127\.0\.0\.1: not in proxy_allow_ips/);
   await fenced.stop();
+});
+
+it("reads the header before the TLS handshake of a server script's own https server", async () => {
+  const { certfile, keyfile } = selfSigned();
+  const server = await startServer(
+    ['-w', '1', '--proxy-protocol', 'v2', '--access-logfile', '-', '--access-logformat', 'peer=%(h)s %(U)s', `${FIXTURES}/server-scripts/own-tls.mjs`],
+    { env: { TLS_CERT: certfile, TLS_KEY: keyfile, SCRIPT_PORT: String(await freePort()) } },
+  );
+  const raw = net.connect(server.port, '127.0.0.1');
+  raw.write(v2({ source: '192.0.2.77', port: 4444 }));
+  const secure = tls.connect({ socket: raw, rejectUnauthorized: false });
+  secure.end('GET /tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  let text = '';
+  secure.on('data', (d) => (text += d));
+  await new Promise((resolve) => secure.on('close', resolve));
+  expect(text).toMatch(/\r\ntls true$/);
+  await server.waitFor(/peer=192\.0\.2\.77 \/tls$/);
+  await server.stop();
 });

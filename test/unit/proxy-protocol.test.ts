@@ -3,8 +3,8 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
-import { acceptProxyProtocol } from '../../src/proxy-protocol/accept.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { acceptProxyProtocol, REFUSAL_SUMMARY_MS } from '../../src/proxy-protocol/accept.js';
 import { formatIPv6, localHeader, parseProxyHeader, V2_MAX_LENGTH } from '../../src/proxy-protocol/header.js';
 import { tlv, v1, v2, V2_SIGNATURE } from '../helpers/proxy-protocol.js';
 import { selfSigned } from '../helpers/tls.js';
@@ -194,5 +194,26 @@ describe('on a server', () => {
     expect(await exchange(strict, v1('PROXY TCP4 203.0.113.7 192.0.2.1 40000 80'))).toBe('');
     expect(await exchange(strict, v2({}).subarray(0, 20))).toBe(''); // truncated, then closed
     expect(warnings).toEqual([expect.stringMatching(/from 127\.0\.0\.1: not a PROXY protocol v2 header; further/)]);
+  });
+
+  it('sums refusals up once per interval, and says nothing for a quiet one', async () => {
+    warnings.length = 0;
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    try {
+      const port = await serve(http.createServer(), { proxy_allow_ips: ['10.0.0.0/8'] });
+      for (let i = 0; i < 4; i++) await exchange(port, HTTP);
+      expect(warnings).toHaveLength(1);
+      vi.advanceTimersByTime(REFUSAL_SUMMARY_MS);
+      expect(warnings).toHaveLength(2);
+      expect(warnings[1]).toBe('Refused 3 more connection(s) in the last 10 s (PROXY protocol); the last: from 127.0.0.1: not in proxy_allow_ips');
+      vi.advanceTimersByTime(REFUSAL_SUMMARY_MS);
+      expect(warnings).toHaveLength(2);
+      // After a quiet interval the next refusal is reported at once again.
+      await exchange(port, HTTP);
+      expect(warnings).toHaveLength(3);
+      expect(warnings[2]).toMatch(/^Refused a connection \(PROXY protocol\) from 127\.0\.0\.1/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
