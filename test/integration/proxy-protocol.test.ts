@@ -56,10 +56,15 @@ it('gives a fetch app the client address, and disconnects peers outside proxy_al
   await fenced.stop();
 });
 
-it("reads the header before the TLS handshake of a server script's own https server", async () => {
+it("reads the header before the TLS handshake of a server script's own https server, and probes it over TLS", async () => {
   const { certfile, keyfile } = selfSigned();
+  const metricsPort = await freePort();
   const server = await startServer(
-    ['-w', '1', '--proxy-protocol', 'v2', '--access-logfile', '-', '--access-logformat', 'peer=%(h)s %(U)s', `${FIXTURES}/server-scripts/own-tls.mjs`],
+    [
+      '-w', '1', '--proxy-protocol', 'v2', '--access-logfile', '-', '--access-logformat', 'peer=%(h)s %(U)s',
+      '--metrics-bind', `127.0.0.1:${metricsPort}`, '--health-check-path', '/', '--health-check-period', '0.2', '--health-check-initial-delay', '0',
+      `${FIXTURES}/server-scripts/own-tls.mjs`,
+    ],
     { env: { TLS_CERT: certfile, TLS_KEY: keyfile, SCRIPT_PORT: String(await freePort()) } },
   );
   const raw = net.connect(server.port, '127.0.0.1');
@@ -71,5 +76,9 @@ it("reads the header before the TLS handshake of a server script's own https ser
   await new Promise((resolve) => secure.on('close', resolve));
   expect(text).toMatch(/\r\ntls true$/);
   await server.waitFor(/peer=192\.0\.2\.77 \/tls$/);
+  // The probe's LOCAL header goes before its TLS handshake too.
+  await until('the health check passes', async () =>
+    (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.includes('tsgunicorn_health_status 1') ? true : undefined,
+  );
   await server.stop();
 });
