@@ -1,4 +1,5 @@
-// Builds the optional native addons (sd-notify, systemd-journald) against the
+// Builds the optional native addons (sd-notify, systemd-journald, and
+// tsgunicorn's own native/reaper) against the
 // headers of the pinned runtime that runs them, not the machine's own node.
 // npm does not run dependency install scripts it has not been told to allow, and
 // where it does they build against whatever `nodedir` the user's npm points at,
@@ -37,14 +38,17 @@ const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
 // npm exports its own config to scripts (npm_config_nodedir among it), which
 // node-gyp would prefer over the runtime's headers.
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_(nodedir|devdir|target|runtime|dist_url)$/i.test(k)));
-for (const name of addons) {
-  const dir = path.join(target, name);
+// tsgunicorn's own addon (native/reaper) sits beside the node_modules it is built for.
+const dirs = [...addons.map((name) => path.join(target, name)), path.join(target, '..', 'native', 'reaper')];
+for (const dir of dirs) {
+  const name = path.basename(dir);
   if (!existsSync(dir)) continue;
   try {
     execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
     console.log(`build-addons: ${name} built for node ${process.versions.node}`);
   } catch (err) {
     const stderr = String(err.stderr ?? '').split('\n').filter((l) => /error/i.test(l)).slice(0, 5).join('\n');
-    console.warn(`build-addons: ${name} not built (is libsystemd-dev installed?); tsgunicorn will run without it\n${stderr}`);
+    const hint = name === 'reaper' ? 'as PID 1 it will not reap orphaned processes' : 'is libsystemd-dev installed?';
+    console.warn(`build-addons: ${name} not built (${hint}); tsgunicorn will run without it\n${stderr}`);
   }
 }

@@ -27,6 +27,8 @@ export type MasterMessage =
    * Sent rather than SIGTERM, whose handler an app may own (Next.js exits on it).
    */
   | { type: 'stop' }
+  /** drain_delay began: answer health_check_path with 503, serve everything else. */
+  | { type: 'drain' }
   | { type: 'metrics'; id: number }
   | { type: 'reopen-logs' };
 

@@ -11,6 +11,8 @@ export interface StatusFacts {
   health: 'unknown' | 'healthy' | 'unhealthy' | 'off';
   /** The last reload failed: said first, until a reload succeeds. */
   reloadFailure?: { at: string; reason: string; generation: number } | null;
+  /** A graceful stop's drain_delay is under way. */
+  draining?: boolean;
 }
 
 // "1,240": by hand, since creating an Intl.NumberFormat loads ICU data, tens of
@@ -40,5 +42,6 @@ export function formatStatusLine(s: StatusFacts): string {
   if (s.meanMs !== undefined) parts.push(`mean ${short(s.meanMs)} ms`);
   if (s.health === 'healthy' || s.health === 'unhealthy') parts.push(s.health);
   if (s.health === 'unknown') parts.push('health unknown');
+  if (s.draining) parts.push('draining');
   return parts.join(' · ');
 }

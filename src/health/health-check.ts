@@ -3,6 +3,7 @@
 // thresholds. A probe succeeds when a 2xx status arrives within the timeout.
 import { EventEmitter } from 'node:events';
 import type { RequestOptions } from 'node:http';
+import { localHeader } from '../proxy-protocol/header.js';
 import type { Settings } from '../settings/schema.js';
 
 export type HealthSettings = Pick<
@@ -13,7 +14,8 @@ export type HealthSettings = Pick<
   | 'health_check_timeout'
   | 'health_check_success_threshold'
   | 'health_check_failure_threshold'
->;
+> &
+  Partial<Pick<Settings, 'proxy_protocol'>>;
 
 /** Where the app listens; `tls` when that socket serves HTTPS. */
 export type HealthTarget = ({ host: string; port: number } | { socketPath: string }) & { tls?: boolean };
@@ -102,6 +104,19 @@ export class HealthCheck extends EventEmitter<{ healthy: []; unhealthy: [reason:
       headers: { 'user-agent': 'tsgunicorn-health-check', connection: 'close' },
       signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
     };
+    // Behind a PROXY protocol listener the probe says first that it stands for itself.
+    const proxy = this.settings.proxy_protocol ?? 'off';
+    if (proxy !== 'off') {
+      const target = this.target;
+      // An agent would open its own connection instead (agent: false makes a fresh one).
+      options.agent = undefined;
+      options.createConnection = () => {
+        const net = process.getBuiltinModule('node:net');
+        const socket = 'socketPath' in target ? net.connect(target.socketPath) : net.connect(target.port, target.host);
+        socket.write(localHeader(proxy));
+        return target.tls ? process.getBuiltinModule('node:tls').connect({ socket, rejectUnauthorized: false }) : socket;
+      };
+    }
     // The master probes its own socket: the certificate need not name the address it connects to.
     // getBuiltinModule, not an import: see metrics/server.ts (undici's weight in
     // the master), and TLS setup is loaded only for a TLS target.

@@ -7,6 +7,7 @@ import { inspect } from 'node:util';
 import type { Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal, type JournalFields, type JournalSink } from '../systemd/journal.js';
 import { compileAccessFormat, escapeChar, type AccessEntry } from './access-format.js';
+import { compileJsonAccess } from './access-json.js';
 import { LogOutput, type Report } from './log-output.js';
 import { errorLogTimestamp } from './timestamps.js';
 
@@ -81,7 +82,8 @@ function accessFields(e: AccessEntry): JournalFields {
 }
 
 export function createLogger(
-  settings: Pick<Settings, 'accesslog' | 'access_log_format' | 'errorlog' | 'loglevel'>,
+  settings: Pick<Settings, 'accesslog' | 'access_log_format' | 'errorlog' | 'loglevel'> &
+    Partial<Pick<Settings, 'access_log_json' | 'access_log_headers'>>,
   options: LoggerOptions = {},
 ): Logger {
   const pid = options.pid ?? process.pid;
@@ -114,7 +116,12 @@ export function createLogger(
         );
 
   const accesslog = settings.accesslog;
-  const formatAccess = accesslog === null ? null : compileAccessFormat(settings.access_log_format);
+  const formatAccess =
+    accesslog === null
+      ? null
+      : settings.access_log_json
+        ? compileJsonAccess(settings.access_log_headers ?? [])
+        : compileAccessFormat(settings.access_log_format);
   const accessJournal = accesslog === '-' ? journal : null;
   let accessOutput: LogOutput | null = null;
   // With the journal, stdout only carries the lines the journal refused.

@@ -39,3 +39,6 @@ export const errorLogTimestamp = perSecond(
     `[${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ` +
     `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())} ${utcOffset(d)}]`,
 );
+
+/** The JSON access log's UTC time up to the second, "2026-01-02T03:04:05" (milliseconds are added per line). */
+export const isoSecond = perSecond((d) => d.toISOString().slice(0, 19));

@@ -17,6 +17,7 @@ import { withSyntaxLocation } from '../syntax-location.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
 import type { Observability } from './observability.js';
 import type { RestartReason } from '../metrics/aggregator.js';
+import { reapOrphansAsInit } from './reaper.js';
 import { WorkerProcess } from './worker-process.js';
 import { ControlError, type ControlRequest, type ReloadOutcome, type StatusReport } from '../control/protocol.js';
 import { controlSocketPath } from '../control/paths.js';
@@ -77,6 +78,7 @@ export class Master {
     this.checkBind(this.options.resolved);
     if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
     this.installSignals();
+    reapOrphansAsInit((pid) => [...this.workers].some((w) => w.pid === pid), logger);
 
     const booting = this.bootGeneration(this.settings, this.desiredWorkers);
     // Loaded while the workers boot, so that it does not delay them.
@@ -515,12 +517,18 @@ export class Master {
     return { killed: pid };
   }
 
-  /** TERM: graceful; INT/QUIT, or a second TERM: quick. */
+  /** TERM: graceful (after drain_delay); INT/QUIT, or a second TERM: quick. */
   stop(quick: boolean): void {
     if (this.phase === 'stopping') {
       if (quick && !this.quickStop) {
         this.quickStop = true;
         this.logger.info('Quick shutdown');
+        if (this.drainTimer !== null) {
+          clearTimeout(this.drainTimer);
+          this.drainTimer = null;
+          this.closeDown(true, false);
+          return;
+        }
         for (const worker of this.workers) worker.kill('SIGQUIT');
       }
       return;
@@ -528,8 +536,28 @@ export class Master {
     const wasBooting = this.phase === 'booting';
     this.phase = 'stopping';
     this.quickStop = quick;
-    this.logger.info(quick ? 'Quick shutdown' : 'Graceful shutdown: finishing in-flight requests');
     this.options.notifier.stopping();
+    if (!quick && !wasBooting && this.workers.size > 0 && this.settings.drain_delay > 0) {
+      // The balancer takes the host out on its failing health checks while every
+      // other request is still served; responses close their connections, so none
+      // is idle in the balancer's pool when the listeners close.
+      this.logger.info(`Graceful shutdown: draining for ${this.settings.drain_delay} s (health check path answers 503), then finishing in-flight requests`);
+      this.observability?.startDraining();
+      for (const worker of this.workers) worker.send({ type: 'drain' });
+      this.drainTimer = setTimeout(() => {
+        this.drainTimer = null;
+        this.closeDown(false, false);
+      }, this.settings.drain_delay * 1000);
+      return;
+    }
+    this.logger.info(quick ? 'Quick shutdown' : 'Graceful shutdown: finishing in-flight requests');
+    this.closeDown(quick, wasBooting);
+  }
+
+  private drainTimer: NodeJS.Timeout | null = null;
+
+  /** Workers stop accepting and finish (or, quick, leave at once); the master follows. */
+  private closeDown(quick: boolean, wasBooting: boolean): void {
     this.observability?.stop();
     for (const timer of this.timers) clearTimeout(timer);
     this.closeWatcher();

@@ -50,6 +50,7 @@ export class Observability {
   /** Recent request totals, for the control socket's rate and latency. */
   private samples: TotalsAt[] = [];
   private lastWindow: RequestWindow = { requests: 0, ratePerSec: 0 };
+  private draining = false;
 
   constructor(private readonly options: ObservabilityOptions) {
     this.settings = options.settings;
@@ -75,6 +76,17 @@ export class Observability {
     for (const timer of this.timers) clearInterval(timer);
     this.health?.stop();
     this.metricsServer?.close();
+  }
+
+  /**
+   * drain_delay: the health check path answers 503 on purpose now, so the probe
+   * stops; metrics and STATUS= keep being served and say "draining".
+   */
+  startDraining(): void {
+    this.draining = true;
+    this.health?.stop();
+    this.aggregator.setDraining();
+    if (this.options.notifier.enabled) void this.publishStatus();
   }
 
   settingsChanged(settings: Settings): void {
@@ -161,6 +173,7 @@ export class Observability {
         meanMs: recent.meanMs,
         health: this.health ? this.health.state : 'off',
         reloadFailure: this.reloadFailure,
+        draining: this.draining,
       }),
     );
   }

@@ -44,6 +44,7 @@ export class MetricsAggregator {
   // Every reason exists from the start, so increase() sees the first restart.
   private readonly restarts = Object.fromEntries(RESTART_REASONS.map((reason) => [reason, 0])) as Record<RestartReason, number>;
   private health = HEALTH_VALUE.unknown;
+  private draining = 0;
   private misses = 0;
 
   constructor(opts: { scrapeTimeoutMs?: number } = {}) {
@@ -70,6 +71,10 @@ export class MetricsAggregator {
 
   setHealth(status: HealthStatus): void {
     this.health = HEALTH_VALUE[status];
+  }
+
+  setDraining(): void {
+    this.draining = 1;
   }
 
   /** Records a worker's snapshot, unless a newer one of that worker is already known. */
@@ -146,6 +151,12 @@ export class MetricsAggregator {
         'Result of the health check: 1 healthy, 0 unhealthy, -1 unknown or off.',
         'gauge',
         one(this.health),
+      ),
+      family(
+        'tsgunicorn_draining',
+        'A graceful stop waits drain_delay: 1 while the health check path answers 503, before the listeners close.',
+        'gauge',
+        one(this.draining),
       ),
       family(
         'tsgunicorn_scrape_worker_misses_total',

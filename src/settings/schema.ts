@@ -18,6 +18,7 @@ import {
   workerCount,
   type Kind,
 } from './kinds.js';
+import { addressRange } from './address-ranges.js';
 
 export interface SettingSpec<T> {
   kind: Kind<T>;
@@ -164,6 +165,13 @@ export const schema = {
     section: 'Worker processes',
     help: 'How long a stopping worker may take to finish in-flight requests before it is killed.',
   }),
+  drain_delay: def({
+    kind: seconds(0),
+    default: 0,
+    flags: '--drain-delay <SECONDS>',
+    section: 'Worker processes',
+    help: 'On a graceful stop, answer health_check_path with 503 (serving all else) this long before the listeners close, so a load balancer takes the host out first.',
+  }),
   keepalive: def({
     kind: seconds(0),
     default: 5,
@@ -208,6 +216,20 @@ export const schema = {
     section: 'Logging',
     help: "The access log line, in Gunicorn's atoms (h l u t r m U q H s B b f a T M D L p {header}i {header}o {var}e).",
   }),
+  access_log_json: def({
+    kind: boolean,
+    default: false,
+    flags: '--access-log-json',
+    section: 'Logging',
+    help: 'Write each access log entry as one JSON object per line (time, method, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, headers) instead of access_log_format.',
+  }),
+  access_log_headers: def({
+    kind: list(text),
+    default: [] as string[],
+    flags: '--access-log-headers <NAMES>',
+    section: 'Logging',
+    help: 'Request headers added to each JSON access log entry, under "headers" (comma-separated names).',
+  }),
   errorlog: def({
     kind: text,
     default: '-',
@@ -225,11 +247,25 @@ export const schema = {
 
   // Security and limits
   forwarded_allow_ips: def({
-    kind: list(text),
+    kind: list(addressRange),
     default: ['127.0.0.1', '::1'],
     flags: '--forwarded-allow-ips <IPS>',
     section: 'Security and limits',
-    help: 'Proxies trusted to set X-Forwarded-For/-Proto (comma-separated IPs, or * for any).',
+    help: 'Proxies trusted to set X-Forwarded-For/-Proto (comma-separated IPs or CIDR ranges such as 10.0.0.0/8, or * for any).',
+  }),
+  proxy_protocol: def({
+    kind: choice('off', 'v1', 'v2', 'auto'),
+    default: 'off' as 'off' | 'v1' | 'v2' | 'auto',
+    flags: '--proxy-protocol <VERSION>',
+    section: 'Security and limits',
+    help: 'Require a PROXY protocol header (v1, v2, or auto for either) on every connection, from a load balancer in proxy_allow_ips; its client address is the one logged and seen by the app.',
+  }),
+  proxy_allow_ips: def({
+    kind: list(addressRange),
+    default: ['127.0.0.1', '::1'],
+    flags: '--proxy-allow-from <IPS>',
+    section: 'Security and limits',
+    help: 'Peers allowed to send a PROXY protocol header (comma-separated IPs or CIDR ranges, or * for any); others are disconnected.',
   }),
   limit_request_line: def({
     kind: integer(0, 65535),

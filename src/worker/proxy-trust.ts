@@ -2,6 +2,7 @@
 // (Gunicorn's rule): anyone else could claim any address or scheme.
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { createAddressMatcher, unmapped } from '../settings/address-ranges.js';
 
 export interface ProxyTrust {
   /** The client's address for logs: the peer, or the nearest untrusted hop it forwarded for. */
@@ -10,12 +11,8 @@ export interface ProxyTrust {
   applyForwardedProto(req: IncomingMessage): void;
 }
 
-const unmapped = (address: string): string => (address.startsWith('::ffff:') ? address.slice(7) : address);
-
 export function createProxyTrust(allowed: string[]): ProxyTrust {
-  const any = allowed.includes('*');
-  const trusted = new Set(allowed.map(unmapped));
-  const isTrusted = (address: string): boolean => any || trusted.has(unmapped(address));
+  const isTrusted = createAddressMatcher(allowed);
 
   return {
     clientAddress(req) {

@@ -34,6 +34,8 @@ export interface RequestHandler {
   readonly inFlight: number;
   /** From now on every response closes its connection (recycling, reload, stop). */
   startDraining(): void;
+  /** drain_delay: from now on health_check_path is answered 503 by tsgunicorn, not the app. */
+  failHealthChecks(): void;
 }
 
 export interface RequestHandlerOptions {
@@ -56,6 +58,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   const maxRequests =
     settings.max_requests > 0 ? settings.max_requests + Math.floor(Math.random() * (settings.max_requests_jitter + 1)) : 0;
   let closeConnections = settings.keepalive === 0;
+  let failingHealthPath: string | null = null;
   const trust = createProxyTrust(settings.forwarded_allow_ips);
   const lineLimit = settings.limit_request_line;
   const rawHeaderLimit = settings.limit_request_fields * 2;
@@ -127,6 +130,11 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     metrics?.requestStarted();
     res.on('close', onClose);
     if (closeConnections) res.setHeader('connection', 'close');
+    if (failingHealthPath !== null && isPath(req.url!, failingHealthPath)) {
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('Draining\n');
+      return;
+    }
     if (options.fetchInterface) trust.applyForwardedProto(req);
     try {
       const result = app(req, res) as unknown;
@@ -206,10 +214,16 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
       // response, the client does not reuse the connection as this worker leaves.
       for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
     },
+    failHealthChecks() {
+      closeConnections = true;
+      failingHealthPath = settings.health_check_path;
+    },
   };
 }
 
 const incomingPush = Readable.prototype.push;
+const isPath = (url: string, path: string): boolean =>
+  url.startsWith(path) && (url.length === path.length || url.charCodeAt(path.length) === 0x3f); // '?'
 
 // The body bytes sent: Content-Length when declared, else what the socket wrote
 // for this response minus its header block (chunk framing included).

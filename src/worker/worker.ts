@@ -15,6 +15,7 @@ import { heartbeatIntervalMs } from '../heartbeat.js';
 import { timerDelay } from '../settings/kinds.js';
 import { journalIdentifier, titleName, type Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal } from '../systemd/journal.js';
+import { acceptProxyProtocol } from '../proxy-protocol/accept.js';
 import { ActivityBoard } from './activity-board.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { interceptRequests, pinServerSettings, serveOnSockets, type Serving } from './serve.js';
@@ -95,6 +96,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     if (app.upgrade) server.on('upgrade', app.upgrade);
   }
   pinServerSettings(server, settings);
+  acceptProxyProtocol(server, settings, logger);
   const serving = await serveOnSockets(
     server,
     FIRST_LISTEN_FD,
@@ -137,6 +139,9 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
         break;
       case 'stop':
         drain('stop');
+        break;
+      case 'drain':
+        handler.failHealthChecks();
         break;
       case 'reopen-logs':
         logger.reopen();

@@ -1,6 +1,6 @@
 // `npm run bench`: starts each server in turn on 127.0.0.1 (two passes, the
 // second in reverse order), drives it with wrk in keep-alive and Connection: close modes, and prints a markdown report
-// with the targets met or not. BENCH_DURATION sets the seconds per wrk run
+// with the targets met or not. BENCH_ONLY (comma-separated server ids) runs a subset. BENCH_DURATION sets the seconds per wrk run
 // (default 6, which keeps a first run, one that also builds the systemd container's
 // root filesystem, within the 10-minute bound); BENCH_OUT, when set, is a path the report is also written to.
 // Every server runs in its own process group and is killed when the bench
@@ -119,7 +119,9 @@ const tls = selfSignedCert();
 // Two passes, the second in reverse order, keeping each server's better run:
 // load from elsewhere on a shared machine then weighs on every server alike
 // instead of on whichever happened to run during it.
-const specs = benchServers(tools);
+// BENCH_ONLY=id,id runs only those servers (their ids are in lib/servers.mjs).
+const only = process.env.BENCH_ONLY?.split(',').map((id) => id.trim());
+const specs = benchServers(tools).filter((spec) => !only || only.includes(spec.id));
 const results = new Map();
 // A failed run fails the bench even when the other pass of that server worked.
 const failedRuns = [];

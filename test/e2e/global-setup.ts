@@ -17,7 +17,7 @@ const upgradeDeb = path.join(upgradeDir, 'tsgunicorn.deb');
 // Newer than the main build (0.1.0-1 < 0.1.0+e2e-1); its program reports 0.1.0+e2e.
 const upgradeProgramVersion = `${(JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string }).version}+e2e`;
 // Everything the package is built from.
-const debInputs = ['src', 'bin', 'systemd', 'packaging', 'package.json', 'package-lock.json'];
+const debInputs = ['src', 'bin', 'systemd', 'packaging', 'native', 'package.json', 'package-lock.json'];
 // The ports the tests reach the containers' servers on: the host's own, as the containers share its network.
 const testPorts = [8000, 9001];
 

@@ -122,6 +122,8 @@ process.on('exit', () => {
 export interface BootOptions {
   /** A .deb to install (dpkg -i, offline) once the container is up. */
   deb?: string;
+  /** The machine name, for several containers at once (default tsg-SUITE). */
+  name?: string;
 }
 
 /**
@@ -147,7 +149,7 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
   const nspawn = spawn(
     'systemd-nspawn',
     // --register=no and --keep-unit: the host has no systemd to register with.
-    ['--boot', '--register=no', '--keep-unit', `--machine=tsg-${suite}`, '--console=pipe', '-D', root],
+    ['--boot', '--register=no', '--keep-unit', `--machine=${opts.name ?? `tsg-${suite}`}`, '--console=pipe', '-D', root],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   nspawn.stdout.on('data', (d: Buffer) => (consoleText += d.toString()));

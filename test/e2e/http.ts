@@ -9,9 +9,9 @@ export interface Reply {
   body: string;
 }
 
-export function get(url: string, opts: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<Reply> {
+export function get(url: string, opts: { timeoutMs?: number; headers?: Record<string, string>; localAddress?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, headers: { connection: 'close', ...opts.headers } }, (res) => {
+    const req = http.get(url, { agent: false, localAddress: opts.localAddress, headers: { connection: 'close', ...opts.headers } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -24,9 +24,9 @@ export function get(url: string, opts: { timeoutMs?: number; headers?: Record<st
 }
 
 /** Why a request failed, as counted in a LoadResult: an errno code, or `HTTP <status>`. */
-export async function attempt(url: string, timeoutMs = 10_000): Promise<{ ok: true; reply: Reply } | { ok: false; reason: string }> {
+export async function attempt(url: string, timeoutMs = 10_000, localAddress?: string): Promise<{ ok: true; reply: Reply } | { ok: false; reason: string }> {
   try {
-    const reply = await get(url, { timeoutMs });
+    const reply = await get(url, { timeoutMs, localAddress });
     return reply.status === 200 ? { ok: true, reply } : { ok: false, reason: `HTTP ${reply.status}` };
   } catch (err) {
     return { ok: false, reason: (err as NodeJS.ErrnoException).code ?? String(err) };
@@ -39,6 +39,10 @@ export interface LoadOptions {
   durationMs: number;
   /** Bounds the run even on a very fast server. */
   maxRequestsPerClient: number;
+  /** Ends the run earlier, once it returns false. */
+  while?: () => boolean;
+  /** The clients' source address (any of 127.0.0.0/8 on loopback). */
+  localAddress?: string;
 }
 
 export interface LoadResult {
@@ -55,8 +59,8 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
   const result: LoadResult = { ok: 0, failed: 0, reasons: {}, bodies: {} };
   const deadline = Date.now() + opts.durationMs;
   const client = async (): Promise<void> => {
-    for (let i = 0; i < opts.maxRequestsPerClient && Date.now() < deadline; i++) {
-      const r = await attempt(opts.url);
+    for (let i = 0; i < opts.maxRequestsPerClient && Date.now() < deadline && (opts.while?.() ?? true); i++) {
+      const r = await attempt(opts.url, 10_000, opts.localAddress);
       if (r.ok) {
         result.ok++;
         result.bodies[r.reply.body] = (result.bodies[r.reply.body] ?? 0) + 1;

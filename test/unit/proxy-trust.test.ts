@@ -22,3 +22,11 @@ it('rewrites a fetch app URL to https only for a trusted X-Forwarded-Proto', () 
   trust.applyForwardedProto(untrusted);
   expect(untrusted.url).toBe('/p');
 });
+
+it('trusts proxies by CIDR range, IPv4 and IPv6', () => {
+  const trust = createProxyTrust(['10.0.0.0/8', 'fd00::/8']);
+  expect(trust.clientAddress(req('10.255.255.255', { 'x-forwarded-for': '203.0.113.9' }))).toBe('203.0.113.9');
+  expect(trust.clientAddress(req('fd12::1', { 'x-forwarded-for': '203.0.113.9, 10.1.1.1' }))).toBe('203.0.113.9');
+  expect(trust.clientAddress(req('11.0.0.0', { 'x-forwarded-for': '203.0.113.9' }))).toBe('11.0.0.0');
+  expect(trust.clientAddress(req('fe00::1', { 'x-forwarded-for': '203.0.113.9' }))).toBe('fe00::1');
+});

@@ -22,6 +22,12 @@ describe('formatStatusLine', () => {
     );
   });
 
+  it('says when a graceful stop is draining', () => {
+    expect(formatStatusLine({ ready: 2, total: 2, requests: 5, ratePerSec: 1, health: 'off', draining: true })).toBe(
+      '2/2 workers ready · 5 requests · 1 req/s · draining',
+    );
+  });
+
   it('groups thousands with commas', () => {
     const line = (requests: number): string =>
       formatStatusLine({ ready: 1, total: 1, requests, ratePerSec: 0, health: 'off' }).split(' · ')[1]!;

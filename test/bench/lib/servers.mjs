@@ -170,6 +170,12 @@ export function benchServers({ gunicorn, gunicornMissing }) {
       start: tsgunicorn((ctx) => ['--access-logfile', join(ctx.tmpDir, `access-${ctx.port}.log`)], 'hello-listener.mjs'),
     },
     {
+      id: 'tsg-logfile-json',
+      label: 'tsgunicorn -w 2, JSON access log to file',
+      workers: 2,
+      start: tsgunicorn((ctx) => ['--access-log-json', '--access-logfile', join(ctx.tmpDir, `access-json-${ctx.port}.log`)], 'hello-listener.mjs'),
+    },
+    {
       id: 'tsg-journal',
       label: 'tsgunicorn -w 2, access log to journal',
       workers: 2,

@@ -1,0 +1,8 @@
+{
+  "targets": [
+    {
+      "target_name": "reaper",
+      "sources": ["reaper.c"]
+    }
+  ]
+}

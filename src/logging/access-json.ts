@@ -1,0 +1,40 @@
+// The JSON access log: one object per line with the journal entry's fields
+// (logger.ts accessFields) plus the query, the time and configured request
+// headers. Every string goes through JSON.stringify, which escapes quotes,
+// backslashes and all control characters (a client's bytes cannot end the line or
+// forge a field) and, being well-formed, lone surrogates too.
+import type { AccessEntry } from './access-format.js';
+import { isoSecond } from './timestamps.js';
+
+const str = JSON.stringify as (value: string) => string;
+
+/** ISO 8601 UTC with milliseconds, from a per-second cache: Date's toISOString per line costs more than the rest. */
+function isoTime(ms: number): string {
+  const whole = Math.floor(ms);
+  const milli = whole % 1000;
+  return `${isoSecond(whole)}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}
+
+export function compileJsonAccess(headers: readonly string[]): (e: AccessEntry) => string {
+  const names = headers.map((h) => h.toLowerCase());
+  const keys = names.map((n) => `${str(n)}:`);
+  return (e) => {
+    const url = e.req.url ?? '';
+    const q = url.indexOf('?');
+    const ua = e.req.headers['user-agent'];
+    let line =
+      `{"time":"${isoTime(e.startedAt)}","method":${str(e.req.method ?? '')}` +
+      `,"path":${str(q === -1 ? url : url.slice(0, q))},"query":${str(q === -1 ? '' : url.slice(q + 1))}` +
+      `,"status":${e.res.statusCode},"bytes":${e.bytes},"duration_us":${Math.max(0, Math.floor(e.durationUs))}` +
+      `,"remote_addr":${str(e.remoteAddr)},"user_agent":${ua === undefined ? 'null' : str(ua)},"worker_pid":${e.pid}`;
+    if (keys.length > 0) {
+      line += ',"headers":{';
+      for (let i = 0; i < keys.length; i++) {
+        const value = e.req.headers[names[i]!];
+        line += `${i === 0 ? '' : ','}${keys[i]}${value === undefined ? 'null' : str(Array.isArray(value) ? value.join(', ') : value)}`;
+      }
+      line += '}';
+    }
+    return `${line}}`;
+  };
+}

@@ -1,0 +1,129 @@
+// Reads the PROXY protocol header of each connection before the HTTP server (or,
+// for HTTPS, the TLS handshake) sees a byte of it, by intercepting the server's
+// 'connection' events, as serve.ts's feeders emit them too. The client address
+// it carries becomes the socket's remoteAddress/remotePort/remoteFamily, which
+// the access log, metrics, journal fields and fetch apps read. Connections from
+// peers not in proxy_allow_ips, or with a malformed header, are closed; those
+// refusals are logged in aggregate, so a flood costs a line per interval.
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from '../logging/logger.js';
+import type { Settings } from '../settings/schema.js';
+import { createAddressMatcher } from '../settings/address-ranges.js';
+import { parseProxyHeader, type ProxiedAddress, type ProxyProtocolMode } from './header.js';
+
+export const REFUSAL_SUMMARY_MS = 10_000;
+
+/** The client a proxied connection stands for, on the raw socket (HTTP) or its TLS socket. */
+function stand(socket: net.Socket, source: ProxiedAddress): void {
+  Object.defineProperties(socket, {
+    remoteAddress: { value: source.address, configurable: true },
+    remotePort: { value: source.port, configurable: true },
+    remoteFamily: { value: source.family, configurable: true },
+  });
+}
+
+export function acceptProxyProtocol(
+  server: net.Server,
+  settings: Pick<Settings, 'proxy_protocol' | 'proxy_allow_ips' | 'header_timeout'>,
+  logger: Pick<Logger, 'warning'>,
+): void {
+  if (settings.proxy_protocol === 'off') return;
+  const mode: ProxyProtocolMode = settings.proxy_protocol;
+  const allowed = createAddressMatcher(settings.proxy_allow_ips);
+  const refusals = refusalLog(logger);
+  const secure = server instanceof tls.Server;
+  const sources = new WeakMap<net.Socket, ProxiedAddress>();
+  const emit = server.emit as (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
+
+  function readHeader(socket: net.Socket): void {
+    const peer = socket.remoteAddress ?? '-';
+    if (!allowed(peer)) {
+      refusals.add(peer, 'not in proxy_allow_ips');
+      socket.destroy();
+      return;
+    }
+    let received: Buffer | null = null;
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData).off('error', onError).off('end', onEnd);
+    };
+    const refuse = (reason: string): void => {
+      done();
+      refusals.add(peer, reason);
+      socket.destroy();
+    };
+    // The header is the first thing a proxy sends; a peer that does not send it
+    // in time is treated like a slow client sending headers.
+    const timer = setTimeout(() => refuse('no PROXY header in time'), settings.header_timeout * 1000);
+    const onError = (): void => {
+      done();
+      socket.destroy();
+    };
+    const onEnd = (): void => refuse('closed before a complete PROXY header');
+    const onData = (chunk: Buffer): void => {
+      received = received === null ? chunk : Buffer.concat([received, chunk]);
+      const result = parseProxyHeader(received, mode);
+      if (result.kind === 'incomplete') return;
+      if (result.kind === 'invalid') {
+        refuse(result.reason);
+        return;
+      }
+      done();
+      socket.pause();
+      if (result.length < received.length) socket.unshift(received.subarray(result.length));
+      if (result.source !== null) {
+        stand(socket, result.source);
+        if (secure) sources.set(socket, result.source);
+      }
+      emit.call(server, 'connection', socket);
+      // The HTTP server reads the socket natively from here on, and the bytes
+      // after the header through 'data'; a TLS socket takes them from the buffer itself.
+      if (!secure) socket.resume();
+    };
+    socket.on('data', onData).on('error', onError).on('end', onEnd);
+  }
+
+  server.emit = function (this: net.Server, event: string | symbol, socket?: unknown): boolean {
+    if (event === 'connection') {
+      readHeader(socket as net.Socket);
+      return true;
+    }
+    if (event === 'secureConnection') {
+      // Node's TLS socket keeps the socket it wraps as _parent.
+      const source = sources.get((socket as { _parent?: net.Socket })._parent!);
+      if (source !== undefined) stand(socket as net.Socket, source);
+    }
+    return Reflect.apply(emit, this, arguments) as boolean;
+  };
+}
+
+/** Logs the first refusal at once, then how many more each interval (if any). */
+function refusalLog(logger: Pick<Logger, 'warning'>): { add(peer: string, reason: string): void } {
+  let timer: NodeJS.Timeout | null = null;
+  let count = 0;
+  let last = '';
+  const summarise = (): void => {
+    if (count === 0) {
+      timer = null;
+      return;
+    }
+    logger.warning(
+      `Refused ${count} more connection(s) in the last ${REFUSAL_SUMMARY_MS / 1000} s (PROXY protocol); the last: ${last}`,
+    );
+    count = 0;
+    timer = setTimeout(summarise, REFUSAL_SUMMARY_MS).unref();
+  };
+  return {
+    add(peer, reason) {
+      const what = `from ${peer}: ${reason}`;
+      if (timer === null) {
+        logger.warning(`Refused a connection (PROXY protocol) ${what}; further refusals are summed up every ${REFUSAL_SUMMARY_MS / 1000} s`);
+        timer = setTimeout(summarise, REFUSAL_SUMMARY_MS).unref();
+        return;
+      }
+      count++;
+      last = what;
+    },
+  };
+}
