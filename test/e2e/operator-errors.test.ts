@@ -3,7 +3,7 @@
 // one journal entry at priority err under the instance's name, and once fixed
 // the unit starts at once. And the instance fallbacks compose: an ini that only
 // tunes settings beside an app in /srv/NAME, read by a reload.
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { diagnose, EXAMPLE_APP, EXAMPLE_GREETING, installExampleApp, journalEntries, listeningPorts, property, start, useMachine } from './fixture.js';
 import { SUITES, waitFor, type Machine } from './harness.js';
 import { get } from './http.js';
@@ -35,6 +35,8 @@ async function reset(m: Machine): Promise<void> {
 
 describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
   const machine = useMachine(suite);
+  // Each test from a stopped instance with no config, app or journal, whatever the previous one left.
+  beforeEach(async () => reset(machine()));
 
   it('a bad setting fails once with exit 2, an err entry under the instance name, and a fixed ini starts at once', async () => {
     const m = machine();
@@ -47,7 +49,6 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     await m.writeFile('/etc/tsgunicorn/myapp.ini', `app = ${EXAMPLE_APP}\nworkers = 2\n`);
     await start(m, unit);
     expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: EXAMPLE_GREETING });
-    await reset(m);
   });
 
   it('an app that fails to load fails once with exit 4, and starts at once when fixed', async () => {
@@ -58,7 +59,6 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     await m.writeFile('/srv/myapp/app.mjs', "export const app = (req, res) => res.end('fixed');\n");
     await start(m, unit);
     expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: 'fixed' });
-    await reset(m);
   });
 
   it('a bad value and nothing to serve are err entries under the instance name, naming where they looked', async () => {
@@ -72,7 +72,6 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     const [entry] = await errEntries(m, /nothing to serve/);
     expect(entry?.SYSLOG_IDENTIFIER).toBe('myapp');
     expect(entry?.MESSAGE).toContain('/etc/tsgunicorn/myapp.ini sets no app, and /srv/myapp holds no app (looked for package.json "main", then server.*, index.*, app.*');
-    await reset(m);
   });
 
   it('an ini that only tunes settings, created beside a running /srv/NAME app, is read by reload and kept by restart', async () => {
@@ -81,7 +80,8 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     await start(m, unit);
     await m.writeFile('/etc/tsgunicorn/myapp.ini', 'accesslog = -\n');
     await m.run(['systemctl', 'reload', unit]);
-    await waitFor(async () => ((await m.journal(unit)).stdout.includes('Reloaded') ? true : undefined), 20_000, () => 'no "Reloaded" line');
+    // The master's line, once the new workers serve (systemd's "Reloaded …" comes as soon as the HUP is sent).
+    await waitFor(async () => (/Reloaded: \d+ new worker/.test((await m.journal(unit)).stdout) ? true : undefined), 20_000, () => 'no "Reloaded: N new worker(s)" line');
     const path = `/e2e-after-reload-${suite}`;
     expect((await get(`http://127.0.0.1:8000${path}`)).status).toBe(404);
     await waitFor(
@@ -95,7 +95,6 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: EXAMPLE_GREETING });
     const printed = await m.run(['tsgunicorn', '--instance', 'myapp', '--print-config']);
     expect(printed).toMatch(/^app = \/srv\/myapp\/app\.ts +; found in \/srv\/myapp \(no app in the config\)$/m);
-    await reset(m);
   });
 
   it('serves a server script in /srv/myapp (package.json main calls listen(3000)) with no ini, on the socket unit only', async () => {
@@ -109,6 +108,5 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: 'from a server script' });
     const ports = await listeningPorts(m, unit);
     if (ports.join() !== '8000') throw new Error(`ports of ${unit}: ${ports.join(', ')}\n${await diagnose(m, unit)}`);
-    await reset(m);
   });
 });
