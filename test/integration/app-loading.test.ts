@@ -25,7 +25,7 @@ describe('loading the app', () => {
   });
 
   it('a function that declares no parameters is refused at boot, naming the setting that decides', async () => {
-    const refused = await runCli(['-w', '1', fixture('no-params-app.mjs')]);
+    const refused = await runCli(['-b', '127.0.0.1:0', '-w', '1', fixture('no-params-app.mjs')]);
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/app is a function that declares no parameters.*set interface = node or interface = fetch/);
     const server = await start(['-w', '1', '--interface', 'node', fixture('no-params-app.mjs')]);

@@ -110,7 +110,7 @@ describe('a server script is served on tsgunicorn’s sockets', () => {
   });
 
   it('an export that cannot be served says what was found and the two ways out', async () => {
-    const result = await runCli(['-w', '1', `${script('never-listens.mjs')}:settings`]);
+    const result = await runCli(['-b', '127.0.0.1:0', '-w', '1', `${script('never-listens.mjs')}:settings`]);
     expect(result.code).toBe(4);
     expect(result.stderr).toMatch(
       /settings is an object with debug, which tsgunicorn cannot serve\. Either export the app .*, or let the file start its own server with listen\(\)/,
@@ -140,7 +140,7 @@ describe('more than one server, or none', () => {
   });
 
   it('a script that neither exports an app nor listens fails at boot with exit 3, naming the file and what was expected', async () => {
-    const result = await runCli(['-w', '1', '-t', '1', script('never-listens.mjs')]);
+    const result = await runCli(['-b', '127.0.0.1:0', '-w', '1', '-t', '1', script('never-listens.mjs')]);
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(
       /never-listens\.mjs neither exports an app nor starts a server with listen\(\) within 1 s \(its exports: settings \(an object with debug\)\)\. Export the app .* or let the file call listen\(\) itself/,
@@ -261,7 +261,7 @@ describe('the same service as an exported app', () => {
   it('certfile with a server script is refused at boot with what to do', async () => {
     // A usable pair: a missing one is refused earlier, as a bad setting.
     const { cert, key } = selfSignedPair(scratch(), 'script');
-    const result = await runCli(['-w', '1', '--certfile', cert, '--keyfile', key, script('plain.cjs')], {
+    const result = await runCli(['-b', '127.0.0.1:0', '-w', '1', '--certfile', cert, '--keyfile', key, script('plain.cjs')], {
       env: { SCRIPT_PORT: String(await freePort()) },
     });
     expect(result.code).toBe(4);
