@@ -8,6 +8,7 @@ import { AppLoadError, parseAppSpec, resolveAppModule } from './app/spec.js';
 import { addControlCommands, unknownCommand } from './control/commands.js';
 import { loadHooks } from './hooks.js';
 import { EXIT } from './ipc.js';
+import { unsupportedRuntime } from './runtime-check.js';
 import { createLogger } from './logging/logger.js';
 import { Master } from './master/master.js';
 import { instanceSettings } from './settings/instance.js';
@@ -57,6 +58,8 @@ function buildProgram(onDoctor: (code: number) => void, onCommand: (code: Promis
 }
 
 async function main(argv: string[]): Promise<number> {
+  const unsupported = unsupportedRuntime();
+  if (unsupported) return failWith(unsupported, EXIT.FAILURE);
   let doctorExit: number | undefined;
   let commandExit: Promise<number> | undefined;
   const { program, settingOf } = buildProgram(
