@@ -54,16 +54,24 @@ export function pinServerSettings(server: Server, settings: Settings): void {
  */
 export function interceptRequests<T extends { listener: RequestListener }>(server: Server, wrap: (app: RequestListener) => T): T {
   const emit = server.emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
+  // EventEmitter keeps a lone listener as the function itself: calling it
+  // directly spares emit()'s argument array on every request.
+  const emitter = server as unknown as { _events: Record<string, unknown> };
   const app: RequestListener = (req, res) => {
-    emit.call(server, 'request', req, res);
+    const listener = emitter._events.request;
+    if (typeof listener === 'function') listener.call(server, req, res);
+    else emit.call(server, 'request', req, res);
   };
   const wrapped = wrap(app);
   const listener = wrapped.listener;
-  server.emit = function (this: Server, event: string | symbol, req?: unknown, res?: unknown): boolean {
+  server.emit = function (this: Server, event: string | symbol, a?: unknown, b?: unknown): boolean {
     if (event === 'request') {
-      listener(req as IncomingMessage, res as ServerResponse);
+      listener(a as IncomingMessage, b as ServerResponse);
       return true;
     }
+    // 'connection' (one argument) comes with every connection: passed on
+    // without materializing `arguments`; other events keep their exact arguments.
+    if (arguments.length === 2) return emit.call(this, event, a);
     return Reflect.apply(emit, this, arguments) as boolean;
   };
   return wrapped;
