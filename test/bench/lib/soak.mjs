@@ -57,7 +57,8 @@ export async function runSoak({ minutes, freePort, tmpDir }) {
       client.errorAfterHupMs.push(Date.now() - lastHupAt);
     });
   };
-  const scrape = () =>
+  // Resolves with the exposition text, or null when the scrape failed (each counted unless `record` is false).
+  const scrape = (record = true) =>
     new Promise((resolve) => {
       const began = Date.now();
       const req = http.get(`http://127.0.0.1:${metricsPort}/metrics`, { agent: false, timeout: 5000 }, (res) => {
@@ -65,21 +66,29 @@ export async function runSoak({ minutes, freePort, tmpDir }) {
         res.setEncoding('utf8');
         res.on('data', (d) => (text += d));
         res.on('end', () => {
-          if (res.statusCode === 200) scrapes.ok++;
-          else scrapes.failed++;
-          scrapes.slowest = Math.max(scrapes.slowest, Date.now() - began);
-          resolve(text);
+          if (record) {
+            if (res.statusCode === 200) scrapes.ok++;
+            else scrapes.failed++;
+            scrapes.slowest = Math.max(scrapes.slowest, Date.now() - began);
+          }
+          resolve(res.statusCode === 200 ? text : null);
         });
       });
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', () => {
-        scrapes.failed++;
-        resolve('');
+        if (record) scrapes.failed++;
+        resolve(null);
       });
     });
 
-  // The readiness probe was counted too: compare what the load adds.
-  const before = metricSum(await scrape(), 'http_requests_total');
+  // The readiness probe was counted too: compare what the load adds. The master
+  // serves metrics a moment after its workers answer, so this first scrape waits for it.
+  let first = null;
+  for (let tries = 0; first === null && tries < 100; tries++) {
+    first = await scrape(false);
+    if (first === null) await sleep(100);
+  }
+  const before = metricSum(first ?? '', 'http_requests_total');
   startedAt = Date.now();
   lastHupAt = startedAt;
   // Requests spread evenly: each tick sends what the rate owes since the start.
@@ -115,7 +124,7 @@ export async function runSoak({ minutes, freePort, tmpDir }) {
   const settleBy = Date.now() + 30_000;
   while (client.responses + sumErrors(client) < client.sent && Date.now() < settleBy) await sleep(100);
   await sleep(3000);
-  const text = await scrape();
+  const text = (await scrape()) ?? '';
   const counted = metricSum(text, 'http_requests_total') - before;
   agent.destroy();
   await server.stop();
