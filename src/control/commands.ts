@@ -34,7 +34,7 @@ export function addControlCommands(program: Command, run: Run): void {
     .argument('[N]')
     .addOption(socketOption())
     .action((first: string, second: string | undefined, options: { socket?: string }) => {
-      const [name, count] = second === undefined ? [undefined, first] : [first, second];
+      const [name, count] = nameThenValue(first, second);
       run(client().then((c) => c.simple(name, options, { v: 1, cmd: 'scale', workers: Number(count) })));
     });
   program
@@ -44,7 +44,7 @@ export function addControlCommands(program: Command, run: Run): void {
     .argument('[PID]')
     .addOption(socketOption())
     .action((first: string, second: string | undefined, options: { socket?: string }) => {
-      const [name, pid] = second === undefined ? [undefined, first] : [first, second];
+      const [name, pid] = nameThenValue(first, second);
       run(client().then((c) => c.simple(name, options, { v: 1, cmd: 'kill-worker', pid: Number(pid) })));
     });
   target(program.command('reopen-logs'), 'The instance (tsgunicorn@NAME)')
@@ -74,4 +74,9 @@ function distance(a: string, b: string): number {
     }
   }
   return d[a.length]![b.length]!;
+}
+
+/** `NAME VALUE`, or only `VALUE` when the server is named by --socket. */
+function nameThenValue(first: string, second: string | undefined): [string | undefined, string] {
+  return second === undefined ? [undefined, first] : [first, second];
 }
