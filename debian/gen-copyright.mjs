@@ -35,7 +35,14 @@ SOFTWARE.`;
 
 // Licenses whose full text every Debian/Ubuntu system has in
 // /usr/share/common-licenses: refer to it instead of repeating it (Policy 12.5).
-const COMMON_LICENSES = { 'Apache-2.0': 'Apache-2.0', 'GPL-2.0': 'GPL-2', 'GPL-3.0': 'GPL-3', 'LGPL-2.1': 'LGPL-2.1', 'LGPL-3.0': 'LGPL-3', 'MPL-2.0': 'MPL-2.0' };
+const COMMON_LICENSES = {
+  'Apache-2.0': 'Apache-2.0',
+  'GPL-2.0': 'GPL-2',
+  'GPL-3.0': 'GPL-3',
+  'LGPL-2.1': 'LGPL-2.1',
+  'LGPL-3.0': 'LGPL-3',
+  'MPL-2.0': 'MPL-2.0',
+};
 
 /** A field value as DEP-5 writes it: continuation lines indented, blank ones as " .". */
 const fieldText = (text) =>
@@ -100,7 +107,8 @@ const copyrightLines = (text) =>
 const withoutApacheTerms = (text) =>
   text.replace(
     /^[ \t]*Apache License\s*\n\s*Version 2\.0, January 2004[\s\S]*?\n([ \t]*)END OF TERMS AND CONDITIONS[ \t]*$/gm,
-    (_, indent) => `${indent}The Apache License, Version 2.0: on Debian and Ubuntu systems its terms\n${indent}are in /usr/share/common-licenses/Apache-2.0.`,
+    (_, indent) =>
+      `${indent}The Apache License, Version 2.0: on Debian and Ubuntu systems its terms\n${indent}are in /usr/share/common-licenses/Apache-2.0.`,
   );
 
 const out = [];

@@ -37,7 +37,9 @@ const require = createRequire(import.meta.url);
 const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
 // npm exports its own config to scripts (npm_config_nodedir among it), which
 // node-gyp would prefer over the runtime's headers.
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_(nodedir|devdir|target|runtime|dist_url)$/i.test(k)));
+const env = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/^npm_config_(nodedir|devdir|target|runtime|dist_url)$/i.test(k)),
+);
 // tsgunicorn's own addon (native/reaper) sits beside the node_modules it is built for.
 const dirs = [...addons.map((name) => path.join(target, name)), path.join(target, '..', 'native', 'reaper')];
 for (const dir of dirs) {
@@ -47,7 +49,11 @@ for (const dir of dirs) {
     execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
     console.log(`build-addons: ${name} built for node ${process.versions.node}`);
   } catch (err) {
-    const stderr = String(err.stderr ?? '').split('\n').filter((l) => /error/i.test(l)).slice(0, 5).join('\n');
+    const stderr = String(err.stderr ?? '')
+      .split('\n')
+      .filter((l) => /error/i.test(l))
+      .slice(0, 5)
+      .join('\n');
     const hint = name === 'reaper' ? 'as PID 1 it will not reap orphaned processes' : 'is libsystemd-dev installed?';
     console.warn(`build-addons: ${name} not built (${hint}); tsgunicorn will run without it\n${stderr}`);
   }

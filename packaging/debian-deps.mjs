@@ -17,7 +17,11 @@ export const BUILD_DEPS = ['dpkg-dev', 'binutils', ...ADDON_DEPS];
 
 function run(cmd, args, opts = {}) {
   try {
-    execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, ...opts });
+    execFileSync(cmd, args, {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      ...opts,
+    });
     return true;
   } catch {
     return false;
@@ -28,7 +32,9 @@ const isRoot = () => process.getuid?.() === 0;
 const hasApt = () => run('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' });
 const isInstalled = (pkg) => {
   try {
-    return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).endsWith(' installed');
+    return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).endsWith(
+      ' installed',
+    );
   } catch {
     return false;
   }
@@ -36,7 +42,9 @@ const isInstalled = (pkg) => {
 
 /** Runs an apt-get command, and once more after apt-get update (as root) if it fails. */
 function aptGet(args, cwd) {
-  return run('apt-get', args, { cwd }) || (isRoot() && run('apt-get', ['-qq', 'update'], { stdio: 'ignore' }) && run('apt-get', args, { cwd }));
+  return (
+    run('apt-get', args, { cwd }) || (isRoot() && run('apt-get', ['-qq', 'update'], { stdio: 'ignore' }) && run('apt-get', args, { cwd }))
+  );
 }
 
 /** Installs the missing ones of Debian's `packages`; throws naming those it could not. */
@@ -68,7 +76,9 @@ export function ensurePromtool() {
     // As root, apt's download sandbox user could not write to this private directory.
     const sandbox = isRoot() ? ['-o', 'APT::Sandbox::User=root'] : [];
     if (!aptGet(['download', '-qq', ...sandbox, 'prometheus'], scratch)) {
-      throw new Error(`${why} need promtool, and apt-get download prometheus failed: run sudo apt-get install prometheus, or put promtool on PATH`);
+      throw new Error(
+        `${why} need promtool, and apt-get download prometheus failed: run sudo apt-get install prometheus, or put promtool on PATH`,
+      );
     }
     const deb = readdirSync(scratch).find((f) => f.endsWith('.deb'));
     execFileSync('dpkg-deb', ['-x', path.join(scratch, deb), path.join(scratch, 'tree')]);

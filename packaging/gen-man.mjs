@@ -162,14 +162,16 @@ function commandPage() {
     '.fi',
     '.RE',
     '.SH EXIT STATUS',
-    esc('0 after a clean shutdown; 1 when the server failed or doctor found an unmet minimum; 2 for an invalid setting or command line, or nothing to serve; 3 when a worker failed to boot; 4 when the app failed to load.'),
+    esc(
+      '0 after a clean shutdown; 1 when the server failed or doctor found an unmet minimum; 2 for an invalid setting or command line, or nothing to serve; 3 when a worker failed to boot; 4 when the app failed to load.',
+    ),
     '.SH FILES',
     '.TP',
     italic('/etc/tsgunicorn/NAME.ini'),
     esc('Settings of the instance tsgunicorn@NAME.'),
     '.TP',
     italic('/srv/NAME/'),
-    esc('The app of an instance whose config names none: package.json\'s main, else server.*, index.* or app.*.'),
+    esc("The app of an instance whose config names none: package.json's main, else server.*, index.* or app.*."),
     '.TP',
     italic('/var/log/tsgunicorn/NAME/'),
     esc('Where an instance may write log files (accesslog, errorlog); rotated by /etc/logrotate.d/tsgunicorn.'),
@@ -203,7 +205,10 @@ function configPage() {
     lines.push(`.SS ${esc(section)}`);
     for (const [name, spec] of keys) {
       lines.push('.TP', `${bold(name)} = ${italic(spec.kind.form)}`, esc(spec.help));
-      lines.push('.br', esc(`Default: ${defaultText(spec)}. Command line: ${spec.flags.replace(/ <.*>$/, '')}. Environment: ${envName(name)}.`));
+      lines.push(
+        '.br',
+        esc(`Default: ${defaultText(spec)}. Command line: ${spec.flags.replace(/ <.*>$/, '')}. Environment: ${envName(name)}.`),
+      );
     }
   }
   lines.push(

@@ -24,15 +24,24 @@ import { createNotifier } from './systemd/notify.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-function buildProgram(onDoctor: (code: number) => void, onCommand: (code: Promise<number>) => void): { program: Command; settingOf: Map<string, SettingName> } {
+function buildProgram(
+  onDoctor: (code: number) => void,
+  onCommand: (code: Promise<number>) => void,
+): { program: Command; settingOf: Map<string, SettingName> } {
   const program = new Command('tsgunicorn')
     .description('Serve a Node.js web app with a master process and pre-forked workers (the Gunicorn of Node.js).')
     .version(version, '-v, --version')
     .argument('[APP]', 'MODULE[:NAME] or MODULE:factory(ARGS): a .js/.mjs/.cjs/.ts file and the export to serve (default: app)')
     .helpOption('-h, --help', 'Show this help')
-    .addOption(new Option('--check-config', 'Validate the settings and import the app, then exit (0 when all is well)').helpGroup('Commands:'))
-    .addOption(new Option('--print-config', 'Print the effective settings and where each value came from, then exit').helpGroup('Commands:'))
-    .addOption(new Option('--instance <NAME>', 'Serve instance NAME: /etc/tsgunicorn/NAME.ini, else /srv/NAME/app.*').helpGroup('Commands:'))
+    .addOption(
+      new Option('--check-config', 'Validate the settings and import the app, then exit (0 when all is well)').helpGroup('Commands:'),
+    )
+    .addOption(
+      new Option('--print-config', 'Print the effective settings and where each value came from, then exit').helpGroup('Commands:'),
+    )
+    .addOption(
+      new Option('--instance <NAME>', 'Serve instance NAME: /etc/tsgunicorn/NAME.ini, else /srv/NAME/app.*').helpGroup('Commands:'),
+    )
     .allowExcessArguments(false);
   const settingOf = new Map<string, SettingName>();
   for (const name of settingNames) {
@@ -114,7 +123,10 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!settings.app) {
     const config = settings.config ? `, nor in ${settings.config}` : ' (no config file given)';
-    return fail(`no app to serve: none on the command line, nor in the environment (TSGUNICORN_APP)${config}: give APP (tsgunicorn [options] app.ts) or set \`app\` in the config file`, EXIT.CONFIG);
+    return fail(
+      `no app to serve: none on the command line, nor in the environment (TSGUNICORN_APP)${config}: give APP (tsgunicorn [options] app.ts) or set \`app\` in the config file`,
+      EXIT.CONFIG,
+    );
   }
   if (settings.chdir) {
     try {
@@ -128,7 +140,13 @@ async function main(argv: string[]): Promise<number> {
     resolveAppModule(parseAppSpec(settings.app).module, process.cwd());
   } catch (err) {
     // A word that is neither a file here nor a subcommand is most likely a mistyped subcommand.
-    const mistyped = appArgument && !existsSync(appArgument) && unknownCommand(appArgument, program.commands.map((c) => c.name()));
+    const mistyped =
+      appArgument &&
+      !existsSync(appArgument) &&
+      unknownCommand(
+        appArgument,
+        program.commands.map((c) => c.name()),
+      );
     if (mistyped) return fail(mistyped, EXIT.CONFIG);
     if (err instanceof AppLoadError) return fail(err.message, err.exitCode);
     throw err;
@@ -234,7 +252,10 @@ async function checkConfig({ settings }: ResolvedSettings, fail: (message: strin
   } catch (err) {
     const shown = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
     const { withSyntaxLocation } = await import('./syntax-location.js');
-    return fail(`cannot load the app: ${withSyntaxLocation(shown, settings.app!)}`, err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR);
+    return fail(
+      `cannot load the app: ${withSyntaxLocation(shown, settings.app!)}`,
+      err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR,
+    );
   }
 }
 

@@ -113,7 +113,8 @@ function cgroupValues(p: DoctorPaths, controller: string, v2File: string, v1File
     // "ID:CONTROLLERS:PATH"; v2 is "0::PATH".
     const m = /^\d+:([^:]*):(\/.*)$/.exec(line);
     if (!m) continue;
-    const [base, file] = m[1] === '' ? [p.cgroupDir, v2File] : m[1]!.split(',').includes(controller) ? [path.join(p.cgroupDir, controller), v1File] : [];
+    const [base, file] =
+      m[1] === '' ? [p.cgroupDir, v2File] : m[1]!.split(',').includes(controller) ? [path.join(p.cgroupDir, controller), v1File] : [];
     if (!base || !file) continue;
     for (let dir = m[2]!; ; dir = path.dirname(dir)) {
       const value = readOrWhy(path.join(base, dir, file));
@@ -176,5 +177,7 @@ export function formatDoctorTable(rows: DoctorRow[]): string {
   const lines = [['CHECK', 'REQUIRED', 'FOUND', 'STATUS'], ...rows.map((r) => [r.check, r.required, r.found, r.status])];
   const widths = [0, 1, 2].map((i) => Math.max(...lines.map((l) => l[i]!.length)));
   const notes = rows.filter((r) => r.explain).map((r) => `${r.status} (${r.check}): ${r.explain}`);
-  return [...lines.map((l) => l.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i]!) : cell)).join('  ')), ...notes].join('\n') + '\n';
+  return (
+    [...lines.map((l) => l.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i]!) : cell)).join('  ')), ...notes].join('\n') + '\n'
+  );
 }

@@ -13,11 +13,7 @@ export interface Hooks {
 
 export const noHooks: Hooks = { run: async () => true };
 
-export async function loadHooks(
-  modulePath: string | null,
-  cwd: string,
-  log: { error(msg: string, err?: unknown): void },
-): Promise<Hooks> {
+export async function loadHooks(modulePath: string | null, cwd: string, log: { error(msg: string, err?: unknown): void }): Promise<Hooks> {
   if (!modulePath) return noHooks;
   const mod = (await import(pathToFileURL(path.resolve(cwd, modulePath)).href)) as Record<string, unknown>;
   return {

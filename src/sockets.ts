@@ -32,10 +32,11 @@ interface RawHandle {
 // net._createServerHandle is what node:cluster's primary uses to bind a socket
 // without listening on it: a listening socket in the master would make the
 // master's own event loop accept connections.
-const createServerHandle = (net as unknown as {
-  _createServerHandle(address: string | null, port: number, addressType: number, fd?: number): RawHandle | number;
-})._createServerHandle;
-
+const createServerHandle = (
+  net as unknown as {
+    _createServerHandle(address: string | null, port: number, addressType: number, fd?: number): RawHandle | number;
+  }
+)._createServerHandle;
 
 /**
  * Binds every address. A host name binds each address it resolves to, as
@@ -54,7 +55,9 @@ export async function bindAddresses(addresses: Address[], scheme: 'http' | 'http
       try {
         found = [...new Set((await lookup(address.host, { all: true })).map((a) => a.address))];
       } catch (err) {
-        throw new BindError(`Cannot bind ${formatAddress(address)}: the host name ${address.host} does not resolve (${(err as NodeJS.ErrnoException).code})`);
+        throw new BindError(
+          `Cannot bind ${formatAddress(address)}: the host name ${address.host} does not resolve (${(err as NodeJS.ErrnoException).code})`,
+        );
       }
       let port = address.port;
       for (const host of found) {
@@ -125,7 +128,9 @@ export function inheritSocket(fd: number, origin: string, scheme: 'http' | 'http
   const out: { address?: string; port?: number } = {};
   if (typeof handle !== 'number') handle.getsockname?.(out);
   const tcp = out.port !== undefined && out.address !== undefined;
-  const target = tcp ? { host: out.address === '0.0.0.0' ? '127.0.0.1' : out.address === '::' ? '::1' : out.address!, port: out.port! } : null;
+  const target = tcp
+    ? { host: out.address === '0.0.0.0' ? '127.0.0.1' : out.address === '::' ? '::1' : out.address!, port: out.port! }
+    : null;
   const label = tcp ? `${scheme}://${formatAddress({ kind: 'tcp', host: out.address!, port: out.port! })} (${origin})` : origin;
   // The handle only describes the fd; it stays open (closing it would close the fd).
   return { fd, label, target, inherited: true, address: tcp ? { kind: 'tcp', host: out.address!, port: out.port! } : null, close() {} };

@@ -31,7 +31,9 @@ export function short(n: number): string {
  * after a failed reload "reload failed at 14:02:07: REASON; serving generation 1 · 3/3 workers ready · …"
  */
 export function formatStatusLine(s: StatusFacts): string {
-  const failure = s.reloadFailure ? [`reload failed at ${s.reloadFailure.at}: ${s.reloadFailure.reason}; serving generation ${s.reloadFailure.generation}`] : [];
+  const failure = s.reloadFailure
+    ? [`reload failed at ${s.reloadFailure.at}: ${s.reloadFailure.reason}; serving generation ${s.reloadFailure.generation}`]
+    : [];
   const parts = [
     ...failure,
     `${s.ready}/${s.total} ${s.total === 1 ? 'worker' : 'workers'} ready`,

@@ -62,7 +62,8 @@ export async function loadApp(spec: string, cwd: string, options: LoadOptions): 
       throw new AppLoadError(`${file} has no export named ${JSON.stringify(parsed.name)} (its exports: ${names})`);
     }
     if (parsed.args) {
-      if (typeof exported !== 'function') throw new AppLoadError(`${file}: ${parsed.name} is not a function, so it cannot be called as a factory`);
+      if (typeof exported !== 'function')
+        throw new AppLoadError(`${file}: ${parsed.name} is not a function, so it cannot be called as a factory`);
       exported = await (exported as (...a: unknown[]) => unknown)(...parsed.args);
       const started = hasCaptured();
       if (started) return { interface: 'server', server: started, file };

@@ -70,7 +70,9 @@ export function resolveAppModule(module: string, cwd: string): string {
   if (!stat) throw new AppLoadError(`APP module ${target} does not exist`);
   const file = stat.isDirectory() ? entryPointOf(target) : target;
   if (!MODULE_EXTENSIONS.test(file)) {
-    throw new AppLoadError(`APP ${JSON.stringify(module)}: MODULE must be a .js, .mjs, .cjs or .ts file or a directory, as in app.ts or build/`);
+    throw new AppLoadError(
+      `APP ${JSON.stringify(module)}: MODULE must be a .js, .mjs, .cjs or .ts file or a directory, as in app.ts or build/`,
+    );
   }
   try {
     accessSync(file, constants.R_OK);
@@ -85,7 +87,9 @@ export function resolveAppModule(module: string, cwd: string): string {
 function entryPointOf(dir: string): string {
   const found = findEntryPoint(dir);
   if (!found) {
-    throw new AppLoadError(`APP directory ${dir} has no entry point (looked for ${ENTRY_POINT_SEARCH}): give its package.json a "main", or add a server.js`);
+    throw new AppLoadError(
+      `APP directory ${dir} has no entry point (looked for ${ENTRY_POINT_SEARCH}): give its package.json a "main", or add a server.js`,
+    );
   }
   return path.join(dir, found);
 }

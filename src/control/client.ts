@@ -29,7 +29,8 @@ class Connection {
       }
     });
     const gone = (err?: Error) => {
-      for (const waiter of this.waiting.splice(0)) waiter.reject(new ClientError(`${where}: the server closed the connection${err ? ` (${err.message})` : ''}`));
+      for (const waiter of this.waiting.splice(0))
+        waiter.reject(new ClientError(`${where}: the server closed the connection${err ? ` (${err.message})` : ''}`));
     };
     socket.on('error', gone);
     socket.on('close', () => gone());

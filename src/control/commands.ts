@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 
 type Run = (code: Promise<number>) => void;
 
-const socketOption = (): Option => new Option('--socket <PATH>', 'The control socket of a server not run as a systemd instance (its control_socket setting)');
+const socketOption = (): Option =>
+  new Option('--socket <PATH>', 'The control socket of a server not run as a systemd instance (its control_socket setting)');
 const target = (command: Command, nameHelp: string): Command => command.argument('[NAME]', nameHelp).addOption(socketOption());
 
 /** Adds status, top, reload, scale, kill-worker and reopen-logs; `run` receives each one's exit code. */
@@ -15,9 +16,7 @@ export function addControlCommands(program: Command, run: Run): void {
   target(program.command('status'), 'The instance (tsgunicorn@NAME); without it, one line per running instance')
     .description('Show a running server: master, listeners, request rate and latency, and each worker')
     .option('--json', 'Print the full status as JSON (protocol version 1)')
-    .action((name: string | undefined, options: { socket?: string; json?: boolean }) =>
-      run(client().then((c) => c.status(name, options))),
-    );
+    .action((name: string | undefined, options: { socket?: string; json?: boolean }) => run(client().then((c) => c.status(name, options))));
   target(program.command('top'), 'The instance (tsgunicorn@NAME)')
     .description('The status of a running server, refreshed every second until q or Ctrl-C')
     .action((name: string | undefined, options: { socket?: string }) => run(client().then((c) => c.top(name, options))));
@@ -49,7 +48,9 @@ export function addControlCommands(program: Command, run: Run): void {
     });
   target(program.command('reopen-logs'), 'The instance (tsgunicorn@NAME)')
     .description('Reopen the log files (after logrotate moved them)')
-    .action((name: string | undefined, options: { socket?: string }) => run(client().then((c) => c.simple(name, options, { v: 1, cmd: 'reopen-logs' }))));
+    .action((name: string | undefined, options: { socket?: string }) =>
+      run(client().then((c) => c.simple(name, options, { v: 1, cmd: 'reopen-logs' }))),
+    );
 }
 
 /**
@@ -58,7 +59,9 @@ export function addControlCommands(program: Command, run: Run): void {
  */
 export function unknownCommand(word: string, commands: readonly string[]): string | null {
   if (!/^[a-z][a-z-]*$/.test(word)) return null;
-  const near = commands.filter((c) => distance(word, c) <= Math.max(1, Math.floor(c.length / 3)) || (word.length >= 3 && c.startsWith(word)));
+  const near = commands.filter(
+    (c) => distance(word, c) <= Math.max(1, Math.floor(c.length / 3)) || (word.length >= 3 && c.startsWith(word)),
+  );
   const hint = near.length > 0 ? ` (did you mean ${near.join(' or ')}?)` : '';
   return `unknown command '${word}'${hint}; to serve a file or directory of that name, give its path (./${word}); see tsgunicorn --help`;
 }

@@ -17,7 +17,14 @@ export function age(sec: number): string {
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function rate(report: StatusReport): string {
@@ -36,7 +43,8 @@ export function formatStatus(report: StatusReport): string {
     `requests: ${rate(report)}`,
     `restarts: ${restarts.length === 0 ? 'none' : restarts.map(([reason, n]) => `${reason} ${n}`).join(', ')}`,
   ];
-  if (report.reloadFailure) lines.push(`reload failed at ${report.reloadFailure.at}: ${report.reloadFailure.reason}; serving generation ${report.generation}`);
+  if (report.reloadFailure)
+    lines.push(`reload failed at ${report.reloadFailure.at}: ${report.reloadFailure.reason}; serving generation ${report.generation}`);
   const rows = report.workers.map((w) => [
     String(w.pid),
     String(w.generation),
@@ -52,7 +60,9 @@ export function formatStatus(report: StatusReport): string {
   return `${lines.join('\n')}\n\n${table(header, rows)}\n`;
 }
 
-export function formatInstances(rows: Array<{ name: string; report: StatusReport; error: undefined } | { name: string; error: string }>): string {
+export function formatInstances(
+  rows: Array<{ name: string; report: StatusReport; error: undefined } | { name: string; error: string }>,
+): string {
   const header = ['NAME', 'PID', 'UPTIME', 'WORKERS', 'REQ/S', 'P99', 'RSS', 'HEALTH', 'STATUS'];
   const cells = rows.map((row) => {
     if (row.error !== undefined) return [row.name, '-', '-', '-', '-', '-', '-', '-', row.error];

@@ -68,7 +68,8 @@ export function parseRequest(line: string): ControlRequest | string {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'malformed request: not a JSON object';
   const request = value as Record<string, unknown>;
-  if (request.v !== PROTOCOL_VERSION) return `unsupported protocol version ${JSON.stringify(request.v)} (this server speaks ${PROTOCOL_VERSION})`;
+  if (request.v !== PROTOCOL_VERSION)
+    return `unsupported protocol version ${JSON.stringify(request.v)} (this server speaks ${PROTOCOL_VERSION})`;
   switch (request.cmd) {
     case 'status':
     case 'reopen-logs':

@@ -6,7 +6,15 @@
 // Loaded only when the socket is on, after the workers are ready.
 import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
-import { ControlError, MAX_REQUEST_BYTES, PROTOCOL_VERSION, parseRequest, type ControlCommand, type ControlReply, type ControlRequest } from './protocol.js';
+import {
+  ControlError,
+  MAX_REQUEST_BYTES,
+  PROTOCOL_VERSION,
+  parseRequest,
+  type ControlCommand,
+  type ControlReply,
+  type ControlRequest,
+} from './protocol.js';
 
 export type ControlHandlers = {
   [C in ControlCommand]: (request: Extract<ControlRequest, { cmd: C }>) => unknown;
@@ -125,7 +133,11 @@ function serve(socket: net.Socket, handlers: ControlHandlers): void {
         const handler = handlers[request.cmd] as (r: ControlRequest) => unknown;
         reply({ v: PROTOCOL_VERSION, ok: true, result: await handler(request) });
       } catch (err) {
-        reply({ v: PROTOCOL_VERSION, ok: false, error: err instanceof ControlError ? err.message : `internal error: ${(err as Error).message}` });
+        reply({
+          v: PROTOCOL_VERSION,
+          ok: false,
+          error: err instanceof ControlError ? err.message : `internal error: ${(err as Error).message}`,
+        });
       }
       socket.setTimeout(IDLE_MS);
     }

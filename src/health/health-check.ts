@@ -95,9 +95,7 @@ export class HealthCheck extends EventEmitter<{ healthy: []; unhealthy: [reason:
   private probe(signal: AbortSignal): Promise<string | undefined> {
     const timeoutMs = this.settings.health_check_timeout * 1000;
     const options: RequestOptions = {
-      ...('socketPath' in this.target
-        ? { socketPath: this.target.socketPath }
-        : { host: this.target.host, port: this.target.port }),
+      ...('socketPath' in this.target ? { socketPath: this.target.socketPath } : { host: this.target.host, port: this.target.port }),
       path: this.settings.health_check_path!,
       method: 'GET',
       agent: false,

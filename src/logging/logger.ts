@@ -111,9 +111,7 @@ export function createLogger(
   const errorOutput =
     settings.errorlog === '-'
       ? stderr()
-      : new LogOutput(settings.errorlog, 2, 'error log', (level, message) =>
-          (level === 'info' ? toErrorLog : toStderr)(level, message),
-        );
+      : new LogOutput(settings.errorlog, 2, 'error log', (level, message) => (level === 'info' ? toErrorLog : toStderr)(level, message));
 
   const accesslog = settings.accesslog;
   const formatAccess =

@@ -91,7 +91,9 @@ export class Master {
     }
     this.phase = 'running';
     const served = this.servedApp();
-    logger.info(`Booted ${this.desiredWorkers} worker${this.desiredWorkers === 1 ? '' : 's'} (${describeServed(served, this.settings.app!)})`);
+    logger.info(
+      `Booted ${this.desiredWorkers} worker${this.desiredWorkers === 1 ? '' : 's'} (${describeServed(served, this.settings.app!)})`,
+    );
     this.logListenRedirect(served);
     const { Observability } = await observabilityModule;
     this.observability = new Observability({
@@ -148,7 +150,12 @@ export class Master {
   private checkBind({ settings, sources }: ResolvedSettings): void {
     if (this.options.inherited.length === 0 || sources.bind.kind !== 'file') return;
     const where = `${sources.bind.file}:${sources.bind.line}`;
-    const warning = bindDisagreement(settings.bind, this.sockets.map((s) => s.address), where, serviceUnit());
+    const warning = bindDisagreement(
+      settings.bind,
+      this.sockets.map((s) => s.address),
+      where,
+      serviceUnit(),
+    );
     if (warning) this.logger.warning(warning);
   }
 
@@ -292,7 +299,9 @@ export class Master {
     const limitMb = this.settings.max_worker_memory;
     const rss = worker.lastBeat?.rss ?? 0;
     if (limitMb > 0 && rss > limitMb * 1024 * 1024 && !worker.replacing && worker.state === 'ready') {
-      this.logger.warning(`Worker (pid:${worker.pid}) uses ${Math.round(rss / 1048576)} MB, over max_worker_memory ${limitMb} MB: replacing it`);
+      this.logger.warning(
+        `Worker (pid:${worker.pid}) uses ${Math.round(rss / 1048576)} MB, over max_worker_memory ${limitMb} MB: replacing it`,
+      );
       this.recycle(worker, 'memory');
     }
   }
@@ -458,7 +467,9 @@ export class Master {
       });
       this.logger.info(`Control socket at: ${path}`);
     } catch (err) {
-      this.logger.warning(`control socket ${path}: ${(err as Error).message}; tsgunicorn status, reload and scale cannot reach this server`);
+      this.logger.warning(
+        `control socket ${path}: ${(err as Error).message}; tsgunicorn status, reload and scale cannot reach this server`,
+      );
     }
   }
 
@@ -541,7 +552,9 @@ export class Master {
       // The balancer takes the host out on its failing health checks while every
       // other request is still served; responses close their connections, so none
       // is idle in the balancer's pool when the listeners close.
-      this.logger.info(`Graceful shutdown: draining for ${this.settings.drain_delay} s (health check path answers 503), then finishing in-flight requests`);
+      this.logger.info(
+        `Graceful shutdown: draining for ${this.settings.drain_delay} s (health check path answers 503), then finishing in-flight requests`,
+      );
       this.observability?.startDraining();
       for (const worker of this.workers) worker.send({ type: 'drain' });
       this.drainTimer = setTimeout(() => {
@@ -566,9 +579,12 @@ export class Master {
       else worker.stop();
     }
     // Workers enforce graceful_timeout themselves; this only catches the stuck.
-    const limit = setTimeout(() => {
-      for (const worker of this.workers) worker.kill('SIGKILL');
-    }, quick ? 1000 : timerDelay(this.settings.graceful_timeout * 1000 + 2000));
+    const limit = setTimeout(
+      () => {
+        for (const worker of this.workers) worker.kill('SIGKILL');
+      },
+      quick ? 1000 : timerDelay(this.settings.graceful_timeout * 1000 + 2000),
+    );
     limit.unref();
     if (this.workers.size === 0 || wasBooting) void this.finishStop();
   }

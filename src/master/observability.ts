@@ -101,7 +101,12 @@ export class Observability {
   }
 
   /** What the control socket's status reports: fresh worker snapshots, the request window, restarts, health. */
-  async controlFacts(): Promise<{ window: RequestWindow & { windowSec: number | null }; requestsOf: (pid: number) => number; restarts: Record<RestartReason, number>; health: StatusFacts['health'] }> {
+  async controlFacts(): Promise<{
+    window: RequestWindow & { windowSec: number | null };
+    requestsOf: (pid: number) => number;
+    restarts: Record<RestartReason, number>;
+    health: StatusFacts['health'];
+  }> {
     await this.collect();
     const now = Date.now();
     const current = { totals: this.aggregator.requestTotals(), atMs: now };
@@ -142,7 +147,10 @@ export class Observability {
         .filter((w) => w.everReady)
         .map((w) => ({
           pid: w.pid,
-          request: () => w.requestMetrics(SNAPSHOT_TIMEOUT_MS * 2).then((data) => data ?? Promise.reject(new Error('no answer'))) as Promise<MetricsSnapshot>,
+          request: () =>
+            w
+              .requestMetrics(SNAPSHOT_TIMEOUT_MS * 2)
+              .then((data) => data ?? Promise.reject(new Error('no answer'))) as Promise<MetricsSnapshot>,
         })),
     );
   }
@@ -183,8 +191,12 @@ export class Observability {
   // its workers were replaced, lets the watchdog fire so systemd restarts it.
   private pingWatchdog(): void {
     const health = this.health;
-    if (!this.givenUp && health && this.failuresAtReplacement !== null &&
-        health.consecutiveFailures >= this.failuresAtReplacement + this.settings.health_check_failure_threshold) {
+    if (
+      !this.givenUp &&
+      health &&
+      this.failuresAtReplacement !== null &&
+      health.consecutiveFailures >= this.failuresAtReplacement + this.settings.health_check_failure_threshold
+    ) {
       this.givenUp = true;
       this.options.logger.critical('Health check still failing after the workers were replaced: stopping watchdog pings');
     }

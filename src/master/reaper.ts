@@ -33,7 +33,9 @@ export function reapOrphansAsInit(isWorker: (pid: number) => boolean, logger: Pi
   if (process.pid !== 1) return;
   const addon = loadAddon<{ reap(pid: number): boolean }>(ADDON, (msg) => logger.debug(msg));
   if (addon === null) {
-    logger.warning('Running as PID 1 without the reaper addon: orphaned processes will stay zombies (run under an init, e.g. docker run --init)');
+    logger.warning(
+      'Running as PID 1 without the reaper addon: orphaned processes will stay zombies (run under an init, e.g. docker run --init)',
+    );
     return;
   }
   process.on('SIGCHLD', () => {

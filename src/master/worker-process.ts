@@ -3,11 +3,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type Heartbeat, type MasterMessage, type ServedApp, type WorkerMessage } from '../ipc.js';
+import {
+  FINAL_METRICS,
+  FIRST_LISTEN_FD,
+  HEARTBEAT_FD,
+  type Heartbeat,
+  type MasterMessage,
+  type ServedApp,
+  type WorkerMessage,
+} from '../ipc.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import type { Settings } from '../settings/schema.js';
 import type { WorkerReport } from '../control/protocol.js';
-
 
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/entry.js', import.meta.url));
 
@@ -161,7 +168,11 @@ export class WorkerProcess extends EventEmitter {
       state: this.state === 'exited' ? 'retiring' : this.state,
       requests,
       inFlight: this.lastBeat?.inFlight ?? 0,
-      oldest: oldest && { method: oldest.label.slice(0, space), path: oldest.label.slice(space + 1), ageSec: Math.max(0, now - oldest.startedAt) / 1000 },
+      oldest: oldest && {
+        method: oldest.label.slice(0, space),
+        path: oldest.label.slice(space + 1),
+        ageSec: Math.max(0, now - oldest.startedAt) / 1000,
+      },
       rssBytes: this.lastBeat?.rss ?? null,
       cpuPercent: this.cpuPercent === null ? null : Math.round(this.cpuPercent * 10) / 10,
     };

@@ -9,13 +9,7 @@
 import { totalmem } from 'node:os';
 import { processMetrics } from './process-metrics.js';
 import type { RequestTotals } from './request-window.js';
-import {
-  PER_WORKER_METRICS,
-  REQUEST_DURATION,
-  REQUESTS_TOTAL,
-  type MetricsSnapshot,
-  type SnapshotMetric,
-} from './worker-metrics.js';
+import { PER_WORKER_METRICS, REQUEST_DURATION, REQUESTS_TOTAL, type MetricsSnapshot, type SnapshotMetric } from './worker-metrics.js';
 
 export type RestartReason = 'timeout' | 'max_requests' | 'memory' | 'crash' | 'reload' | 'health' | 'killed';
 /** `killed`: by `tsgunicorn kill-worker`. */

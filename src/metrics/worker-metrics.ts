@@ -168,12 +168,7 @@ export function createWorkerMetrics(): WorkerMetrics {
           // Same help as the master's process_* series (process-metrics.ts).
           family(WORKER_CPU, 'User and system CPU time spent, in seconds.', 'counter', single((user + system) / 1e6)),
           family(WORKER_RSS, 'Resident memory size, in bytes.', 'gauge', single(process.memoryUsage.rss())),
-          family(
-            WORKER_LAG,
-            '99th percentile of event-loop delay since the previous snapshot, in seconds.',
-            'gauge',
-            single(lagSeconds),
-          ),
+          family(WORKER_LAG, '99th percentile of event-loop delay since the previous snapshot, in seconds.', 'gauge', single(lagSeconds)),
         ],
       };
     },

@@ -108,9 +108,7 @@ function refusalLog(logger: Pick<Logger, 'warning'>): { add(peer: string, reason
       timer = null;
       return;
     }
-    logger.warning(
-      `Refused ${count} more connection(s) in the last ${REFUSAL_SUMMARY_MS / 1000} s (PROXY protocol); the last: ${last}`,
-    );
+    logger.warning(`Refused ${count} more connection(s) in the last ${REFUSAL_SUMMARY_MS / 1000} s (PROXY protocol); the last: ${last}`);
     count = 0;
     timer = setTimeout(summarise, REFUSAL_SUMMARY_MS).unref();
   };
@@ -118,7 +116,9 @@ function refusalLog(logger: Pick<Logger, 'warning'>): { add(peer: string, reason
     add(peer, reason) {
       const what = `from ${peer}: ${reason}`;
       if (timer === null) {
-        logger.warning(`Refused a connection (PROXY protocol) ${what}; further refusals are summed up every ${REFUSAL_SUMMARY_MS / 1000} s`);
+        logger.warning(
+          `Refused a connection (PROXY protocol) ${what}; further refusals are summed up every ${REFUSAL_SUMMARY_MS / 1000} s`,
+        );
         timer = setTimeout(summarise, REFUSAL_SUMMARY_MS).unref();
         return;
       }

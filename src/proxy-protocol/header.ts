@@ -131,7 +131,7 @@ export function formatIPv6(buf: Buffer, at: number): string {
   }
   let bestStart = -1;
   let bestLength = 1; // a single zero group is not shortened
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];

@@ -9,7 +9,11 @@ export function settingsTableMarkdown(): string {
     const spec = schema[name];
     const shown = spec.kind.format(spec.default as never);
     const ini = spec.cliOnly ? '—' : `\`${name}\``;
-    const flags = spec.flags.replace(/ <[^>]+>/, '').split(', ').map((f) => `\`${f}\``).join(' ');
+    const flags = spec.flags
+      .replace(/ <[^>]+>/, '')
+      .split(', ')
+      .map((f) => `\`${f}\``)
+      .join(' ');
     return `| ${ini} | ${flags} | \`${envName(name)}\` | ${shown === '' ? '(unset)' : `\`${cell(shown)}\``} | ${cell(spec.kind.form)} | ${cell(spec.help)} |`;
   });
   return ['| ini key | command line | environment | default | form | meaning |', '|---|---|---|---|---|---|', ...rows].join('\n');

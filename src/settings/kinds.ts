@@ -180,10 +180,7 @@ export const keyValueList: Kind<string[]> = {
 };
 
 /** A listening address: HOST:PORT, [IPV6]:PORT, :PORT, PORT, unix:PATH or fd://N. */
-export type Address =
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'unix'; path: string }
-  | { kind: 'fd'; fd: number };
+export type Address = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string } | { kind: 'fd'; fd: number };
 
 const addressForm = 'HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N';
 export const address: Kind<Address> = {

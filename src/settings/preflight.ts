@@ -15,7 +15,8 @@ export function checkFiles(settings: Settings, sources: Record<SettingName, Sour
   const inDirectory = (name: SettingName, file: string | null, what: string) => {
     if (!file || file === '-') return;
     const dir = path.dirname(path.resolve(base, file));
-    if (!isDirectory(dir)) throw new ConfigError(`${where(name)}: ${file}: the directory ${dir} does not exist: create it, or write ${what} elsewhere`);
+    if (!isDirectory(dir))
+      throw new ConfigError(`${where(name)}: ${file}: the directory ${dir} does not exist: create it, or write ${what} elsewhere`);
   };
   inDirectory('pidfile', settings.pidfile, 'the PID file');
   inDirectory('errorlog', settings.errorlog, 'the error log');

@@ -139,8 +139,7 @@ function readConfigFile(file: string): FileEntry[] {
     }
     // ini gives `true` for a bare key and an array for `key[] = ...` lines; of
     // repeated `key =` lines only the last, but each raw_env line adds variables.
-    const texts =
-      key === 'raw_env' ? everyValue(lines, key) : Array.isArray(raw) ? raw.map(String) : [raw === true ? 'true' : String(raw)];
+    const texts = key === 'raw_env' ? everyValue(lines, key) : Array.isArray(raw) ? raw.map(String) : [raw === true ? 'true' : String(raw)];
     const values = texts.map((t) => parseOrExplain(key, kind, t, where));
     const value = Array.isArray(raw) || key === 'raw_env' ? values.flat() : values[0];
     entries.push({ name: key, value, source: { kind: 'file', file, line } });
@@ -155,7 +154,11 @@ function everyValue(lines: string[], key: string): string[] {
   return lines
     .slice(0, end < 0 ? lines.length : end)
     .filter((l) => re.test(l))
-    .flatMap((l) => Object.values(ini.parse(l) as Record<string, unknown>).flat().map(String));
+    .flatMap((l) =>
+      Object.values(ini.parse(l) as Record<string, unknown>)
+        .flat()
+        .map(String),
+    );
 }
 
 function checkCombinations(settings: Settings, sources: Record<SettingName, Source>): void {

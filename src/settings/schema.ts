@@ -33,14 +33,7 @@ export interface SettingSpec<T> {
   cliOnly?: boolean;
 }
 
-export type Section =
-  | 'Config'
-  | 'Server socket'
-  | 'Worker processes'
-  | 'Logging'
-  | 'Security and limits'
-  | 'Metrics and health'
-  | 'System';
+export type Section = 'Config' | 'Server socket' | 'Worker processes' | 'Logging' | 'Security and limits' | 'Metrics and health' | 'System';
 
 const def = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
 
@@ -198,7 +191,7 @@ export const schema = {
     default: 0,
     flags: '--max-worker-memory <MB>',
     section: 'Worker processes',
-    help: "Replace a worker whose resident memory (RSS) exceeds this many megabytes (0 disables).",
+    help: 'Replace a worker whose resident memory (RSS) exceeds this many megabytes (0 disables).',
   }),
 
   // Logging
@@ -207,7 +200,7 @@ export const schema = {
     default: null,
     flags: '--access-logfile <FILE>',
     section: 'Logging',
-    help: "Where to write the access log: a file (its directory must exist), or - for stdout. Off when unset.",
+    help: 'Where to write the access log: a file (its directory must exist), or - for stdout. Off when unset.',
   }),
   access_log_format: def({
     kind: text,
@@ -374,7 +367,7 @@ export const schema = {
     default: 'auto',
     flags: '--control-socket <PATH>',
     section: 'System',
-    help: 'The Unix socket `tsgunicorn status`, `reload`, `scale`, `kill-worker` and `reopen-logs` talk to (never TCP). auto: control.sock in the unit\'s RuntimeDirectory under systemd ($RUNTIME_DIRECTORY), else $XDG_RUNTIME_DIR/tsgunicorn.sock, else off; off: none.',
+    help: "The Unix socket `tsgunicorn status`, `reload`, `scale`, `kill-worker` and `reopen-logs` talk to (never TCP). auto: control.sock in the unit's RuntimeDirectory under systemd ($RUNTIME_DIRECTORY), else $XDG_RUNTIME_DIR/tsgunicorn.sock, else off; off: none.",
   }),
   control_socket_group: def({
     kind: optionalText,

@@ -52,7 +52,10 @@ export function socketUnitAddresses(socketUnit: string): Address[] | null {
  * What instance NAME really listens on, for --print-config: its socket unit's
  * addresses, and a note when the config's bind differs. Null without systemd.
  */
-export function instanceBind(instance: string, { settings, sources }: ResolvedSettings): { value: string; source: string; note: string | null } | null {
+export function instanceBind(
+  instance: string,
+  { settings, sources }: ResolvedSettings,
+): { value: string; source: string; note: string | null } | null {
   const socketUnit = `tsgunicorn@${instance}.socket`;
   const addresses = socketUnitAddresses(socketUnit);
   if (!addresses) return null;

@@ -91,7 +91,9 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   } else {
     handler = handlerFor(app.listener);
     server = secure
-      ? process.getBuiltinModule('node:https').createServer({ cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) }, handler.listener)
+      ? process
+          .getBuiltinModule('node:https')
+          .createServer({ cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) }, handler.listener)
       : http.createServer(handler.listener);
     if (app.upgrade) server.on('upgrade', app.upgrade);
   }
@@ -110,11 +112,19 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   await hooks.run('post_worker_init', { pid: process.pid, id: workerId });
   send({
     type: 'ready',
-    app: app.interface === 'server' ? { interface: 'server', asked: app.server.asked, secure: app.server.secure } : { interface: app.interface },
+    app:
+      app.interface === 'server'
+        ? { interface: 'server', asked: app.server.asked, secure: app.server.secure }
+        : { interface: app.interface },
   });
   // Started after 'ready': booting a thread costs as much as the rest of the boot.
   const watchdog = new Thread(new URL('./watchdog-thread.js', import.meta.url), {
-    workerData: { buffer: board.buffer, fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
+    workerData: {
+      buffer: board.buffer,
+      fd: HEARTBEAT_FD,
+      intervalMs: beatMs,
+      orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000),
+    },
   });
   watchdog.unref();
 

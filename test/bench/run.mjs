@@ -65,8 +65,25 @@ function selfSignedCert() {
   const key = join(tmpDir, 'key.pem');
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
     { stdio: 'ignore' },
   );
   return { cert, key };
@@ -125,7 +142,10 @@ const specs = benchServers(tools).filter((spec) => !only || only.includes(spec.i
 const results = new Map();
 // A failed run fails the bench even when the other pass of that server worked.
 const failedRuns = [];
-for (const [pass, order] of [[1, specs], [2, [...specs].reverse()]]) {
+for (const [pass, order] of [
+  [1, specs],
+  [2, [...specs].reverse()],
+]) {
   for (const spec of order) {
     console.error(`bench: pass ${pass}, ${spec.label}`);
     const measured = await measure(spec, tls, tools, pass);

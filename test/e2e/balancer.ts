@@ -67,14 +67,26 @@ export async function startHaproxy(frontPort: number, hostPorts: [number, number
     const csv = await new Promise<string>((resolve, reject) => {
       let text = '';
       const socket = net.connect(admin, () => socket.end('show stat\n'));
-      socket.on('data', (d) => (text += d)).on('end', () => resolve(text)).on('error', reject);
+      socket
+        .on('data', (d) => (text += d))
+        .on('end', () => resolve(text))
+        .on('error', reject);
     });
     const [header, ...rows] = csv.split('\n').filter((l) => l !== '');
     const columns = header!.replace(/^# /, '').split(',');
     const [name, state] = [columns.indexOf('svname'), columns.indexOf('status')];
-    return Object.fromEntries(rows.map((r) => r.split(',')).filter((r) => r[0] === 'tsgunicorn').map((r) => [r[name]!, r[state]!]));
+    return Object.fromEntries(
+      rows
+        .map((r) => r.split(','))
+        .filter((r) => r[0] === 'tsgunicorn')
+        .map((r) => [r[name]!, r[state]!]),
+    );
   };
-  await waitFor(() => status().catch(() => undefined), 10_000, () => `haproxy did not start:\n${tail(balancer.output(), 20)}`);
+  await waitFor(
+    () => status().catch(() => undefined),
+    10_000,
+    () => `haproxy did not start:\n${tail(balancer.output(), 20)}`,
+  );
   return {
     ...balancer,
     status,

@@ -13,7 +13,7 @@ const apply = 'sudo systemctl daemon-reload && sudo systemctl restart tsgunicorn
 describe.each(SUITES)('%s: bind and the socket unit', (suite) => {
   const machine = useMachine(suite);
 
-  it('--print-config of an instance without ini prints the socket unit\'s address, with its source', async () => {
+  it("--print-config of an instance without ini prints the socket unit's address, with its source", async () => {
     const m = machine();
     await installExampleApp(m);
     const printed = await m.run(['tsgunicorn', '--instance', 'myapp', '--print-config']);
@@ -26,18 +26,22 @@ describe.each(SUITES)('%s: bind and the socket unit', (suite) => {
     await m.writeFile('/etc/tsgunicorn/myapp.ini', 'bind = 127.0.0.1:9001\n');
     await m.run(['systemctl', 'restart', unit]);
     const warning = `bind = 127.0.0.1:9001 (/etc/tsgunicorn/myapp.ini:1) is not where the sockets from tsgunicorn@myapp.socket listen ([::]:8000): serving on those; to apply bind: ${apply}`;
-    await waitFor(async () => ((await m.journal(unit, '-p', 'warning')).stdout.includes(warning) ? true : undefined), 10_000, () => `no warning "${warning}"`).catch(
-      async (err: Error) => {
-        throw new Error(`${err.message}\n${await diagnose(m, unit)}`);
-      },
-    );
+    await waitFor(
+      async () => ((await m.journal(unit, '-p', 'warning')).stdout.includes(warning) ? true : undefined),
+      10_000,
+      () => `no warning "${warning}"`,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diagnose(m, unit)}`);
+    });
     expect((await get('http://127.0.0.1:8000/')).status).toBe(200);
     expect(await m.run(['tsgunicorn', '--instance', 'myapp', '--print-config'])).toContain(`\n; ${warning}\n`);
 
     // The command it gives applies bind, and the warning is gone.
     await m.run(['sh', '-c', apply.replaceAll('sudo ', '')]);
     expect((await get('http://127.0.0.1:9001/')).status).toBe(200);
-    expect(await m.run(['tsgunicorn', '--instance', 'myapp', '--print-config'])).toMatch(/^bind = 127\.0\.0\.1:9001 +; tsgunicorn@myapp\.socket/m);
+    expect(await m.run(['tsgunicorn', '--instance', 'myapp', '--print-config'])).toMatch(
+      /^bind = 127\.0\.0\.1:9001 +; tsgunicorn@myapp\.socket/m,
+    );
     await m.run(['systemctl', 'stop', unit, 'tsgunicorn@myapp.socket']);
   });
 });

@@ -64,11 +64,13 @@ describe.each(SUITES)('%s: control socket', (suite) => {
     await waitServing(m, unit, 'http://127.0.0.1:8000/', 10_000);
     const running = load({ url: 'http://127.0.0.1:8000/', clients: 10, durationMs: 12_000, maxRequestsPerClient: 5_000 });
 
-    await m.run(['sh', '-c', "echo 'import \"./missing-module.js\";' >> /srv/myapp/app.ts"]);
+    await m.run(['sh', '-c', 'echo \'import "./missing-module.js";\' >> /srv/myapp/app.ts']);
     const failed = await m.systemctl('reload', unit);
     const status = await m.systemctl('status', '--lines=20', '--no-pager', unit);
     expect(failed.code, await diagnose(m, unit)).not.toBe(0);
-    expect(status.stdout).toMatch(/Status: "reload failed at \d\d:\d\d:\d\d: the app failed to load: Error \[ERR_MODULE_NOT_FOUND\]: Cannot find module '\/srv\/myapp\/missing-module\.js'.*; serving generation 1/);
+    expect(status.stdout).toMatch(
+      /Status: "reload failed at \d\d:\d\d:\d\d: the app failed to load: Error \[ERR_MODULE_NOT_FOUND\]: Cannot find module '\/srv\/myapp\/missing-module\.js'.*; serving generation 1/,
+    );
     expect(status.stdout).toContain('Active: active (running)');
     expect((await get('http://127.0.0.1:8000/')).body).toContain(EXAMPLE_GREETING);
 

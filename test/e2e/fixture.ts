@@ -40,7 +40,8 @@ export async function installExampleApp(m: Machine, name = 'myapp'): Promise<voi
 /** `systemctl start`, failing with the unit's status and journal if it does not start. */
 export async function start(m: Machine, unit: string): Promise<void> {
   const r = await m.systemctl('start', unit);
-  if (r.code !== 0) throw new Error(`[${m.suite}] systemctl start ${unit} exited ${r.code}: ${r.stderr.trim()}\n${await diagnose(m, unit)}`);
+  if (r.code !== 0)
+    throw new Error(`[${m.suite}] systemctl start ${unit} exited ${r.code}: ${r.stderr.trim()}\n${await diagnose(m, unit)}`);
 }
 
 /** The unit's status and the last lines of its journal, for failure messages. */
@@ -110,7 +111,13 @@ declare module 'vitest' {
 /** The PIDs of every process of a unit (its cgroup), as the container sees them. */
 export async function unitPids(m: Machine, unit: string): Promise<number[]> {
   const cgroup = await property(m, unit, 'ControlGroup');
-  const out = await m.run(['sh', '-c', 'cat /sys/fs/cgroup/unified"$1"/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup"$1"/cgroup.procs', 'sh', cgroup]);
+  const out = await m.run([
+    'sh',
+    '-c',
+    'cat /sys/fs/cgroup/unified"$1"/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup"$1"/cgroup.procs',
+    'sh',
+    cgroup,
+  ]);
   return out.split('\n').filter(Boolean).map(Number);
 }
 
@@ -124,5 +131,12 @@ export async function listeningPorts(m: Machine, unit: string): Promise<number[]
   const script = `{ for p in "$@"; do ls -l /proc/$p/fd 2>/dev/null; done | sed -n 's/.*socket:\\[\\([0-9]*\\)\\].*/\\1/p'; echo 0; } >/tmp/inodes
 awk 'NR == FNR { want[$1] = 1; next } $4 == "0A" && ($10 in want) { split($2, a, ":"); print a[2] }' /tmp/inodes /proc/net/tcp /proc/net/tcp6`;
   const out = await m.run(['sh', '-c', script, 'sh', ...pids.map(String)]);
-  return [...new Set(out.split('\n').filter(Boolean).map((hex) => parseInt(hex, 16)))].sort((a, b) => a - b);
+  return [
+    ...new Set(
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((hex) => parseInt(hex, 16)),
+    ),
+  ].sort((a, b) => a - b);
 }

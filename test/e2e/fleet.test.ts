@@ -106,7 +106,9 @@ describe('a fleet of two hosts behind HAProxy', () => {
     });
     phases['upgrade B'] = await underLoad('upgrade B', async () => {
       copyFileSync(inject('upgradeDeb'), path.join(b.root, 'root/tsgunicorn-upgrade.deb'));
-      const r = await b.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', 'install', '/root/tsgunicorn-upgrade.deb'], { timeoutMs: 180_000 });
+      const r = await b.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', 'install', '/root/tsgunicorn-upgrade.deb'], {
+        timeoutMs: 180_000,
+      });
       rmSync(path.join(b.root, 'root/tsgunicorn-upgrade.deb'));
       if (r.code !== 0) throw new Error(`upgrade failed: ${r.stdout}${r.stderr}`);
     });
@@ -128,7 +130,10 @@ describe('a fleet of two hosts behind HAProxy', () => {
   it('the nginx example passes the address of a PROXY protocol balancer on in X-Forwarded-For', async () => {
     const { a } = hosts!;
     const port = await freePort();
-    await a.writeFile('/etc/tsgunicorn/plain.ini', `bind = 127.0.0.1:${port}\nworkers = 1\nforwarded_allow_ips = 127.0.0.1\naccesslog = -\n`);
+    await a.writeFile(
+      '/etc/tsgunicorn/plain.ini',
+      `bind = 127.0.0.1:${port}\nworkers = 1\nforwarded_allow_ips = 127.0.0.1\naccesslog = -\n`,
+    );
     await installExampleApp(a, 'plain');
     await a.run(['systemctl', 'daemon-reload']);
     await start(a, 'tsgunicorn@plain.service');
@@ -138,7 +143,10 @@ describe('a fleet of two hosts behind HAProxy', () => {
       let reply = '';
       for (let i = 0; i < 50 && !reply.startsWith('HTTP/1.1 200'); i++) {
         // As a TCP balancer in front would send it.
-        const request = Buffer.concat([v1('PROXY TCP4 203.0.113.50 127.0.0.1 50000 80'), Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')]);
+        const request = Buffer.concat([
+          v1('PROXY TCP4 203.0.113.50 127.0.0.1 50000 80'),
+          Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+        ]);
         reply = await rawExchange(nginxPort, request, 1_000).catch(() => '');
         if (!reply.startsWith('HTTP/1.1 200')) await sleep(100);
       }

@@ -19,10 +19,20 @@ async function generate(files: Record<string, string>): Promise<Record<string, s
   for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, 'etc', name), content);
   const out = path.join(dir, 'out');
   mkdirSync(out);
-  const r = await runHost('env', [`GENERATOR_CONFIG_DIR=${path.join(dir, 'etc')}`, 'sh', generator, out, `${out}.early`, `${out}.late`], 10_000);
+  const r = await runHost(
+    'env',
+    [`GENERATOR_CONFIG_DIR=${path.join(dir, 'etc')}`, 'sh', generator, out, `${out}.early`, `${out}.late`],
+    10_000,
+  );
   expect(r.code, r.stderr).toBe(0);
   return Object.fromEntries(
-    readdirSync(out).map((d) => [d, readFileSync(path.join(out, d, '50-bind.conf'), 'utf8').split('\n').filter((l) => !l.startsWith('#')).join('\n')]),
+    readdirSync(out).map((d) => [
+      d,
+      readFileSync(path.join(out, d, '50-bind.conf'), 'utf8')
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .join('\n'),
+    ]),
   );
 }
 

@@ -8,7 +8,7 @@ import { attempt, get } from './http.js';
 describe.each(SUITES)('%s: tsgunicorn-generator', (suite) => {
   const machine = useMachine(suite);
 
-  it('after daemon-reload, tsgunicorn@other.socket listens on the ini\'s bind and the app serves there', async () => {
+  it("after daemon-reload, tsgunicorn@other.socket listens on the ini's bind and the app serves there", async () => {
     const m = machine();
     await installExampleApp(m, 'other');
     await m.writeFile('/etc/tsgunicorn/other.ini', 'app = /srv/other/app.ts\nbind = 127.0.0.1:9001\n');

@@ -78,7 +78,9 @@ function assertPortFree(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(`port ${port} is taken on this machine (${err.code}): the e2e containers share the host's network and need it free`)),
+      reject(
+        new Error(`port ${port} is taken on this machine (${err.code}): the e2e containers share the host's network and need it free`),
+      ),
     );
     server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolve()));
   });

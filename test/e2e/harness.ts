@@ -2,7 +2,18 @@
 // so the end-to-end tests exercise the units, the generator and the .deb exactly
 // as a host would run them. Needs root, debootstrap, systemd-nspawn and nsenter.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -62,9 +73,12 @@ export function cacheDir(): string {
 export function checkPrerequisites(): void {
   if (process.getuid?.() !== 0) throw new Error('the e2e tests boot containers with systemd-nspawn and must run as root');
   const missing = ['debootstrap', 'systemd-nspawn', 'nsenter', 'mount', 'umount'].filter(
-    (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore', env: { PATH: `${CONTAINER_PATH}:${process.env.PATH ?? ''}` } }).status !== 0,
+    (tool) =>
+      spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore', env: { PATH: `${CONTAINER_PATH}:${process.env.PATH ?? ''}` } })
+        .status !== 0,
   );
-  if (missing.length) throw new Error(`the e2e tests need ${missing.join(', ')}: apt-get install -y debootstrap systemd-container util-linux`);
+  if (missing.length)
+    throw new Error(`the e2e tests need ${missing.join(', ')}: apt-get install -y debootstrap systemd-container util-linux`);
 }
 
 /** The cached rootfs of a suite, built with debootstrap on first use (1–2 minutes). */
@@ -184,21 +198,38 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
   };
 
   try {
-    entry.initPid = await waitFor(() => containerInit(nspawnPid), 10_000, () => `systemd-nspawn did not start the container:\n${tail(consoleText, 30)}`);
+    entry.initPid = await waitFor(
+      () => containerInit(nspawnPid),
+      10_000,
+      () => `systemd-nspawn did not start the container:\n${tail(consoleText, 30)}`,
+    );
     writeFileSync(path.join(runDir, 'pids'), `${entry.initPid} ${nspawnPid}\n`);
     const exec = (cmd: string[] | string, o: ExecOptions = {}): Promise<ExecResult> => {
       const argv = typeof cmd === 'string' ? ['/bin/sh', '-c', cmd] : cmd;
       // env -i: the host's environment (PATH, HOME, NODE_OPTIONS...) must not leak in.
       return runHost(
         'nsenter',
-        ['--target', String(entry.initPid), '--all', '--', '/usr/bin/env', '-i', `PATH=${CONTAINER_PATH}`, 'LANG=C.UTF-8', 'SYSTEMD_COLORS=0', 'SYSTEMD_PAGER=', ...argv],
+        [
+          '--target',
+          String(entry.initPid),
+          '--all',
+          '--',
+          '/usr/bin/env',
+          '-i',
+          `PATH=${CONTAINER_PATH}`,
+          'LANG=C.UTF-8',
+          'SYSTEMD_COLORS=0',
+          'SYSTEMD_PAGER=',
+          ...argv,
+        ],
         o.timeoutMs ?? 60_000,
         o.input,
       );
     };
     const run = async (cmd: string[] | string, o: ExecOptions = {}): Promise<string> => {
       const r = await exec(cmd, o);
-      if (r.code !== 0) throw new Error(`[${suite}] ${describeCmd(cmd)} exited ${r.code}\nstdout: ${tail(r.stdout, 40)}\nstderr: ${tail(r.stderr, 40)}`);
+      if (r.code !== 0)
+        throw new Error(`[${suite}] ${describeCmd(cmd)} exited ${r.code}\nstdout: ${tail(r.stdout, 40)}\nstderr: ${tail(r.stderr, 40)}`);
       return r.stdout;
     };
     const machine: Machine = {
@@ -230,7 +261,8 @@ async function waitForBoot(machine: Machine): Promise<void> {
   let last: ExecResult | undefined;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (!existsSync(`/proc/${machine.pid}`)) throw new Error(`[${machine.suite}] the container stopped while booting:\n${tail(machine.console(), 30)}`);
+    if (!existsSync(`/proc/${machine.pid}`))
+      throw new Error(`[${machine.suite}] the container stopped while booting:\n${tail(machine.console(), 30)}`);
     last = await machine.exec(['systemctl', 'is-system-running'], { timeoutMs: 10_000 });
     const state = last.stdout.trim();
     if (state === 'running') return;
@@ -240,7 +272,9 @@ async function waitForBoot(machine: Machine): Promise<void> {
     }
     await sleep(100);
   }
-  throw new Error(`[${machine.suite}] the container did not finish booting in 60 s (state: ${last?.stdout.trim()} ${last?.stderr.trim()}):\n${tail(machine.console(), 30)}`);
+  throw new Error(
+    `[${machine.suite}] the container did not finish booting in 60 s (state: ${last?.stdout.trim()} ${last?.stderr.trim()}):\n${tail(machine.console(), 30)}`,
+  );
 }
 
 function mountOverlay(lower: string, runDir: string, root: string): boolean {
@@ -282,7 +316,9 @@ function belongsTo(pid: number, root: string): boolean {
 }
 
 function isMountPoint(dir: string): boolean {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === dir);
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === dir);
 }
 
 function isAlive(pid: number): boolean {
@@ -330,7 +366,9 @@ export function runHost(cmd: string, args: string[], timeoutMs: number, input?: 
       } catch {
         // Already gone.
       }
-      reject(new Error(`${cmd} ${args.join(' ')}: no result after ${timeoutMs} ms\nstdout: ${tail(stdout, 20)}\nstderr: ${tail(stderr, 20)}`));
+      reject(
+        new Error(`${cmd} ${args.join(' ')}: no result after ${timeoutMs} ms\nstdout: ${tail(stdout, 20)}\nstderr: ${tail(stderr, 20)}`),
+      );
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -347,7 +385,12 @@ export function runHost(cmd: string, args: string[], timeoutMs: number, input?: 
 }
 
 /** Polls until fn returns a value other than undefined, or throws what describe says. */
-export async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, describe: () => string, intervalMs = 100): Promise<T> {
+export async function waitFor<T>(
+  fn: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+  describe: () => string,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await fn();

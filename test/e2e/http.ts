@@ -9,22 +9,35 @@ export interface Reply {
   body: string;
 }
 
-export function get(url: string, opts: { timeoutMs?: number; headers?: Record<string, string>; localAddress?: string } = {}): Promise<Reply> {
+export function get(
+  url: string,
+  opts: { timeoutMs?: number; headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, localAddress: opts.localAddress, headers: { connection: 'close', ...opts.headers } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(Object.assign(new Error(`no reply from ${url} in time`), { code: 'ETIMEDOUT' })));
+    const req = http.get(
+      url,
+      { agent: false, localAddress: opts.localAddress, headers: { connection: 'close', ...opts.headers } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(opts.timeoutMs ?? 10_000, () =>
+      req.destroy(Object.assign(new Error(`no reply from ${url} in time`), { code: 'ETIMEDOUT' })),
+    );
     req.on('error', reject);
   });
 }
 
 /** Why a request failed, as counted in a LoadResult: an errno code, or `HTTP <status>`. */
-export async function attempt(url: string, timeoutMs = 10_000, localAddress?: string): Promise<{ ok: true; reply: Reply } | { ok: false; reason: string }> {
+export async function attempt(
+  url: string,
+  timeoutMs = 10_000,
+  localAddress?: string,
+): Promise<{ ok: true; reply: Reply } | { ok: false; reason: string }> {
   try {
     const reply = await get(url, { timeoutMs, localAddress });
     return reply.status === 200 ? { ok: true, reply } : { ok: false, reason: `HTTP ${reply.status}` };

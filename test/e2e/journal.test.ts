@@ -25,7 +25,7 @@ accesslog = -
 describe.each(SUITES)('%s: journal', (suite) => {
   const machine = useMachine(suite);
 
-  it('journalctl -u shows the master\'s start lines', async () => {
+  it("journalctl -u shows the master's start lines", async () => {
     const m = machine();
     await installExampleApp(m);
     await start(m, unit);
@@ -87,7 +87,9 @@ describe.each(SUITES)('%s: journal', (suite) => {
         () => `fewer than ${result.ok} access entries for ${path} in journalctl -u ${unit}`,
         500,
       ).catch(async (err: Error) => {
-        const suppressed = await m.run(['journalctl', '-u', 'systemd-journald.service', '--grep', 'Suppressed', '--no-pager']).catch(() => '');
+        const suppressed = await m
+          .run(['journalctl', '-u', 'systemd-journald.service', '--grep', 'Suppressed', '--no-pager'])
+          .catch(() => '');
         throw new Error(`${err.message} (found ${await stored()})\n${suppressed}`);
       });
       expect(await stored()).toBe(result.ok);

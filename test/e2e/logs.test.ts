@@ -17,11 +17,13 @@ async function fileText(m: Machine, file: string): Promise<string> {
 }
 
 async function waitForLine(m: Machine, file: string, text: string): Promise<void> {
-  await waitFor(async () => ((await fileText(m, file)).includes(text) ? true : undefined), 10_000, () => `${file} has no line with ${text}`).catch(
-    async (err: Error) => {
-      throw new Error(`${err.message}\n${await diagnose(m, unit)}`);
-    },
-  );
+  await waitFor(
+    async () => ((await fileText(m, file)).includes(text) ? true : undefined),
+    10_000,
+    () => `${file} has no line with ${text}`,
+  ).catch(async (err: Error) => {
+    throw new Error(`${err.message}\n${await diagnose(m, unit)}`);
+  });
 }
 
 /** Whether `user` (with only the groups given) can read `file`. */
@@ -34,7 +36,10 @@ describe.each(SUITES)('%s: log files', (suite) => {
 
   it('in /var/log/tsgunicorn/NAME: written, rotated by the logrotate config, reopened on USR1 by the master', async () => {
     const m = machine();
-    await m.writeFile('/etc/tsgunicorn/myapp.ini', `app = ${EXAMPLE_APP}\nworkers = 2\naccesslog = ${logDir}/access.log\nerrorlog = ${logDir}/error.log\n`);
+    await m.writeFile(
+      '/etc/tsgunicorn/myapp.ini',
+      `app = ${EXAMPLE_APP}\nworkers = 2\naccesslog = ${logDir}/access.log\nerrorlog = ${logDir}/error.log\n`,
+    );
     await start(m, unit);
     const mainPid = await property(m, unit, 'MainPID');
     await get('http://127.0.0.1:8000/before-logrotate');
@@ -68,7 +73,9 @@ describe.each(SUITES)('%s: log files', (suite) => {
     await m.run(['systemctl', 'restart', unit]);
     const entries = await waitFor(
       async () => {
-        const found = (await journalEntries(m, unit, '-p', 'err')).filter((e) => e.MESSAGE?.includes(`Cannot write the access log ${outside}`));
+        const found = (await journalEntries(m, unit, '-p', 'err')).filter((e) =>
+          e.MESSAGE?.includes(`Cannot write the access log ${outside}`),
+        );
         return found.length ? found : undefined;
       },
       10_000,
@@ -79,7 +86,9 @@ describe.each(SUITES)('%s: log files', (suite) => {
     expect(entries[0]!.MESSAGE).toContain(
       `EROFS: read-only file system, open '${outside}': tsgunicorn@myapp.service's sandbox (ProtectSystem=strict) makes the file system read-only for it except ${logDir} (logs), `,
     );
-    expect(entries[0]!.MESSAGE).toContain('to write to /var/log/tsgunicorn: systemctl edit tsgunicorn@myapp.service, add "[Service]" and "ReadWritePaths=/var/log/tsgunicorn"');
+    expect(entries[0]!.MESSAGE).toContain(
+      'to write to /var/log/tsgunicorn: systemctl edit tsgunicorn@myapp.service, add "[Service]" and "ReadWritePaths=/var/log/tsgunicorn"',
+    );
     await m.run(['systemctl', 'stop', unit]);
   });
 });

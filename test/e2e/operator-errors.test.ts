@@ -4,7 +4,17 @@
 // the unit starts at once. And the instance fallbacks compose: an ini that only
 // tunes settings beside an app in /srv/NAME, read by a reload.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { diagnose, EXAMPLE_APP, EXAMPLE_GREETING, installExampleApp, journalEntries, listeningPorts, property, start, useMachine } from './fixture.js';
+import {
+  diagnose,
+  EXAMPLE_APP,
+  EXAMPLE_GREETING,
+  installExampleApp,
+  journalEntries,
+  listeningPorts,
+  property,
+  start,
+  useMachine,
+} from './fixture.js';
 import { SUITES, waitFor, type Machine } from './harness.js';
 import { get } from './http.js';
 
@@ -17,7 +27,11 @@ async function failedStart(m: Machine): Promise<{ status: string; restarts: stri
   if (r.code === 0) throw new Error(`systemctl start ${unit} succeeded\n${await diagnose(m, unit)}`);
   // Long enough for a restart (RestartSec= is 100 ms) to have happened, were there one.
   await new Promise((resolve) => setTimeout(resolve, 2_000));
-  return { status: await property(m, unit, 'ExecMainStatus'), restarts: await property(m, unit, 'NRestarts'), socket: await property(m, socket, 'ActiveState') };
+  return {
+    status: await property(m, unit, 'ExecMainStatus'),
+    restarts: await property(m, unit, 'NRestarts'),
+    socket: await property(m, socket, 'ActiveState'),
+  };
 }
 
 /** The journal entries of the unit at priority err or worse whose message matches. */
@@ -65,13 +79,19 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     const m = machine();
     await m.writeFile('/etc/tsgunicorn/myapp.ini', 'workers = lots\n');
     expect((await failedStart(m)).status).toBe('2');
-    expect((await errEntries(m, /myapp\.ini:1: workers: expected an integer from 1 to 1024, or auto, got "lots"/)).map((e) => e.SYSLOG_IDENTIFIER)).toEqual(['myapp']);
+    expect(
+      (await errEntries(m, /myapp\.ini:1: workers: expected an integer from 1 to 1024, or auto, got "lots"/)).map(
+        (e) => e.SYSLOG_IDENTIFIER,
+      ),
+    ).toEqual(['myapp']);
 
     await m.writeFile('/etc/tsgunicorn/myapp.ini', 'workers = 2\n');
     expect((await failedStart(m)).status).toBe('2');
     const [entry] = await errEntries(m, /nothing to serve/);
     expect(entry?.SYSLOG_IDENTIFIER).toBe('myapp');
-    expect(entry?.MESSAGE).toContain('/etc/tsgunicorn/myapp.ini sets no app, and /srv/myapp holds no app (looked for package.json "main", then server.*, index.*, app.*');
+    expect(entry?.MESSAGE).toContain(
+      '/etc/tsgunicorn/myapp.ini sets no app, and /srv/myapp holds no app (looked for package.json "main", then server.*, index.*, app.*',
+    );
   });
 
   it('an ini that only tunes settings, created beside a running /srv/NAME app, is read by reload and kept by restart', async () => {
@@ -81,7 +101,11 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     await m.writeFile('/etc/tsgunicorn/myapp.ini', 'accesslog = -\n');
     await m.run(['systemctl', 'reload', unit]);
     // The master's line, once the new workers serve (systemd's "Reloaded …" comes as soon as the HUP is sent).
-    await waitFor(async () => (/Reloaded: \d+ new worker/.test((await m.journal(unit)).stdout) ? true : undefined), 20_000, () => 'no "Reloaded: N new worker(s)" line');
+    await waitFor(
+      async () => (/Reloaded: \d+ new worker/.test((await m.journal(unit)).stdout) ? true : undefined),
+      20_000,
+      () => 'no "Reloaded: N new worker(s)" line',
+    );
     const path = `/e2e-after-reload-${suite}`;
     expect((await get(`http://127.0.0.1:8000${path}`)).status).toBe(404);
     await waitFor(

@@ -46,17 +46,25 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     // Nothing but the package itself: every dependency is already on the machine.
     expect(install.stdout).toMatch(/^0 upgraded, 1 newly installed, 0 to remove/m);
     expect(install.stdout).toMatch(/^Need to get 0 B\//m);
-    expect(doctorRows(install.stdout).map((r) => r.check), output(install)).toEqual(['CPU cores', 'Memory', 'Disk (/var/lib)', 'OS']);
+    expect(
+      doctorRows(install.stdout).map((r) => r.check),
+      output(install),
+    ).toEqual(['CPU cores', 'Memory', 'Disk (/var/lib)', 'OS']);
     // After the hardware table, the three steps to a served app.
     // (apt runs dpkg on a terminal: its lines end in \r\n.)
     const printed = install.stdout.replaceAll('\r\n', '\n');
     const steps = printed.slice(printed.indexOf('CHECK'));
-    expect(steps).toMatch(/\ntsgunicorn: next steps, for an app called NAME:\n  1\. Put the app in \/srv\/NAME .*\n.*\n  2\. sudo systemctl enable --now tsgunicorn@NAME .*\n  3\. curl localhost:8000\/; journalctl -u tsgunicorn@NAME -p err/);
+    expect(steps).toMatch(
+      /\ntsgunicorn: next steps, for an app called NAME:\n  1\. Put the app in \/srv\/NAME .*\n.*\n  2\. sudo systemctl enable --now tsgunicorn@NAME .*\n  3\. curl localhost:8000\/; journalctl -u tsgunicorn@NAME -p err/,
+    );
 
     expect((await m.run(['tsgunicorn', '--version'])).trim()).toBe(version);
     const doctor = await m.exec(['tsgunicorn', 'doctor']);
     const rows = doctorRows(doctor.stdout);
-    expect(rows.map((r) => r.check), output(doctor)).toEqual(['CPU cores', 'Memory', 'Disk (/var/lib)', 'OS']);
+    expect(
+      rows.map((r) => r.check),
+      output(doctor),
+    ).toEqual(['CPU cores', 'Memory', 'Disk (/var/lib)', 'OS']);
     // The container has the host's hardware: whichever the verdict, the exit code must match it.
     const unmet = rows.filter((r) => r.status === 'unmet').map((r) => r.check);
     console.log(`[${suite}] tsgunicorn doctor exited ${doctor.code}; unmet: ${unmet.join(', ') || 'none'}`);
@@ -71,7 +79,9 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     if (enable.code !== 0) throw new Error(`${output(enable)}\n${await diagnose(m, unit)}`);
     // What boot starts: the service, which pulls in its socket.
     expect((await m.run(['systemctl', 'is-enabled', unit])).trim()).toBe('enabled');
-    expect((await m.run(['systemctl', 'list-dependencies', '--plain', 'multi-user.target'])).split('\n').map((l) => l.trim())).toContain(unit);
+    expect((await m.run(['systemctl', 'list-dependencies', '--plain', 'multi-user.target'])).split('\n').map((l) => l.trim())).toContain(
+      unit,
+    );
     const marker = `package-e2e-${suite}-${Date.now()}`;
     const reply = await get(`${url}?from=${marker}`);
     expect(reply).toEqual({ status: 200, body: EXAMPLE_GREETING });
@@ -101,7 +111,9 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     upgrading = false;
     const load = await requests;
     rmSync(path.join(m.root, 'root/tsgunicorn-upgrade.deb'));
-    console.log(`[${suite}] upgrade to ${inject('upgradeProgramVersion')}: apt install took ${(took / 1000).toFixed(1)} s; requests meanwhile: ${load.ok} ok, failed ${JSON.stringify(load.reasons)}`);
+    console.log(
+      `[${suite}] upgrade to ${inject('upgradeProgramVersion')}: apt install took ${(took / 1000).toFixed(1)} s; requests meanwhile: ${load.ok} ok, failed ${JSON.stringify(load.reasons)}`,
+    );
     expect(upgrade.code, output(upgrade)).toBe(0);
 
     expect(load.reasons.ECONNREFUSED ?? 0).toBe(0);
@@ -115,11 +127,14 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     expect(await get(url)).toEqual({ status: 200, body: EXAMPLE_GREETING });
   }, 240_000);
 
-  it('apt remove stops the instance; apt purge then leaves nothing of the package but the admin\'s files', async () => {
+  it("apt remove stops the instance; apt purge then leaves nothing of the package but the admin's files", async () => {
     const m = machine();
     const remove = await aptGet(m, 'remove', 'tsgunicorn');
     expect(remove.code, output(remove)).toBe(0);
-    expect((await m.exec(['systemctl', 'is-active', unit, 'tsgunicorn@myapp.socket'])).stdout.split('\n').filter(Boolean)).toEqual(['inactive', 'inactive']);
+    expect((await m.exec(['systemctl', 'is-active', unit, 'tsgunicorn@myapp.socket'])).stdout.split('\n').filter(Boolean)).toEqual([
+      'inactive',
+      'inactive',
+    ]);
     const after = await attempt(url, 2_000);
     expect(after.ok ? 'answered' : after.reason).toBe('ECONNREFUSED');
     expect((await m.exec(['pgrep', '-u', 'tsgunicorn'])).stdout).toBe('');
@@ -129,7 +144,9 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     console.log(`[${suite}] apt remove + purge: purge took ${((Date.now() - started) / 1000).toFixed(1)} s`);
     expect(purge.code, output(purge)).toBe(0);
     // Quietly: no dpkg warning about directories it shares with systemd, no deluser chatter.
-    expect(`${remove.stdout}${remove.stderr}${purge.stdout}${purge.stderr}`.split('\n').filter((l) => /warn|not empty|crontab/i.test(l))).toEqual([]);
+    expect(
+      `${remove.stdout}${remove.stderr}${purge.stdout}${purge.stderr}`.split('\n').filter((l) => /warn|not empty|crontab/i.test(l)),
+    ).toEqual([]);
     // Nor what the instances' RuntimeDirectory= left in /run (a mount the file listing below skips).
     expect((await m.exec(['test', '-e', '/run/tsgunicorn'])).code).toBe(1);
     expect((await m.exec(['getent', 'passwd', 'tsgunicorn'])).code).toBe(2);
@@ -164,7 +181,9 @@ function aptGet(m: Machine, ...args: string[]): Promise<ExecResult> {
 /** Every file on the root filesystem but the churn, one `path type mode owner:group` line each, sorted. */
 async function listFiles(m: Machine): Promise<string[]> {
   const prune = CHURN.flatMap((p, i) => (i ? ['-o', '-path', p] : ['-path', p]));
-  const out = await m.run(['find', '/', '-xdev', '(', ...prune, ')', '-prune', '-o', '-printf', '%p %y %m %u:%g\\n'], { timeoutMs: 60_000 });
+  const out = await m.run(['find', '/', '-xdev', '(', ...prune, ')', '-prune', '-o', '-printf', '%p %y %m %u:%g\\n'], {
+    timeoutMs: 60_000,
+  });
   return out
     .split('\n')
     .filter(Boolean)

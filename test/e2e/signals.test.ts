@@ -29,7 +29,11 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
     await m.writeFile('/etc/tsgunicorn/myapp.ini', CONFIG);
     await start(m, unit);
     expect((await get('http://127.0.0.1:8000/?before-rotation')).status).toBe(200);
-    await waitFor(async () => ((await fileText(m, `${logDir}/access.log`)).includes('/?before-rotation') ? true : undefined), 5_000, () => 'no access line');
+    await waitFor(
+      async () => ((await fileText(m, `${logDir}/access.log`)).includes('/?before-rotation') ? true : undefined),
+      5_000,
+      () => 'no access line',
+    );
     const pids = await unitPids(m, unit);
     expect(pids.length).toBeGreaterThanOrEqual(3);
 
@@ -45,8 +49,10 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
     expect((await m.journal(unit)).stdout).not.toMatch(/Debugger listening/);
 
     expect((await get('http://127.0.0.1:8000/?after-rotation')).status).toBe(200);
-    await waitFor(async () => ((await fileText(m, `${logDir}/access.log`)).includes('/?after-rotation') ? true : undefined), 5_000, () =>
-      `no new ${logDir}/access.log with the request after USR1`,
+    await waitFor(
+      async () => ((await fileText(m, `${logDir}/access.log`)).includes('/?after-rotation') ? true : undefined),
+      5_000,
+      () => `no new ${logDir}/access.log with the request after USR1`,
     );
     expect(await fileText(m, `${logDir}/access.log.1`)).not.toContain('/?after-rotation');
     expect(await fileText(m, `${logDir}/error.log.1`)).toMatch(/Handling signal: usr1/);
@@ -65,7 +71,13 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
       await sleep(1_000);
       const pids = await unitPids(m, unit);
       // State T: stopped (the default action of TTIN and TTOU).
-      const states = await m.run(['sh', '-c', 'for p in "$@"; do sed -n "s/^State:[[:space:]]*\\(.\\).*/$p \\1/p" /proc/$p/status; done', 'sh', ...pids.map(String)]);
+      const states = await m.run([
+        'sh',
+        '-c',
+        'for p in "$@"; do sed -n "s/^State:[[:space:]]*\\(.\\).*/$p \\1/p" /proc/$p/status; done',
+        'sh',
+        ...pids.map(String),
+      ]);
       expect({ signal, stopped: states.split('\n').filter((l) => / T$/.test(l)) }).toEqual({ signal, stopped: [] });
       expect((await get('http://127.0.0.1:8000/')).status).toBe(200);
     }

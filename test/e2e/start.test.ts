@@ -19,7 +19,7 @@ describe.each(SUITES)('%s: systemctl start tsgunicorn@myapp', (suite) => {
     expect(r.reply.body).toContain(EXAMPLE_GREETING);
   });
 
-  it('shows the master\'s STATUS= text, with its workers, in systemctl status', async () => {
+  it("shows the master's STATUS= text, with its workers, in systemctl status", async () => {
     const m = machine();
     const status = await m.systemctl('status', unit);
     expect(status.stdout).toMatch(/^\s*Status: ".*workers.*"$/m);

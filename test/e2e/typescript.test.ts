@@ -27,7 +27,11 @@ describe.each(SUITES)('%s: TypeScript through /usr/bin/tsgunicorn', (suite) => {
     await m.writeFile('/srv/tsapp/hooks.ts', HOOKS);
     await m.writeFile('/etc/tsgunicorn/tsapp.ini', CONFIG);
     const r = await m.exec(['/usr/bin/tsgunicorn', '--instance', 'tsapp', '--check-config']);
-    expect({ code: r.code, out: r.stdout.trim(), err: r.stderr.trim() }).toEqual({ code: 0, out: 'Config OK: app.ts loads as a node app', err: '' });
+    expect({ code: r.code, out: r.stdout.trim(), err: r.stderr.trim() }).toEqual({
+      code: 0,
+      out: 'Config OK: app.ts loads as a node app',
+      err: '',
+    });
   });
 
   it('the unit serves the .ts app and runs its .ts hooks in the master, with no restart', async () => {

@@ -26,7 +26,11 @@ function sourceFiles(dir: string): string[] {
 
 function hashOf(dir: string): string {
   const hash = createHash('sha256');
-  for (const rel of sourceFiles(dir)) hash.update(`${rel}\0`).update(readFileSync(path.join(dir, rel))).update('\0');
+  for (const rel of sourceFiles(dir))
+    hash
+      .update(`${rel}\0`)
+      .update(readFileSync(path.join(dir, rel)))
+      .update('\0');
   hash.update(readFileSync(path.join(ROOT, 'package-lock.json')));
   // How a fixture is built is part of what was built.
   hash.update(readFileSync(new URL(import.meta.url)));

@@ -29,7 +29,8 @@ export function listenersOn(port: number): string[] {
     for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
       const [, local, , state] = line.trim().split(/\s+/);
       // State 0A is LISTEN.
-      if (state === '0A' && local && parseInt(local.split(':')[1]!, 16) === port) found.push(`${table.endsWith('6') ? 'tcp6' : 'tcp'} ${local}`);
+      if (state === '0A' && local && parseInt(local.split(':')[1]!, 16) === port)
+        found.push(`${table.endsWith('6') ? 'tcp6' : 'tcp'} ${local}`);
     }
   }
   return found;

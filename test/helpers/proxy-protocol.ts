@@ -19,7 +19,14 @@ function addressBytes(address: string): Buffer {
 }
 
 /** A v2 PROXY (or LOCAL) header over TCP, with optional TLVs after the addresses. */
-export function v2(options: { source?: string; port?: number; destination?: string; command?: number; tlvs?: Buffer; familyTransport?: number }): Buffer {
+export function v2(options: {
+  source?: string;
+  port?: number;
+  destination?: string;
+  command?: number;
+  tlvs?: Buffer;
+  familyTransport?: number;
+}): Buffer {
   const { source = '203.0.113.7', port = 40000, command = 1, tlvs = Buffer.alloc(0) } = options;
   const ipv6 = net.isIPv6(source);
   const destination = options.destination ?? (ipv6 ? '2001:db8::1' : '192.0.2.1');

@@ -8,8 +8,12 @@ export function selfSigned(): { certfile: string; keyfile: string; cert: Buffer;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-tls-'));
   const certfile = path.join(dir, 'cert.pem');
   const keyfile = path.join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', keyfile, '-out', certfile], {
-    stdio: 'ignore',
-  });
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', keyfile, '-out', certfile],
+    {
+      stdio: 'ignore',
+    },
+  );
   return { certfile, keyfile, cert: readFileSync(certfile), key: readFileSync(keyfile) };
 }

@@ -58,8 +58,12 @@ describe('loading the app', () => {
     // A Node older than 22.18 behaves like this one with type stripping turned off.
     const { spawnSync } = await import('node:child_process');
     const cli = path.join(ROOT, 'bin/tsgunicorn.js');
-    const result = spawnSync(process.execPath, ['--no-experimental-strip-types', cli, '--check-config', fixture('typed-app.ts')], { encoding: 'utf8' });
+    const result = spawnSync(process.execPath, ['--no-experimental-strip-types', cli, '--check-config', fixture('typed-app.ts')], {
+      encoding: 'utf8',
+    });
     expect(result.status).toBe(4);
-    expect(result.stderr).toMatch(/typed-app\.ts is TypeScript, and this Node\.js \(v[\d.]+\) cannot strip its types: run tsgunicorn with Node\.js 24/);
+    expect(result.stderr).toMatch(
+      /typed-app\.ts is TypeScript, and this Node\.js \(v[\d.]+\) cannot strip its types: run tsgunicorn with Node\.js 24/,
+    );
   });
 });

@@ -58,7 +58,9 @@ describe('tsgunicorn status', () => {
     }
     const sentAt = Date.now();
     const held = request(`${server.url}/slow?ms=30000`).catch((err: Error) => err);
-    const seenAt = await until('the held request in flight', async () => ((await status(sock)).workers.some((w) => w.inFlight === 1) ? Date.now() : undefined));
+    const seenAt = await until('the held request in flight', async () =>
+      (await status(sock)).workers.some((w) => w.inFlight === 1) ? Date.now() : undefined,
+    );
     await sleep(1000);
     const before = Date.now();
     const report = await status(sock);
@@ -203,7 +205,9 @@ describe('commands that change the server', () => {
     writeFileSync(config, 'workers = 3\n');
     const failed = await runCli(['reload', '--wait', '--socket', sock]);
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toMatch(/^tsgunicorn: error: the app failed to load: SyntaxError: missing \) after argument list at .*app\.mjs:1:\d+\n$/);
+    expect(failed.stderr).toMatch(
+      /^tsgunicorn: error: the app failed to load: SyntaxError: missing \) after argument list at .*app\.mjs:1:\d+\n$/,
+    );
     const after = await status(sock);
     expect(after.generation).toBe(2);
     expect(after.workersWanted).toBe(2);
@@ -276,7 +280,9 @@ describe('the socket refuses what it should', () => {
     expect(statSync(sock).mode & 0o777).toBe(0o600);
     const other = await runCli(['status', '--socket', sock], { user: NOBODY });
     expect(other.code).toBe(1);
-    expect(other.stderr).toBe(`tsgunicorn: error: ${sock}: permission denied: run as the user the server runs as (or root), or set control_socket_group\n`);
+    expect(other.stderr).toBe(
+      `tsgunicorn: error: ${sock}: permission denied: run as the user the server runs as (or root), or set control_socket_group\n`,
+    );
   });
 
   it('control_socket_group lets that group in (0660), and no one else', async () => {
@@ -299,7 +305,9 @@ describe('the socket refuses what it should', () => {
     expect(error(await rawControl(sock, '{"v":1,"cmd":"shutdown"}\n'))).toBe('unknown command "shutdown"');
     // Without a newline: refused as soon as the line outgrows the limit.
     expect(error(await rawControl(sock, 'x'.repeat(100_000)))).toBe('request too large (the limit is 4096 bytes)');
-    expect(error(await rawControl(sock, `{"v":1,"cmd":"status","pad":"${'x'.repeat(5000)}"}\n`))).toBe('request too large (the limit is 4096 bytes)');
+    expect(error(await rawControl(sock, `{"v":1,"cmd":"status","pad":"${'x'.repeat(5000)}"}\n`))).toBe(
+      'request too large (the limit is 4096 bytes)',
+    );
     // A client that connects and says nothing does not hold up the others.
     const silent = net.connect(sock);
     await new Promise((resolve) => silent.once('connect', resolve));
@@ -337,7 +345,9 @@ describe('subcommands never start a server', () => {
     expect(reload.stderr).toMatch(/unknown command 'relaod' \(did you mean reload\?\)/);
     const none = await runCli(['frobnicate']);
     expect(none).toMatchObject({ code: 2 });
-    expect(none.stderr).toMatch(/^tsgunicorn: error: unknown command 'frobnicate'; to serve a file or directory of that name, give its path/);
+    expect(none.stderr).toMatch(
+      /^tsgunicorn: error: unknown command 'frobnicate'; to serve a file or directory of that name, give its path/,
+    );
   });
 
   it('status of a server that is not there says so, exit 1', async () => {

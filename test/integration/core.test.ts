@@ -70,7 +70,11 @@ describe('frameworks, unmodified', () => {
     it(`${name}: routes, a streamed 3 MB request body and a streamed response`, async () => {
       const server = await start(['-w', '2', fixture(file)]);
       expect((await request(`${server.url}/`)).body).toBe(root);
-      const upload = await request(`${server.url}/upload`, { method: 'POST', body: big, headers: { 'content-type': 'application/octet-stream' } });
+      const upload = await request(`${server.url}/upload`, {
+        method: 'POST',
+        body: big,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       expect(JSON.parse(upload.body)).toEqual({ bytes: big.length });
       const { text, spanMs, chunks } = await streamed(`${server.url}/stream`);
       expect(text).toBe([0, 1, 2, 3, 4].map((i) => `chunk ${i}\n`).join(''));
@@ -144,7 +148,11 @@ describe('settings', () => {
 
   const bad: Array<[string, string, RegExp]> = [
     ['unknown key with a suggestion', 'wrokers = 2\n', /bad\.ini:1: unknown setting "wrokers" \(did you mean "workers"\?\)/],
-    ['a bad value', 'bind = 127.0.0.1:8000\nworkers = many\n', /bad\.ini:2: workers: expected an integer from 1 to 1024, or auto, got "many"/],
+    [
+      'a bad value',
+      'bind = 127.0.0.1:8000\nworkers = many\n',
+      /bad\.ini:2: workers: expected an integer from 1 to 1024, or auto, got "many"/,
+    ],
     ['a wrong type', 'timeout = soon\n', /bad\.ini:1: timeout: expected a number of seconds from 0 to 2147483, got "soon"/],
     ['a bad address', 'bind = 127.0.0.1:99999\n', /bad\.ini:1: bind: expected HOST:PORT, \[IPV6\]:PORT, unix:PATH or fd:\/\/N/],
     ['a section', '[server]\nworkers = 2\n', /bad\.ini:1: section \[server\] is not used/],
@@ -163,19 +171,34 @@ describe('settings', () => {
   }
 
   it('bad env and CLI values, a missing config file and no app: exit 2 with the place named', async () => {
-    expect(await runCli(['-w', '0', 'x.ts'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/option --workers: workers: expected an integer from 1 to 1024, or auto, got "0"/) });
+    expect(await runCli(['-w', '0', 'x.ts'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/option --workers: workers: expected an integer from 1 to 1024, or auto, got "0"/),
+    });
     expect(await runCli(['x.ts'], { env: { TSGUNICORN_WROKERS: '2' } })).toMatchObject({
       code: 2,
       stderr: expect.stringMatching(/environment TSGUNICORN_WROKERS: unknown setting \(did you mean "TSGUNICORN_WORKERS"\?\)/),
     });
-    expect(await runCli(['x.ts'], { env: { TSGUNICORN_MAX_REQUESTS: '-1' } })).toMatchObject({ code: 2, stderr: expect.stringMatching(/environment TSGUNICORN_MAX_REQUESTS: max_requests/) });
-    expect(await runCli(['-c', path.join(dir, 'missing.ini'), 'x.ts'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/missing\.ini: cannot read it \(no such file\)/) });
+    expect(await runCli(['x.ts'], { env: { TSGUNICORN_MAX_REQUESTS: '-1' } })).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/environment TSGUNICORN_MAX_REQUESTS: max_requests/),
+    });
+    expect(await runCli(['-c', path.join(dir, 'missing.ini'), 'x.ts'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/missing\.ini: cannot read it \(no such file\)/),
+    });
     expect(await runCli([])).toMatchObject({ code: 2, stderr: expect.stringMatching(/no app to serve/) });
-    expect(await runCli(['--certfile', '/x.pem', 'x.ts'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/certfile is set but keyfile is not/) });
+    expect(await runCli(['--certfile', '/x.pem', 'x.ts'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/certfile is set but keyfile is not/),
+    });
   });
 
   it('--check-config imports the app: 0 when it loads, 4 when it does not', async () => {
-    expect(await runCli(['--check-config', fixture('hono-app.mjs')])).toMatchObject({ code: 0, stdout: expect.stringMatching(/loads as a fetch app/) });
+    expect(await runCli(['--check-config', fixture('hono-app.mjs')])).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/loads as a fetch app/),
+    });
     const broken = await runCli(['--check-config', fixture('import-error.mjs')]);
     expect(broken.code).toBe(4);
     expect(broken.stderr).toMatch(/does-not-exist\.mjs/);
@@ -243,7 +266,9 @@ describe('failures', () => {
     const server = await start(['-w', '1', fixture('pid-app.mjs')]);
     const { code, stderr } = await runCli(['-b', `127.0.0.1:${server.port}`, fixture('pid-app.mjs')]);
     expect(code).toBe(1);
-    expect(stderr).toMatch(new RegExp(`Connection in use: 127\\.0\\.0\\.1:${server.port}.*ss -ltnp 'sport = :${server.port}'.*lsof -i :${server.port}`));
+    expect(stderr).toMatch(
+      new RegExp(`Connection in use: 127\\.0\\.0\\.1:${server.port}.*ss -ltnp 'sport = :${server.port}'.*lsof -i :${server.port}`),
+    );
   });
 });
 
@@ -256,7 +281,9 @@ describe('access log', () => {
     await server.stop();
     const line = readFileSync(log, 'utf8').trim();
     // h l u t "r" s b "f" "a"
-    const m = /^(\S+) (-) (-) \[(\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "([^"]*)" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)"$/.exec(line);
+    const m = /^(\S+) (-) (-) \[(\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "([^"]*)" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)"$/.exec(
+      line,
+    );
     expect(m, line).not.toBeNull();
     expect(m![1]).toBe('127.0.0.1');
     expect(m![5]).toBe('GET /headers?x=1 HTTP/1.1');
@@ -275,7 +302,10 @@ describe('access log', () => {
     // NEL (0x85) and CSI (0x9b), which some consoles and log tools treat as line
     // breaks or escape sequences. They must come out escaped.
     const forged = 'x\x85\x9b[31m 127.0.0.1 - - [01/Jan/2000:00:00:00 +0000] "GET /forged HTTP/1.1" 200 1 "-" "-"';
-    const reply = await rawExchange(server.port, Buffer.from(`GET /pid HTTP/1.1\r\nHost: x\r\nUser-Agent: ${forged}\r\nConnection: close\r\n\r\n`, 'latin1'));
+    const reply = await rawExchange(
+      server.port,
+      Buffer.from(`GET /pid HTTP/1.1\r\nHost: x\r\nUser-Agent: ${forged}\r\nConnection: close\r\n\r\n`, 'latin1'),
+    );
     expect(reply).toMatch(/^HTTP\/1\.1 200/);
     const smuggled = await rawExchange(server.port, 'GET /pid HTTP/1.1\r\nHost: x\r\nUser-Agent: a\nb\r\nConnection: close\r\n\r\n');
     expect(smuggled).toMatch(/^HTTP\/1\.1 400/);
@@ -283,7 +313,9 @@ describe('access log', () => {
     const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toMatch(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/);
-    expect(lines[0]).toContain('"x\\x85\\x9b[31m 127.0.0.1 - - [01/Jan/2000:00:00:00 +0000] \\"GET /forged HTTP/1.1\\" 200 1 \\"-\\" \\"-\\""');
+    expect(lines[0]).toContain(
+      '"x\\x85\\x9b[31m 127.0.0.1 - - [01/Jan/2000:00:00:00 +0000] \\"GET /forged HTTP/1.1\\" 200 1 \\"-\\" \\"-\\""',
+    );
   });
 });
 
@@ -295,21 +327,38 @@ describe("parser strictness: the requests of Gunicorn's fixtures that Gunicorn r
     // Gunicorn's limit_header_default_01: `X: ` and 8,187 bytes, a line of 8,192 bytes with its CRLF.
     ['a header field line of 8,192 bytes (limit 8,190)', 431, `GET / HTTP/1.0\r\nX: ${'y'.repeat(8187)}\r\n\r\n`],
     ['a header field of 8,191 bytes (limit 8,190)', 431, `GET /pid HTTP/1.1\r\nHost: x\r\n${field(8191)}\r\n`],
-    ['two Content-Type fields', 400, 'POST /body HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'],
-    ['Host in the trailers of a chunked body', 400, 'POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nHost: evil.example\r\n\r\n'],
-    ['Content-Length in the trailers of a chunked body', 400, 'POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nContent-Length: 3\r\n\r\n'],
+    [
+      'two Content-Type fields',
+      400,
+      'POST /body HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
+    ],
+    [
+      'Host in the trailers of a chunked body',
+      400,
+      'POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nHost: evil.example\r\n\r\n',
+    ],
+    [
+      'Content-Length in the trailers of a chunked body',
+      400,
+      'POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nContent-Length: 3\r\n\r\n',
+    ],
     ['GET * (the asterisk form is for OPTIONS only)', 400, 'GET * HTTP/1.1\r\nHost: x\r\n\r\n'],
     ['HTTP/1.1 without Host', 400, 'GET /pid HTTP/1.1\r\n\r\n'],
   ];
   it.each(refused)('%s: %i, and the worker serves on', async (_, status, payload) => {
     const server = await start(['-w', '1', fixture('reliability/app.mjs')]);
-    expect(await rawExchange(server.port, payload)).toMatch(new RegExp(`^HTTP/1\\.1 ${status} [^\\r]*\\r\\n(?:[^\\r]+\\r\\n)*connection: close\\r\\n`, 'i'));
+    expect(await rawExchange(server.port, payload)).toMatch(
+      new RegExp(`^HTTP/1\\.1 ${status} [^\\r]*\\r\\n(?:[^\\r]+\\r\\n)*connection: close\\r\\n`, 'i'),
+    );
     expect(await request(`${server.url}/`)).toMatchObject({ status: 200, body: 'ok' });
   });
   it('still accepted: a field of exactly 8,190 bytes, allowed trailers, OPTIONS *', async () => {
     const server = await start(['-w', '1', fixture('reliability/app.mjs')]);
-    expect(await rawExchange(server.port, `GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${field(8190)}\r\n`)).toMatch(/^HTTP\/1\.1 200 /);
-    const trailer = 'POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Checksum: 1\r\n\r\n';
+    expect(await rawExchange(server.port, `GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${field(8190)}\r\n`)).toMatch(
+      /^HTTP\/1\.1 200 /,
+    );
+    const trailer =
+      'POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Checksum: 1\r\n\r\n';
     expect(await rawExchange(server.port, trailer)).toMatch(/^HTTP\/1\.1 200 [\s\S]*\{"bytes":3\}/);
     expect(await rawExchange(server.port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
   });

@@ -10,7 +10,15 @@ import { HELLO_APP, startServer } from '../helpers/tsgunicorn.js';
 it('answers the health path 503 during drain_delay, serves the rest, then stops', async () => {
   const metricsPort = await freePort();
   const server = await startServer([
-    '-w', '2', '--drain-delay', '4', '--health-check-path', '/health', '--metrics-bind', `127.0.0.1:${metricsPort}`, HELLO_APP,
+    '-w',
+    '2',
+    '--drain-delay',
+    '4',
+    '--health-check-path',
+    '/health',
+    '--metrics-bind',
+    `127.0.0.1:${metricsPort}`,
+    HELLO_APP,
   ]);
   expect((await request(`${server.url}/health`)).status).toBe(200);
   expect((await scrapeMetrics(metricsPort)).text).toMatch(/^tsgunicorn_draining 0$/m);

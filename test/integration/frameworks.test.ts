@@ -59,10 +59,9 @@ for (const fw of frameworks) {
     let metricsPort: number;
     beforeAll(async () => {
       metricsPort = await freePort();
-      server = await startServer(
-        ['-w', '2', '--access-logfile', '-', '--metrics-bind', `127.0.0.1:${metricsPort}`, fw.entry()],
-        { env: fw.env },
-      );
+      server = await startServer(['-w', '2', '--access-logfile', '-', '--metrics-bind', `127.0.0.1:${metricsPort}`, fw.entry()], {
+        env: fw.env,
+      });
     });
     afterAll(() => server?.stop());
 
@@ -70,12 +69,16 @@ for (const fw of frameworks) {
       const workers = await workerPids(server.proc.pid!);
       expect(workers).toHaveLength(2);
       const seen = new Set<number>();
-      await until('both workers answered', async () => {
-        const reply = await request(`${server.url}/pid`);
-        expect(reply.status).toBe(200);
-        seen.add(Number(reply.body));
-        return seen.size === 2;
-      }, 15000);
+      await until(
+        'both workers answered',
+        async () => {
+          const reply = await request(`${server.url}/pid`);
+          expect(reply.status).toBe(200);
+          seen.add(Number(reply.body));
+          return seen.size === 2;
+        },
+        15000,
+      );
       expect([...seen].sort()).toEqual(workers.sort());
     });
 
@@ -144,22 +147,26 @@ for (const fw of frameworks) {
       it('echoes an event over the websocket transport, from both workers', async () => {
         const workers = await workerPids(server.proc.pid!);
         const seen = new Set<number>();
-        await until('both workers answered over websockets', async () => {
-          // No long-polling start: that needs sticky sessions, which no prefork server gives.
-          const socket = connectSocket(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
-          try {
-            await new Promise((resolve, reject) => {
-              socket.once('connect', () => resolve(undefined));
-              socket.once('connect_error', reject);
-            });
-            const reply = (await socket.timeout(5000).emitWithAck('echo', { hello: 'ws' })) as { msg: unknown; pid: number };
-            expect(reply.msg).toEqual({ hello: 'ws' });
-            seen.add(reply.pid);
-          } finally {
-            socket.disconnect();
-          }
-          return seen.size === 2;
-        }, 15000);
+        await until(
+          'both workers answered over websockets',
+          async () => {
+            // No long-polling start: that needs sticky sessions, which no prefork server gives.
+            const socket = connectSocket(server.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+            try {
+              await new Promise((resolve, reject) => {
+                socket.once('connect', () => resolve(undefined));
+                socket.once('connect_error', reject);
+              });
+              const reply = (await socket.timeout(5000).emitWithAck('echo', { hello: 'ws' })) as { msg: unknown; pid: number };
+              expect(reply.msg).toEqual({ hello: 'ws' });
+              seen.add(reply.pid);
+            } finally {
+              socket.disconnect();
+            }
+            return seen.size === 2;
+          },
+          15000,
+        );
         expect([...seen].sort()).toEqual(workers.sort());
       });
 
@@ -186,10 +193,14 @@ describe('Fastify, served on an address other than 127.0.0.1', () => {
       const url = `http://${bind.startsWith('[::1]') ? '[::1]' : '127.0.0.1'}:${server.port}`;
       const workers = await workerPids(server.proc.pid!);
       const seen = new Set<number>();
-      await until('both workers answered', async () => {
-        seen.add(Number((await request(`${url}/pid`)).body));
-        return seen.size === 2;
-      }, 15000);
+      await until(
+        'both workers answered',
+        async () => {
+          seen.add(Number((await request(`${url}/pid`)).body));
+          return seen.size === 2;
+        },
+        15000,
+      );
       expect(server.output()).not.toMatch(/Uncaught exception/);
       // The same app on another address: not a second server to warn about.
       expect(server.output()).not.toMatch(/another HTTP server/);

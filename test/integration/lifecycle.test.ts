@@ -13,7 +13,6 @@ const start = serversStoppedAfterEach();
 const fixture = (name: string) => path.join(FIXTURES, name);
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'tsg-life-'));
 
-
 describe('timeout', () => {
   it('kills a worker blocked past timeout, names the hung request, and the others keep serving', async () => {
     const server = await start(['-w', '2', '-t', '2', fixture('pid-app.mjs')]);
@@ -61,7 +60,7 @@ describe('recycling', () => {
 });
 
 describe('reload (HUP)', () => {
-  it('a response begun before a retiring worker drains is its connection\'s last: Connection: close, then a clean close', async () => {
+  it("a response begun before a retiring worker drains is its connection's last: Connection: close, then a clean close", async () => {
     const server = await start(['-w', '1', fixture('reliability/app.mjs')]);
     const socket = net.connect(server.port, '127.0.0.1');
     let received = '';
@@ -170,7 +169,14 @@ describe('signals', () => {
     await server.waitFor(/reopening log files/);
     await sleep(300);
     for (let i = 0; i < 4; i++) await request(`${server.url}/after`);
-    await until('new file', () => (existsSync(log) && readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('/after')).length === 4 ? true : undefined));
+    await until('new file', () =>
+      existsSync(log) &&
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('/after')).length === 4
+        ? true
+        : undefined,
+    );
     expect(readFileSync(`${log}.1`, 'utf8')).not.toContain('/after');
   });
 

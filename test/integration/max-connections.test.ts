@@ -77,7 +77,10 @@ describe('max_connections', () => {
       for (const c of waiting) c.socket.destroy();
     }
     // Logged in aggregate: one line per worker for its first pause, not one per connection.
-    const lines = server.output().split('\n').filter((l) => l.includes('Reached max_connections (20)'));
+    const lines = server
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('Reached max_connections (20)'));
     expect(lines.length).toBeGreaterThanOrEqual(1);
     expect(lines.length).toBeLessThanOrEqual(2);
     expect(lines[0]).toMatch(/\[WARNING\] Reached max_connections \(20\) once: stopped accepting until a connection closes/);

@@ -97,11 +97,16 @@ describe('health check', () => {
     const flag = path.join(dir, 'fail');
     const { server, scrape } = await startWithMetrics(
       [
-        '-w', '2',
-        '--health-check-path', '/health',
-        '--health-check-initial-delay', '0',
-        '--health-check-period', '0.2',
-        '--health-check-timeout', '0.5',
+        '-w',
+        '2',
+        '--health-check-path',
+        '/health',
+        '--health-check-initial-delay',
+        '0',
+        '--health-check-period',
+        '0.2',
+        '--health-check-timeout',
+        '0.5',
         fixture('health-app.mjs'),
       ],
       { HEALTH_FAIL: flag },

@@ -27,6 +27,8 @@ interface Case {
 let busy: net.Server;
 const busyPort = () => (busy.address() as net.AddressInfo).port;
 
+// One case a line reads as the table it is.
+// prettier-ignore
 const CASES: Case[] = [
   // Command line.
   { what: 'no workers', args: ['-w', '0'], code: 2, message: /option --workers: workers: expected an integer from 1 to 1024, or auto, got "0"/ },
@@ -121,7 +123,14 @@ describe(`operator errors: ${CASES.length} bad inputs, each one line and its exi
   });
 
   it('--print-config still shows settings whose directories do not exist yet (systemd creates them at start)', async () => {
-    const { code, output } = await runAsOperator(['--print-config', '--pid', `${MISSING}/x.pid`, '--error-logfile', `${MISSING}/e.log`, APP]);
+    const { code, output } = await runAsOperator([
+      '--print-config',
+      '--pid',
+      `${MISSING}/x.pid`,
+      '--error-logfile',
+      `${MISSING}/e.log`,
+      APP,
+    ]);
     expect(code, output).toBe(0);
     expect(output).toMatch(/^pidfile = \/nonexistent-dir\/x\.pid +; command line --pid$/m);
   });

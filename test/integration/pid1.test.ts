@@ -46,9 +46,18 @@ it('as PID 1 reaps orphaned processes, and stops on TERM with exit 0', async () 
     'unshare',
     [
       ...(process.getuid?.() === 0 ? [] : ['--map-root-user']),
-      '--pid', '--fork', '--kill-child', '--mount-proc',
+      '--pid',
+      '--fork',
+      '--kill-child',
+      '--mount-proc',
       // Loopback and a free port instead of the image's 0.0.0.0:8000.
-      process.execPath, CLI, '--bind', `127.0.0.1:${port}`, '-w', '1', `${FIXTURES}/orphan-app.mjs`,
+      process.execPath,
+      CLI,
+      '--bind',
+      `127.0.0.1:${port}`,
+      '-w',
+      '1',
+      `${FIXTURES}/orphan-app.mjs`,
     ],
     { env: { ...cleanEnv(), ...example.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -61,7 +70,12 @@ it('as PID 1 reaps orphaned processes, and stops on TERM with exit 0', async () 
     // unshare --fork's child is the namespace's PID 1: the master.
     const master = await until('the master as PID 1', () => childrenOf(unshare.pid!).find((c) => c.comm !== 'unshare')?.pid);
     expect(readFileSync(`/proc/${master}/status`, 'latin1')).toMatch(/^NSpid:\s+\d+\s+1$/m);
-    await until('the server answers', () => request(`http://127.0.0.1:${port}/`).then((r) => r.status === 200, () => false));
+    await until('the server answers', () =>
+      request(`http://127.0.0.1:${port}/`).then(
+        (r) => r.status === 200,
+        () => false,
+      ),
+    );
 
     // The worker's shell exits at once, leaving its background sleep to the master.
     await request(`http://127.0.0.1:${port}/orphan`);
@@ -75,7 +89,10 @@ it('as PID 1 reaps orphaned processes, and stops on TERM with exit 0', async () 
     expect(await exited).toBe(0);
     expect(stderr).toMatch(/Graceful shutdown: draining for 5 s/);
     expect(stderr).toMatch(/Shutting down: Master/);
-    const entries = stdout.trim().split('\n').map((line) => JSON.parse(line));
+    const entries = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(entries).toContainEqual(expect.objectContaining({ method: 'GET', path: '/orphan', status: 200 }));
   } finally {
     unshare.kill('SIGKILL');

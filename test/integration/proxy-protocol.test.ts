@@ -24,10 +24,24 @@ async function through(port: number, header: Buffer, path: string): Promise<stri
 it('logs the client address of v1 and v2 headers, and the health probe passes the PROXY listener', async () => {
   const metricsPort = await freePort();
   const server = await startServer([
-    '-w', '1', '--proxy-protocol', 'auto', '--proxy-allow-from', '127.0.0.0/8, ::1',
-    '--access-logfile', '-', '--access-logformat', 'peer=%(h)s %(U)s',
-    '--metrics-bind', `127.0.0.1:${metricsPort}`,
-    '--health-check-path', '/health', '--health-check-period', '0.2', '--health-check-initial-delay', '0',
+    '-w',
+    '1',
+    '--proxy-protocol',
+    'auto',
+    '--proxy-allow-from',
+    '127.0.0.0/8, ::1',
+    '--access-logfile',
+    '-',
+    '--access-logformat',
+    'peer=%(h)s %(U)s',
+    '--metrics-bind',
+    `127.0.0.1:${metricsPort}`,
+    '--health-check-path',
+    '/health',
+    '--health-check-period',
+    '0.2',
+    '--health-check-initial-delay',
+    '0',
     HELLO_APP,
   ]);
   expect(await through(server.port, v2({ source: '203.0.113.7', port: 40001 }), '/')).toContain('Hello, tsgunicorn!');
@@ -61,8 +75,22 @@ it("reads the header before the TLS handshake of a server script's own https ser
   const metricsPort = await freePort();
   const server = await startServer(
     [
-      '-w', '1', '--proxy-protocol', 'v2', '--access-logfile', '-', '--access-logformat', 'peer=%(h)s %(U)s',
-      '--metrics-bind', `127.0.0.1:${metricsPort}`, '--health-check-path', '/', '--health-check-period', '0.2', '--health-check-initial-delay', '0',
+      '-w',
+      '1',
+      '--proxy-protocol',
+      'v2',
+      '--access-logfile',
+      '-',
+      '--access-logformat',
+      'peer=%(h)s %(U)s',
+      '--metrics-bind',
+      `127.0.0.1:${metricsPort}`,
+      '--health-check-path',
+      '/',
+      '--health-check-period',
+      '0.2',
+      '--health-check-initial-delay',
+      '0',
       `${FIXTURES}/server-scripts/own-tls.mjs`,
     ],
     { env: { TLS_CERT: certfile, TLS_KEY: keyfile, SCRIPT_PORT: String(await freePort()) } },

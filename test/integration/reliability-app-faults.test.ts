@@ -12,7 +12,6 @@ import { sleep, until } from '../helpers/wait.js';
 const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
 
-
 /** One keep-alive connection: every request on it reaches the same worker. */
 function connection(url: string) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -78,7 +77,11 @@ describe('app faults', () => {
     const results = await Promise.all(inFlight);
     const alive = [...byWorker.keys()].find((pid) => pid !== dead)!;
     expect(exitReply).toBeInstanceOf(Error);
-    expect(results.filter((r) => r.pid === alive).map((r) => r.outcome)).toEqual([`200 from ${alive}`, `200 from ${alive}`, `200 from ${alive}`]);
+    expect(results.filter((r) => r.pid === alive).map((r) => r.outcome)).toEqual([
+      `200 from ${alive}`,
+      `200 from ${alive}`,
+      `200 from ${alive}`,
+    ]);
     expect(results.filter((r) => r.pid === dead).every((r) => r.outcome.startsWith('failed'))).toBe(true);
     const replaced = await until('a replacement worker', async () => {
       const now = await workerPids(server.proc.pid!);

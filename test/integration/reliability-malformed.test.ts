@@ -23,10 +23,14 @@ const post = (headers: string, body: string) => `POST /body HTTP/1.1\r\nHost: x\
 const chunked = 'Transfer-Encoding: chunked\r\n';
 const headers = (n: number) => Array.from({ length: n }, (_, i) => `X-H${i}: v\r\n`).join('');
 /** Fixed pseudo-random bytes: the same garbage on every run. */
-const garbage = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 167 + seed * 31 + ((i * i) >> 3)) & 0xff)).toString('latin1');
+const garbage = (n: number, seed: number) =>
+  Buffer.from(Array.from({ length: n }, (_, i) => (i * 167 + seed * 31 + ((i * i) >> 3)) & 0xff)).toString('latin1');
 // The start of a TLS 1.2 ClientHello record, as a browser sends to an https:// URL.
 const TLS_CLIENT_HELLO =
-  '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03' + garbage(32, 7) + '\x00\x00\x20\xc0\x2f\xc0\x30\xc0\x2b\xc0\x2c\xcc\xa8\xcc\xa9\xc0\x13\xc0\x09' + '\x01\x00\x00\x58\x00\x00\x00\x0e';
+  '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03' +
+  garbage(32, 7) +
+  '\x00\x00\x20\xc0\x2f\xc0\x30\xc0\x2b\xc0\x2c\xcc\xa8\xcc\xa9\xc0\x13\xc0\x09' +
+  '\x01\x00\x00\x58\x00\x00\x00\x0e';
 
 /** Malformed requests: each must get a 4xx or a close. */
 const MALFORMED: Array<[string, string]> = [
@@ -83,7 +87,10 @@ const MALFORMED: Array<[string, string]> = [
   ['CL.TE: Content-Length and chunked', post(`Content-Length: 6\r\n${chunked}`, '0\r\n\r\nG')],
   ['TE.CL: chunked and Content-Length', post(`${chunked}Content-Length: 3\r\n`, `${chunk('SMUGGLED')}0\r\n\r\n`)],
   ['Transfer-Encoding: chunked, identity', post('Transfer-Encoding: chunked, identity\r\n', '0\r\n\r\n')],
-  ['Transfer-Encoding: identity, chunked with Content-Length', post('Content-Length: 4\r\nTransfer-Encoding: identity, chunked\r\n', '0\r\n\r\n')],
+  [
+    'Transfer-Encoding: identity, chunked with Content-Length',
+    post('Content-Length: 4\r\nTransfer-Encoding: identity, chunked\r\n', '0\r\n\r\n'),
+  ],
   ['Transfer-Encoding : chunked (space before the colon)', post('Transfer-Encoding : chunked\r\nContent-Length: 4\r\n', '0\r\n\r\n')],
   ['Transfer-Encoding:<tab>chunked with Content-Length', post('Transfer-Encoding:\tchunked\r\nContent-Length: 4\r\n', '0\r\n\r\n')],
   ['Transfer-Encoding with a vertical tab', post('Transfer-Encoding:\x0bchunked\r\nContent-Length: 4\r\n', '0\r\n\r\n')],
@@ -127,8 +134,14 @@ const SMUGGLING: Array<[string, string]> = [
   ['in the body of a GET', `GET /pid HTTP/1.1\r\nHost: x\r\nContent-Length: ${latin1Length(HIDDEN)}\r\nConnection: close\r\n\r\n${HIDDEN}`],
   ['after a CL.TE body', post(`Content-Length: ${5 + latin1Length(HIDDEN)}\r\n${chunked}`, `0\r\n\r\n${HIDDEN}`)],
   ['after a TE.CL body', post(`${chunked}Content-Length: 4\r\n`, `${chunk(HIDDEN)}0\r\n\r\n`)],
-  ['after a body framed by Transfer-Encoding: chunked, identity', post(`Transfer-Encoding: chunked, identity\r\nContent-Length: ${latin1Length(HIDDEN)}\r\n`, HIDDEN)],
-  ['after an obfuscated Transfer-Encoding : chunked', post(`Transfer-Encoding : chunked\r\nContent-Length: ${5 + latin1Length(HIDDEN)}\r\n`, `0\r\n\r\n${HIDDEN}`)],
+  [
+    'after a body framed by Transfer-Encoding: chunked, identity',
+    post(`Transfer-Encoding: chunked, identity\r\nContent-Length: ${latin1Length(HIDDEN)}\r\n`, HIDDEN),
+  ],
+  [
+    'after an obfuscated Transfer-Encoding : chunked',
+    post(`Transfer-Encoding : chunked\r\nContent-Length: ${5 + latin1Length(HIDDEN)}\r\n`, `0\r\n\r\n${HIDDEN}`),
+  ],
   ['after two different Content-Lengths', post(`Content-Length: 0\r\nContent-Length: ${latin1Length(HIDDEN)}\r\n`, HIDDEN)],
   [
     'after a chunked HTTP/1.0 body (framing faulty by RFC 9112 6.1: close after it)',
@@ -145,10 +158,18 @@ const verdict = (e: Exchange): string | null => {
 
 async function serving(server: Running): Promise<string | null> {
   const reply = await request(`${server.url}/pid`).catch((err: Error) => err);
-  return reply instanceof Error ? `next request failed: ${reply.message}` : reply.status === 200 ? null : `next request got ${reply.status}`;
+  return reply instanceof Error
+    ? `next request failed: ${reply.message}`
+    : reply.status === 200
+      ? null
+      : `next request got ${reply.status}`;
 }
 
-const crashLines = (server: Running) => server.output().split('\n').filter((l) => /exited|was sent|Uncaught/.test(l));
+const crashLines = (server: Running) =>
+  server
+    .output()
+    .split('\n')
+    .filter((l) => /exited|was sent|Uncaught/.test(l));
 
 describe('malformed requests', () => {
   it('each gets a 4xx or a close, never a 5xx or a hang, and a normal request succeeds after it', async () => {
@@ -173,7 +194,9 @@ describe('malformed requests', () => {
   it('pipelined valid requests are all answered, in order, even when later ones finish first', async () => {
     const server = await start(['-w', '1', APP]);
     const delays = [300, 10, 200, 0, 100, 50, 0, 150, 20, 0];
-    const pipelined = delays.map((ms, i) => `GET /slow?ms=${ms} HTTP/1.1\r\nHost: x\r\n${i === delays.length - 1 ? 'Connection: close\r\n' : ''}\r\n`).join('');
+    const pipelined = delays
+      .map((ms, i) => `GET /slow?ms=${ms} HTTP/1.1\r\nHost: x\r\n${i === delays.length - 1 ? 'Connection: close\r\n' : ''}\r\n`)
+      .join('');
     const reply = await exchange(server.port, pipelined, { deadlineMs: 10_000 });
     expect(reply.closed).toBe(true);
     expect(reply.statuses).toEqual(delays.map(() => 200));
@@ -205,7 +228,9 @@ describe('malformed requests', () => {
     expect(lines.filter((l) => l.includes('/exit'))).toEqual([]);
     // The outer requests that were well-formed were served and logged.
     expect(lines.filter((l) => / 200 /.test(l)).length).toBeGreaterThanOrEqual(3);
-    console.log(`reliability: smuggling cases ${SMUGGLING.length} (3 attempts each), hidden request executed 0 times, ${failures.length} failures`);
+    console.log(
+      `reliability: smuggling cases ${SMUGGLING.length} (3 attempts each), hidden request executed 0 times, ${failures.length} failures`,
+    );
   });
 });
 
@@ -228,9 +253,26 @@ const SEEDS = [
   'GET /headers?a=1&b=%20x HTTP/1.1\r\nHost: example.test:8080\r\nCookie: a=b; c=d\r\nX-Forwarded-For: 10.0.0.1\r\n\r\nGET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
 ].map((s) => Buffer.from(s, 'latin1'));
 // Bytes that matter to an HTTP parser, for the insertions.
-const TOKENS = ['\r\n', '\n', '\r', ' ', '\t', ':', ';', ',', '\x00', '0', 'f', '-', '\r\n\r\n', 'chunked', 'Content-Length: 5\r\n', 'Transfer-Encoding: chunked\r\n', '0\r\n\r\n', '\xff'].map((t) =>
-  Buffer.from(t, 'latin1'),
-);
+const TOKENS = [
+  '\r\n',
+  '\n',
+  '\r',
+  ' ',
+  '\t',
+  ':',
+  ';',
+  ',',
+  '\x00',
+  '0',
+  'f',
+  '-',
+  '\r\n\r\n',
+  'chunked',
+  'Content-Length: 5\r\n',
+  'Transfer-Encoding: chunked\r\n',
+  '0\r\n\r\n',
+  '\xff',
+].map((t) => Buffer.from(t, 'latin1'));
 
 function mutate(seed: Buffer, random: () => number): Buffer {
   let bytes = Buffer.from(seed);
@@ -282,7 +324,8 @@ describe('mutation fuzzing', () => {
         const payload = mutate(SEEDS[i % SEEDS.length]!, mulberry32(SEED + i));
         // The FIN ends an incomplete request at once, so no case waits for a timeout.
         const reply = await exchange(server.port, payload, { deadlineMs: 5000, halfClose: true });
-        if (reply.statuses.some((s) => s >= 500)) failures.push(`case ${i}: ${reply.statuses.join(',')} for ${JSON.stringify(payload.toString('latin1'))}`);
+        if (reply.statuses.some((s) => s >= 500))
+          failures.push(`case ${i}: ${reply.statuses.join(',')} for ${JSON.stringify(payload.toString('latin1'))}`);
         if (!reply.closed) outcomes.timedOut++;
         else if (reply.statuses.length > 0) outcomes.answered++;
         else outcomes.closedSilently++;

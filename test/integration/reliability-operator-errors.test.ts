@@ -44,11 +44,16 @@ describe('operator errors', () => {
   it('a syntax error in an ES module the app imports: exit 4, that file, line and column named', async () => {
     const dir = scratch();
     writeFileSync(path.join(dir, 'routes.mjs'), 'export const routes = {\n  home: () => "x"\n  about: () => "y",\n};\n');
-    writeFileSync(path.join(dir, 'app.mjs'), "import { routes } from './routes.mjs';\nexport const app = (req, res) => res.end(routes.home());\n");
+    writeFileSync(
+      path.join(dir, 'app.mjs'),
+      "import { routes } from './routes.mjs';\nexport const app = (req, res) => res.end(routes.home());\n",
+    );
     const { code, output } = await runAsOperator(['-b', '127.0.0.1:0', '-w', '1', path.join(dir, 'app.mjs')]);
     expect(code).toBe(4);
     // (errorText leaves out the empty line before the message.)
-    expect(errorText(output)).toContain(`Failed to load the app:\n${path.join(dir, 'routes.mjs')}:3:3\n  about: () => "y",\n  ^^^^^\nSyntaxError: Unexpected identifier 'about'`);
+    expect(errorText(output)).toContain(
+      `Failed to load the app:\n${path.join(dir, 'routes.mjs')}:3:3\n  about: () => "y",\n  ^^^^^\nSyntaxError: Unexpected identifier 'about'`,
+    );
     const check = await runAsOperator(['--check-config', path.join(dir, 'app.mjs')]);
     expect(check.code).toBe(4);
     expect(check.output).toContain(`cannot load the app: ${path.join(dir, 'routes.mjs')}:3:3\n`);
@@ -60,7 +65,10 @@ describe('operator errors', () => {
     writeFileSync(app, 'export const app = (req, res) => res.end("x");\n');
     chmodSync(app, 0o000);
     // The CLI itself must be reachable for the unprivileged user, or this case proves nothing.
-    expect((await runAsOperator(['--version'], { unprivileged: true })).code, `nobody cannot run ${CLI} (is ${ROOT} readable by others?)`).toBe(0);
+    expect(
+      (await runAsOperator(['--version'], { unprivileged: true })).code,
+      `nobody cannot run ${CLI} (is ${ROOT} readable by others?)`,
+    ).toBe(0);
     const { code, output } = await runAsOperator(['-b', '127.0.0.1:0', '-w', '1', app], { unprivileged: true });
     exitCodes['unreadable app file'] = code;
     expect(code).toBe(4);
@@ -98,5 +106,4 @@ describe('operator errors', () => {
       expect(output).toMatch(message);
     });
   }
-
 });

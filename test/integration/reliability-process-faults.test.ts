@@ -13,7 +13,6 @@ const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
 const count = (text: string, pattern: RegExp) => text.split('\n').filter((l) => pattern.test(l)).length;
 
-
 describe('process faults', () => {
   it('5 worker SIGKILLs during 6 s of load: each worker is replaced, only connections cut by a kill fail', async () => {
     const workers = 3;
@@ -60,7 +59,9 @@ describe('process faults', () => {
     const reports = count(server.output(), /Cannot write the access log \/dev\/full: ENOSPC/);
     expect(reports).toBe(1);
     expect(server.output()).not.toMatch(/exited|was sent|Uncaught/);
-    console.log(`reliability: access log on /dev/full: requests ${result.ok} served, 0 failed, the fault logged ${reports} time, 0 failures`);
+    console.log(
+      `reliability: access log on /dev/full: requests ${result.ok} served, 0 failed, the fault logged ${reports} time, 0 failures`,
+    );
   });
 
   it('an access log removed while serving is recreated, said once, and no request fails', async () => {
@@ -75,7 +76,11 @@ describe('process faults', () => {
     for (let i = 0; i < 5; i++) await request(`${server.url}/after-removal`);
     const result = await loadRun;
     expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
-    await until('the new lines', () => (existsSync(log) && count(readFileSync(log, 'utf8'), /\/after-removal/) === 5 ? true : undefined), 5000);
+    await until(
+      'the new lines',
+      () => (existsSync(log) && count(readFileSync(log, 'utf8'), /\/after-removal/) === 5 ? true : undefined),
+      5000,
+    );
     // Said once, by the process that writes the file.
     expect(count(server.output(), /was moved or removed/)).toBe(1);
     console.log(`reliability: access log removed while serving: recreated, said 1 time, requests ${result.ok + 5} served, 0 failures`);

@@ -56,7 +56,11 @@ describe('error log', () => {
     // Raw control bytes in the target: the parser refuses them before any app runs.
     const raw = ['\n', '\r', '\x0b', '\x1b[2K\r', '\x85', '\xe2\x80\xa8', '\x7f', '\x00'];
     for (const bytes of raw) {
-      const reply = await rawExchange(server.port, Buffer.from(`GET /throw?${bytes}${FORGED} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'latin1'), 500);
+      const reply = await rawExchange(
+        server.port,
+        Buffer.from(`GET /throw?${bytes}${FORGED} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'latin1'),
+        500,
+      );
       expect(reply, JSON.stringify(bytes)).toMatch(/^HTTP\/1\.1 400 /);
     }
     // Percent-encoded, they reach the app: logged as sent, and quoted decoded in an app's own error message.
@@ -74,6 +78,8 @@ describe('error log', () => {
     expect(lines.filter((l) => l.startsWith(FORGED.slice(0, 12)))).toEqual([]);
     expect(lines.filter((l) => l.includes('forged') && RECORD.test(l) && !l.includes('Error handling request'))).toEqual([]);
     expect(lines.filter((l) => /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/.test(l))).toEqual([]);
-    console.log(`reliability: error-log forging attempts ${raw.length + encoded.length * 2} (${raw.length} raw refused with 400, ${encoded.length * 2} encoded reaching the app), forged lines 0`);
+    console.log(
+      `reliability: error-log forging attempts ${raw.length + encoded.length * 2} (${raw.length} raw refused with 400, ${encoded.length * 2} encoded reaching the app), forged lines 0`,
+    );
   });
 });

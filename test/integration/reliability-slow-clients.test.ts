@@ -116,7 +116,10 @@ describe('slow clients', () => {
     while (slowloris.open() > 0 && Date.now() < deadline) await sleep(100);
     const late = slowloris.held.filter((h) => h.closedAt === undefined || h.closedAt - h.openedAt > headerTimeout * 1000 + SLACK_MS);
     const lifetimes = slowloris.held.map((h) => (h.closedAt ?? Date.now()) - h.openedAt).sort((a, b) => a - b);
-    expect(late.length, `connections not cut within header_timeout + ${SLACK_MS} ms; lifetimes ${lifetimes[0]}..${lifetimes.at(-1)} ms`).toBe(0);
+    expect(
+      late.length,
+      `connections not cut within header_timeout + ${SLACK_MS} ms; lifetimes ${lifetimes[0]}..${lifetimes.at(-1)} ms`,
+    ).toBe(0);
     expect(lifetimes[0]).toBeGreaterThanOrEqual(headerTimeout * 1000 - 200);
     expect(slowloris.held.filter((h) => statusesOf(h.received)[0] === 408).length).toBe(1000);
     expect((await request(`${server.url}/pid`)).status).toBe(200);
@@ -176,6 +179,8 @@ describe('slow clients', () => {
     await sleep(300);
     expect((await request(`${server.url}/pid`)).status).toBe(200);
     expect((await workerPids(server.proc.pid!)).sort()).toEqual(before);
-    console.log(`reliability: slow readers 20 (8 MB each, never read) held while normal requests 200/200 succeeded (${normal.summary}), 0 failures`);
+    console.log(
+      `reliability: slow readers 20 (8 MB each, never read) held while normal requests 200/200 succeeded (${normal.summary}), 0 failures`,
+    );
   });
 });

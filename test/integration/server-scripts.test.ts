@@ -45,7 +45,12 @@ describe('a server script is served on tsgunicorn’s sockets', () => {
     // The 'listening' listener and the listen() callback each ran once.
     expect(seen.listeningEvents).toBe(2);
     const redirect = `${script('plain.mjs')} asked for :${asked}; serving on http://127.0.0.1:${server.port}`;
-    expect(server.output().split('\n').filter((l) => l.includes(redirect))).toHaveLength(1);
+    expect(
+      server
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(redirect)),
+    ).toHaveLength(1);
     expect(server.output()).toMatch(new RegExp(`Booted 2 workers \\(server script ${script('plain.mjs')}\\)`));
   });
 
@@ -105,7 +110,11 @@ describe('a server script is served on tsgunicorn’s sockets', () => {
   it('an exported Fastify instance is readied and served through its router', async () => {
     const server = await start(['-w', '2', path.join(FIXTURES, 'fastify-export.mjs')]);
     await distinctBodies(`${server.url}/pid`, 2);
-    const echoed = await request(`${server.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":1}' });
+    const echoed = await request(`${server.url}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"n":1}',
+    });
     expect(echoed).toMatchObject({ status: 200, body: '{"n":1}' });
   });
 
@@ -120,7 +129,10 @@ describe('a server script is served on tsgunicorn’s sockets', () => {
   it('--check-config says it is a server script and binds nothing', async () => {
     const asked = await freePort();
     const result = await runCli(['--check-config', script('plain.mjs')], { env: { SCRIPT_PORT: String(asked) } });
-    expect(result).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`loads as a server script \\(it asks for :${asked}, which is never bound`)) });
+    expect(result).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(new RegExp(`loads as a server script \\(it asks for :${asked}, which is never bound`)),
+    });
   });
 });
 
@@ -132,7 +144,10 @@ describe('more than one server, or none', () => {
     expect(await isListening(admin)).toBe(false);
     expect(await isListening(asked)).toBe(false);
     expect(await isListening(asked, '::1')).toBe(false);
-    const warnings = server.output().split('\n').filter((l) => l.includes('[WARNING] The app started another HTTP server'));
+    const warnings = server
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('[WARNING] The app started another HTTP server'));
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toContain(`asking for :${admin}; it is not bound, since tsgunicorn serves only the app's first server (:${asked})`);
     expect(server.output().match(/admin listening callback/g)).toHaveLength(2);
@@ -151,8 +166,21 @@ describe('more than one server, or none', () => {
 describe('the same service as an exported app', () => {
   it('access log, metrics, JSON and streamed bodies, and limits', async () => {
     const metricsPort = await freePort();
-    const { server } = await startScript('plain.mjs', ['-w', '2', '--access-logfile', '-', '--metrics-bind', `127.0.0.1:${metricsPort}`, '--limit-request-line', '100']);
-    const echoed = await request(`${server.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":[1,2]}' });
+    const { server } = await startScript('plain.mjs', [
+      '-w',
+      '2',
+      '--access-logfile',
+      '-',
+      '--metrics-bind',
+      `127.0.0.1:${metricsPort}`,
+      '--limit-request-line',
+      '100',
+    ]);
+    const echoed = await request(`${server.url}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":[1,2]}',
+    });
     expect(echoed).toMatchObject({ status: 200, body: '{"a":[1,2]}' });
     const streamed = await request(`${server.url}/stream`);
     expect(streamed.headers['transfer-encoding']).toBe('chunked');
@@ -162,7 +190,8 @@ describe('the same service as an exported app', () => {
     await server.waitFor(/"POST \/echo HTTP\/1\.1" 200 /);
     await until('metrics count the requests', async () => {
       const text = (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body;
-      return text.includes('http_requests_total{method="POST",status="200"} 1') && text.includes('http_requests_total{method="GET",status="200"} 1')
+      return text.includes('http_requests_total{method="POST",status="200"} 1') &&
+        text.includes('http_requests_total{method="GET",status="200"} 1')
         ? true
         : undefined;
     });
@@ -239,7 +268,18 @@ describe('the same service as an exported app', () => {
     const metricsPort = await freePort();
     const { server } = await startScript(
       'own-tls.mjs',
-      ['-w', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`, '--health-check-path', '/', '--health-check-period', '0.2', '--health-check-initial-delay', '0'],
+      [
+        '-w',
+        '1',
+        '--metrics-bind',
+        `127.0.0.1:${metricsPort}`,
+        '--health-check-path',
+        '/',
+        '--health-check-period',
+        '0.2',
+        '--health-check-initial-delay',
+        '0',
+      ],
       { TLS_CERT: cert, TLS_KEY: key },
     );
     const body = await new Promise<string>((resolve, reject) => {

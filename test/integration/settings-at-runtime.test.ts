@@ -27,7 +27,21 @@ describe('timeouts', () => {
   });
 
   it('durations that are not whole milliseconds serve', async () => {
-    const server = await start(['-w', '1', '--keep-alive', '0.5005', '--header-timeout', '1.0001', '--request-timeout', '2.25', '--graceful-timeout', '0.7505', '-t', '30.0001', APP]);
+    const server = await start([
+      '-w',
+      '1',
+      '--keep-alive',
+      '0.5005',
+      '--header-timeout',
+      '1.0001',
+      '--request-timeout',
+      '2.25',
+      '--graceful-timeout',
+      '0.7505',
+      '-t',
+      '30.0001',
+      APP,
+    ]);
     expect((await request(`${server.url}/pid`)).status).toBe(200);
     expect(server.output()).not.toMatch(/ERR_OUT_OF_RANGE|Unhandled promise rejection|failed to boot/);
   });
@@ -68,7 +82,11 @@ describe('a reload to a bad certificate', () => {
     writeFileSync(ini, `bind = 127.0.0.1:${server.port}\nworkers = 1\ncertfile = ${a.cert}\nkeyfile = ${b.key}\n`);
     server.signal('SIGHUP');
     const line = await server.waitFor(/Reload failed/);
-    expect(line).toMatch(new RegExp(`\\[ERROR\\] Reload failed: bad config: ${ini}:3: certfile ${a.cert} and keyfile ${b.key}: not a usable pair.*; generation 1 keeps serving`));
+    expect(line).toMatch(
+      new RegExp(
+        `\\[ERROR\\] Reload failed: bad config: ${ini}:3: certfile ${a.cert} and keyfile ${b.key}: not a usable pair.*; generation 1 keeps serving`,
+      ),
+    );
     const after = server.output().slice(server.output().indexOf('Handling signal: hup'));
     expect(after.trim().split('\n')).toHaveLength(2);
     expect(after).not.toMatch(/Booting worker|failed to boot/);

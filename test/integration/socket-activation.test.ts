@@ -50,15 +50,34 @@ it('serves on the socket it inherits, ignores bind, and hides LISTEN_* from the 
 it('ignores LISTEN_FDS meant for another process (LISTEN_PID differs) and binds instead', async () => {
   // The launcher sets LISTEN_PID to its own pid, which exec keeps; a wrapper in
   // between (sh) gives the server another pid, as sd_listen_fds(3) requires.
-  const { port, output } = await activate(['-w', '1', '-b', '127.0.0.1:0', path.join(FIXTURES, 'pid-app.mjs')].map((a) => a), {});
+  const { port, output } = await activate(
+    ['-w', '1', '-b', '127.0.0.1:0', path.join(FIXTURES, 'pid-app.mjs')].map((a) => a),
+    {},
+  );
   expect(port).toBeGreaterThan(0);
   expect(output()).toMatch(/from systemd/);
-  const wrapped = spawn('python3', [path.join(FIXTURES, 'socket-activate.py'), 'sh', '-c', `"$0" "$@"; exit $?`, process.execPath, CLI, '-w', '1', '-b', '127.0.0.1:0', path.join(FIXTURES, 'pid-app.mjs')], {
-    cwd: ROOT,
-    env: cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const wrapped = spawn(
+    'python3',
+    [
+      path.join(FIXTURES, 'socket-activate.py'),
+      'sh',
+      '-c',
+      `"$0" "$@"; exit $?`,
+      process.execPath,
+      CLI,
+      '-w',
+      '1',
+      '-b',
+      '127.0.0.1:0',
+      path.join(FIXTURES, 'pid-app.mjs'),
+    ],
+    {
+      cwd: ROOT,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   launched.push(wrapped);
   let out = '';
   wrapped.stderr.on('data', (d) => (out += d));

@@ -45,15 +45,20 @@ describe('the file APP names', () => {
   });
 
   it("a directory stands for its package.json main, with Node's extension and index fallbacks", () => {
-    expect(resolveAppModule('.', tree({ 'package.json': '{"main": "dist/main.js"}', 'dist/main.js': '', 'server.js': '' }))).toMatch(/dist\/main\.js$/);
+    expect(resolveAppModule('.', tree({ 'package.json': '{"main": "dist/main.js"}', 'dist/main.js': '', 'server.js': '' }))).toMatch(
+      /dist\/main\.js$/,
+    );
     expect(resolveAppModule('.', tree({ 'package.json': '{"main": "dist/main"}', 'dist/main.js': '' }))).toMatch(/dist\/main\.js$/);
     expect(resolveAppModule('.', tree({ 'package.json': '{"main": "lib"}', 'lib/index.js': '' }))).toMatch(/lib\/index\.js$/);
   });
 
   it('without main: server.*, then index.*, then app.* (a Next.js standalone tree, a SvelteKit build, a Nitro output)', () => {
-    expect(resolveAppModule('standalone', tree({ 'standalone/package.json': '{"name": "web"}', 'standalone/server.js': '', 'standalone/app.js': '' }))).toMatch(
-      /standalone\/server\.js$/,
-    );
+    expect(
+      resolveAppModule(
+        'standalone',
+        tree({ 'standalone/package.json': '{"name": "web"}', 'standalone/server.js': '', 'standalone/app.js': '' }),
+      ),
+    ).toMatch(/standalone\/server\.js$/);
     expect(resolveAppModule('build', tree({ 'build/index.js': '', 'build/app.js': '' }))).toMatch(/build\/index\.js$/);
     expect(resolveAppModule('.output/server', tree({ '.output/server/index.mjs': '' }))).toMatch(/index\.mjs$/);
     expect(resolveAppModule('.', tree({ 'app.ts': '' }))).toMatch(/app\.ts$/);
@@ -69,7 +74,9 @@ describe('the file APP names', () => {
   });
 
   it('a .ts app on a Node without type stripping says which Node it needs', () => {
-    expect(() => checkTypeScriptSupport('/srv/app.ts', {})).toThrow(/is TypeScript, and this Node.js \(v[\d.]+\) cannot strip its types: run tsgunicorn with Node.js 24/);
+    expect(() => checkTypeScriptSupport('/srv/app.ts', {})).toThrow(
+      /is TypeScript, and this Node.js \(v[\d.]+\) cannot strip its types: run tsgunicorn with Node.js 24/,
+    );
     expect(() => checkTypeScriptSupport('/srv/app.mts', { typescript: false })).toThrow(AppLoadError);
     expect(() => checkTypeScriptSupport('/srv/app.ts', { typescript: 'strip' })).not.toThrow();
     expect(() => checkTypeScriptSupport('/srv/app.js', {})).not.toThrow();

@@ -82,7 +82,10 @@ describe('runDoctor', () => {
 
   it("counts the CPUs of the cgroup's quota (cpu.max), rounded up", () => {
     const { rows } = runDoctor(
-      machine({ cpus: 4, cgroup: { self: '0::/system.slice/x.service\n', files: { 'system.slice/x.service/cpu.max': '150000 100000\n' } } }),
+      machine({
+        cpus: 4,
+        cgroup: { self: '0::/system.slice/x.service\n', files: { 'system.slice/x.service/cpu.max': '150000 100000\n' } },
+      }),
     );
     expect(row(rows, 'CPU')).toMatchObject({ found: '2 usable (cgroup quota) of 4', status: 'ok' });
   });
@@ -103,7 +106,10 @@ describe('runDoctor', () => {
 
   it('counts a cgroup v1 memory limit, and ignores one beyond the machine (unlimited)', () => {
     const v1 = (limit: number) =>
-      machine({ memKB: 8 * 1024 * 1024, cgroup: { self: '4:memory:/lxc/box\n0::/\n', files: { 'memory/lxc/box/memory.limit_in_bytes': `${limit}\n` } } });
+      machine({
+        memKB: 8 * 1024 * 1024,
+        cgroup: { self: '4:memory:/lxc/box\n0::/\n', files: { 'memory/lxc/box/memory.limit_in_bytes': `${limit}\n` } },
+      });
     expect(row(runDoctor(v1(3 * GiB)).rows, 'Memory')).toMatchObject({ found: '3.0 GiB (cgroup limit) of 8.0 GiB', status: 'unmet' });
     expect(row(runDoctor(v1(9223372036854771712)).rows, 'Memory')).toMatchObject({ found: '8.0 GiB', status: 'ok' });
   });
@@ -141,7 +147,9 @@ describe('runDoctor', () => {
     expect(row(rows, 'OS')).toMatchObject({ found: 'Debian GNU/Linux 12 (bookworm)', status: 'note' });
     expect(ok).toBe(true);
     // What the note means is printed under the table.
-    expect(formatDoctorTable(rows)).toMatch(/\nnote \(OS\): not Ubuntu 22\.04, the OS the minimums are stated for: tsgunicorn runs on it .*no failure\n$/);
+    expect(formatDoctorTable(rows)).toMatch(
+      /\nnote \(OS\): not Ubuntu 22\.04, the OS the minimums are stated for: tsgunicorn runs on it .*no failure\n$/,
+    );
   });
 
   it('notes Ubuntu other than 22.04', () => {

@@ -9,7 +9,9 @@ import { schema, settingNames, type SettingName } from '../../src/settings/schem
 const file = path.resolve(import.meta.dirname, '../../packaging/examples/instance.ini');
 
 it('its commented lines show the schema defaults (or, for unset settings, a valid example)', () => {
-  const shown = [...readFileSync(file, 'utf8').matchAll(/^# ([a-z_]+) = (.*)$/gm)].filter(([, key]) => settingNames.includes(key as SettingName));
+  const shown = [...readFileSync(file, 'utf8').matchAll(/^# ([a-z_]+) = (.*)$/gm)].filter(([, key]) =>
+    settingNames.includes(key as SettingName),
+  );
   expect(shown.length).toBeGreaterThan(10);
   for (const [, key, value] of shown) {
     const spec = schema[key as SettingName];

@@ -33,9 +33,7 @@ describe('compileAccessFormat: the default format', () => {
 
   it("writes '-' for a missing user, referer, user agent and an empty body", async () => {
     const { entry } = await serve(request('/'), { status: 204, entry: { startedAt: OCT_10_2000 } });
-    expect(compileAccessFormat(GUNICORN_DEFAULT)(entry)).toBe(
-      '127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 204 - "-" "-"',
-    );
+    expect(compileAccessFormat(GUNICORN_DEFAULT)(entry)).toBe('127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 204 - "-" "-"');
   });
 });
 
@@ -43,10 +41,11 @@ describe('compileAccessFormat: every atom', () => {
   const atoms = ['h', 'l', 'u', 't', 'r', 'm', 'U', 'q', 'H', 's', 'B', 'b', 'f', 'a', 'T', 'M', 'D', 'L', 'p'];
 
   it('gives each atom its Gunicorn meaning', async () => {
-    const { entry } = await serve(
-      request('/a%20b/c?x=1', 'Referer: http://r.test/', 'User-Agent: ua/2', basic('bob:pw:with:colons')),
-      { status: 404, body: 'not found', entry: { startedAt: OCT_10_2000, durationUs: 2_345_678, pid: 4242 } },
-    );
+    const { entry } = await serve(request('/a%20b/c?x=1', 'Referer: http://r.test/', 'User-Agent: ua/2', basic('bob:pw:with:colons')), {
+      status: 404,
+      body: 'not found',
+      entry: { startedAt: OCT_10_2000, durationUs: 2_345_678, pid: 4242 },
+    });
     const format = compileAccessFormat(atoms.map((a) => `%(${a})s`).join('|'));
     expect(format(entry).split('|')).toEqual([
       '127.0.0.1',
@@ -80,9 +79,7 @@ describe('compileAccessFormat: every atom', () => {
     const { entry } = await serve(request('/', 'X-Request-Id: abc-123', 'Cookie: a=1'), {
       headers: { 'X-Reply': 'done', 'Set-Cookie': ['s=1', 't=2'] },
     });
-    const format = compileAccessFormat(
-      '%({X-REQUEST-ID}i)s %({cookie}i)s %({x-reply}o)s %({set-cookie}o)s %({Connection}o)s',
-    );
+    const format = compileAccessFormat('%({X-REQUEST-ID}i)s %({cookie}i)s %({x-reply}o)s %({set-cookie}o)s %({Connection}o)s');
     // Connection is added by Node itself (the client asked for close).
     expect(format(entry)).toBe('abc-123 a=1 done s=1, t=2 close');
   });

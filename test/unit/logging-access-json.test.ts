@@ -28,7 +28,11 @@ it('writes the journal entry fields, the query, the time and configured headers 
     headers: { 'x-request-id': 'abc-1', 'x-absent': null },
   });
   expect(JSON.parse(compileJsonAccess([])(entry))).not.toHaveProperty('headers');
-  for (const [ms, text] of [[5.9, '.005Z'], [40, '.040Z'], [0, '.000Z']] as const) {
+  for (const [ms, text] of [
+    [5.9, '.005Z'],
+    [40, '.040Z'],
+    [0, '.000Z'],
+  ] as const) {
     const at = { ...entry, startedAt: Date.UTC(2026, 0, 2, 3, 4, 5) + ms };
     expect(JSON.parse(compileJsonAccess([])(at)).time).toBe(`2026-01-02T03:04:05${text}`);
   }
@@ -63,7 +67,9 @@ it('goes to the access log file one object per line, and to the journal with the
   expect(lines.slice(0, 2).map((l) => JSON.parse(l).path)).toEqual(['/j', '/j']);
 
   const sent: Array<{ message: string; fields?: JournalFields }> = [];
-  const journal: JournalSink = { send: (_priority: number, message: string, fields?: JournalFields) => (sent.push({ message, fields }), true) };
+  const journal: JournalSink = {
+    send: (_priority: number, message: string, fields?: JournalFields) => (sent.push({ message, fields }), true),
+  };
   const toJournal = createLogger({ ...base, accesslog: '-' }, { journal });
   toJournal.access(entry);
   await toJournal.close();

@@ -10,7 +10,8 @@ import type { JournalFields, JournalSink } from '../../src/systemd/journal.js';
 import { request, serve } from '../helpers/logging-request.js';
 
 const DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
-const ERROR_LINE = /^\[(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2})\] \[(\d+)\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] (.*)$/;
+const ERROR_LINE =
+  /^\[(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2})\] \[(\d+)\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] (.*)$/;
 const ACCESS_LINE = /^127\.0\.0\.1 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET \/(\S*) HTTP\/1\.1" 200 2 "-" "t\/1"$/;
 
 const dir = mkdtempSync(join(tmpdir(), 'tsgunicorn-logging-'));
@@ -18,7 +19,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const freshPath = (name: string): string => join(dir, `${++n}-${name}`);
 const read = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
-const lines = (path: string): string[] => read(path).split('\n').filter((l) => l !== '');
+const lines = (path: string): string[] =>
+  read(path)
+    .split('\n')
+    .filter((l) => l !== '');
 
 async function waitFor(what: string, condition: () => boolean, ms = 5000): Promise<void> {
   const until = Date.now() + ms;
@@ -313,7 +317,12 @@ describe('stdout and stderr (built logger in a child process; needs npm run buil
       log.access(${FAKE_ENTRY});
       await log.close();`);
     expect(stdout).toBe('GET /x HTTP/1.1 200\n');
-    expect(stderr.split('\n').filter(Boolean).map((l) => ERROR_LINE.exec(l)?.slice(5))).toEqual([['99', 'INFO', 'hello']]);
+    expect(
+      stderr
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => ERROR_LINE.exec(l)?.slice(5)),
+    ).toEqual([['99', 'INFO', 'hello']]);
   });
 
   it('falls back to stdout/stderr when the journal refuses, saying so once', async () => {
@@ -323,7 +332,12 @@ describe('stdout and stderr (built logger in a child process; needs npm run buil
       for (let i = 0; i < 3; i++) { log.info('hello ' + i); log.access(${FAKE_ENTRY}); }
       await log.close();`);
     expect(stdout).toBe('GET /x HTTP/1.1 200\n'.repeat(3));
-    expect(stderr.split('\n').filter(Boolean).map((l) => ERROR_LINE.exec(l)?.slice(6).join(' '))).toEqual([
+    expect(
+      stderr
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => ERROR_LINE.exec(l)?.slice(6).join(' ')),
+    ).toEqual([
       'ERROR Cannot send to the journal; writing to stdout/stderr until it works again',
       'INFO hello 0',
       'INFO hello 1',
@@ -337,7 +351,12 @@ describe('stdout and stderr (built logger in a child process; needs npm run buil
       const log = createLogger({ accesslog: null, access_log_format: '', errorlog: ${JSON.stringify(errorlog)}, loglevel: 'info' }, { journal: null });
       for (let i = 0; i < 20; i++) { log.error('lost ' + i); await new Promise((r) => setTimeout(r, 100)); }
       await log.close();`);
-    expect(stderr.split('\n').filter(Boolean).map((l) => ERROR_LINE.exec(l)?.slice(6).join(' '))).toEqual([
+    expect(
+      stderr
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => ERROR_LINE.exec(l)?.slice(6).join(' ')),
+    ).toEqual([
       `ERROR Cannot write the error log ${errorlog}: ENOENT: no such file or directory, open '${errorlog}'; dropping its lines until it works again`,
     ]);
   });

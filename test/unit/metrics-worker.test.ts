@@ -18,7 +18,13 @@ const family = (snap: MetricsSnapshot, name: string) => {
 describe('worker metrics', () => {
   it('counts requests by method and status, folding unknown methods into "other"', async () => {
     const metrics = createWorkerMetrics();
-    for (const [method, status] of [['GET', 200], ['GET', 200], ['POST', 201], ['BREW', 418], ['get', 200]] as const) {
+    for (const [method, status] of [
+      ['GET', 200],
+      ['GET', 200],
+      ['POST', 201],
+      ['BREW', 418],
+      ['get', 200],
+    ] as const) {
       metrics.requestStarted();
       metrics.requestFinished(method, status, 0.01);
     }
@@ -79,9 +85,18 @@ describe('worker metrics', () => {
 
   it("writes the JSON prom-client's getMetricsAsJSON gives for the same requests (what the master sums)", async () => {
     const requests: Array<[string, number, number]> = [
-      ['GET', 200, 0.003], ['GET', 200, 0.2], ['POST', 201, 0.15], ['BREW', 418, 12], ['get', 200, 0.005],
-      ['DELETE', 404, 0.0051], ['GET', 500, 1], ['HEAD', 304, 2.5], ['OPTIONS', 204, 0], ['PATCH', 200, 10],
-      ['PUT', 201, 0.49], ['GET', 200, 0.01],
+      ['GET', 200, 0.003],
+      ['GET', 200, 0.2],
+      ['POST', 201, 0.15],
+      ['BREW', 418, 12],
+      ['get', 200, 0.005],
+      ['DELETE', 404, 0.0051],
+      ['GET', 500, 1],
+      ['HEAD', 304, 2.5],
+      ['OPTIONS', 204, 0],
+      ['PATCH', 200, 10],
+      ['PUT', 201, 0.49],
+      ['GET', 200, 0.01],
     ];
     // The reference: the same families kept by prom-client itself.
     const registry = new Registry();

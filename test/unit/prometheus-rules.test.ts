@@ -34,9 +34,11 @@ describe('packaging/prometheus rules', () => {
 
   it('use only metrics the master exposes, in an exposition promtool accepts', async () => {
     const text = await exposition();
-    const exposed = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name, type]) =>
-      type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!],
-    ));
+    const exposed = new Set(
+      [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name, type]) =>
+        type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!],
+      ),
+    );
     const rules = readFileSync(`${dir}tsgunicorn.rules.yml`, 'utf8');
     const used = new Set([...rules.matchAll(/\b(?:tsgunicorn|http)_[a-z_]+/g)].map(([name]) => name));
     expect(used.size).toBeGreaterThanOrEqual(7);

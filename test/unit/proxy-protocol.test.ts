@@ -64,13 +64,19 @@ describe('v1 headers', () => {
 
 describe('v2 headers', () => {
   it('reads TCP4 and TCP6 addresses and skips the TLVs after them', () => {
-    const withTlvs = v2({ source: '203.0.113.7', port: 50123, tlvs: Buffer.concat([tlv(0x01, 'h2'), tlv(0x02, 'example.org'), tlv(0x05, 'unique-id')]) });
+    const withTlvs = v2({
+      source: '203.0.113.7',
+      port: 50123,
+      tlvs: Buffer.concat([tlv(0x01, 'h2'), tlv(0x02, 'example.org'), tlv(0x05, 'unique-id')]),
+    });
     expect(parseProxyHeader(Buffer.concat([withTlvs, HTTP]), 'v2')).toEqual({
       kind: 'header',
       length: withTlvs.length,
       source: { address: '203.0.113.7', port: 50123, family: 'IPv4' },
     });
-    expect(parseProxyHeader(v2({ source: '2001:db8::7', port: 1 }), 'auto')).toMatchObject({ source: { address: '2001:db8::7', port: 1, family: 'IPv6' } });
+    expect(parseProxyHeader(v2({ source: '2001:db8::7', port: 1 }), 'auto')).toMatchObject({
+      source: { address: '2001:db8::7', port: 1, family: 'IPv6' },
+    });
   });
 
   it('takes LOCAL, and families without an IP address, as the real peer', () => {
@@ -130,7 +136,12 @@ it('writes IPv6 addresses as Node reports peers', () => {
 describe('on a server', () => {
   const cleanup: Array<() => void> = [];
   afterEach(() => cleanup.splice(0).forEach((f) => f()));
-  const settings = (over: object = {}) => ({ proxy_protocol: 'auto' as const, proxy_allow_ips: ['127.0.0.1', '::1'], header_timeout: 5, ...over });
+  const settings = (over: object = {}) => ({
+    proxy_protocol: 'auto' as const,
+    proxy_allow_ips: ['127.0.0.1', '::1'],
+    header_timeout: 5,
+    ...over,
+  });
   const warnings: string[] = [];
   const logger = { warning: (m: string) => void warnings.push(m) };
 
@@ -159,7 +170,10 @@ describe('on a server', () => {
   it('gives requests the client address, pipelined requests and all', async () => {
     const port = await serve(http.createServer());
     const get = (path: string, close = false) => `GET ${path} HTTP/1.1\r\nHost: x\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
-    const text = await exchange(port, Buffer.concat([v2({ source: '203.0.113.7', port: 50123 }), Buffer.from(get('/a') + get('/b', true))]));
+    const text = await exchange(
+      port,
+      Buffer.concat([v2({ source: '203.0.113.7', port: 50123 }), Buffer.from(get('/a') + get('/b', true))]),
+    );
     expect(text).toContain('203.0.113.7 50123 IPv4 /a');
     expect(text).toContain('203.0.113.7 50123 IPv4 /b');
     const six = await exchange(port, Buffer.concat([v1('PROXY TCP6 2001:db8::7 2001:db8::1 4000 80'), Buffer.from(get('/c', true))]));
@@ -186,7 +200,9 @@ describe('on a server', () => {
     const port = await serve(http.createServer(), { proxy_allow_ips: ['10.0.0.0/8'] });
     for (let i = 0; i < 5; i++) expect(await exchange(port, Buffer.concat([v2({}), HTTP]))).toBe('');
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^Refused a connection \(PROXY protocol\) from 127\.0\.0\.1: not in proxy_allow_ips; further refusals are summed up/);
+    expect(warnings[0]).toMatch(
+      /^Refused a connection \(PROXY protocol\) from 127\.0\.0\.1: not in proxy_allow_ips; further refusals are summed up/,
+    );
 
     warnings.length = 0;
     const strict = await serve(http.createServer(), { proxy_protocol: 'v2' });
@@ -205,7 +221,9 @@ describe('on a server', () => {
       expect(warnings).toHaveLength(1);
       vi.advanceTimersByTime(REFUSAL_SUMMARY_MS);
       expect(warnings).toHaveLength(2);
-      expect(warnings[1]).toBe('Refused 3 more connection(s) in the last 10 s (PROXY protocol); the last: from 127.0.0.1: not in proxy_allow_ips');
+      expect(warnings[1]).toBe(
+        'Refused 3 more connection(s) in the last 10 s (PROXY protocol); the last: from 127.0.0.1: not in proxy_allow_ips',
+      );
       vi.advanceTimersByTime(REFUSAL_SUMMARY_MS);
       expect(warnings).toHaveLength(2);
       // After a quiet interval the next refusal is reported at once again.

@@ -92,7 +92,9 @@ describe('resolveSettings', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-set-'));
     const file = path.join(dir, 'a.ini');
     writeFileSync(file, 'bind = 127.0.0.1:1\nworkers[] = 2\n');
-    expect(() => resolveSettings({ config: file }, {})).toThrow(`${file}:2: workers takes one value: write \`workers = 2\`, not \`workers[] = …\``);
+    expect(() => resolveSettings({ config: file }, {})).toThrow(
+      `${file}:2: workers takes one value: write \`workers = 2\`, not \`workers[] = …\``,
+    );
   });
   it('config itself is not an ini key', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-set-'));
@@ -106,7 +108,10 @@ describe('raw_env', () => {
   it('keeps commas that are part of a value, and adds up repeated ini lines', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-env-'));
     const file = path.join(dir, 'a.ini');
-    writeFileSync(file, 'raw_env = NODE_OPTIONS=--max-old-space-size=256,--enable-source-maps, GREETING=hi\nworkers = 2\nraw_env = ALLOWED=a,b,c\n');
+    writeFileSync(
+      file,
+      'raw_env = NODE_OPTIONS=--max-old-space-size=256,--enable-source-maps, GREETING=hi\nworkers = 2\nraw_env = ALLOWED=a,b,c\n',
+    );
     const { settings, sources } = resolveSettings({ config: file }, {});
     expect(settings.raw_env).toEqual(['NODE_OPTIONS=--max-old-space-size=256,--enable-source-maps', 'GREETING=hi', 'ALLOWED=a,b,c']);
     expect(sources.raw_env).toEqual({ kind: 'file', file, line: 1 });
@@ -161,7 +166,11 @@ describe('instances', () => {
   });
 
   it('with an ini that sets no app, still serves the app in /srv/NAME, with the ini applied', () => {
-    expect(app('tuned').settings).toMatchObject({ app: path.join(dirs.apps, 'tuned/app.ts'), chdir: path.join(dirs.apps, 'tuned'), accesslog: '-' });
+    expect(app('tuned').settings).toMatchObject({
+      app: path.join(dirs.apps, 'tuned/app.ts'),
+      chdir: path.join(dirs.apps, 'tuned'),
+      accesslog: '-',
+    });
     // The ini's chdir stays; the app is still the one in /srv/NAME.
     expect(app('tunedchdir').settings).toMatchObject({ app: path.join(dirs.apps, 'tunedchdir/app.ts'), chdir: '/elsewhere' });
   });

@@ -3,9 +3,9 @@ import { formatStatusLine } from '../../src/status-line.js';
 
 describe('formatStatusLine', () => {
   it('summarises workers, traffic, latency and health on one line', () => {
-    expect(
-      formatStatusLine({ ready: 3, total: 3, requests: 1240, ratePerSec: 12.4, p99Ms: 8.04, meanMs: 2.6, health: 'healthy' }),
-    ).toBe('3/3 workers ready · 1,240 requests · 12 req/s · p99 8 ms · mean 2.6 ms · healthy');
+    expect(formatStatusLine({ ready: 3, total: 3, requests: 1240, ratePerSec: 12.4, p99Ms: 8.04, meanMs: 2.6, health: 'healthy' })).toBe(
+      '3/3 workers ready · 1,240 requests · 12 req/s · p99 8 ms · mean 2.6 ms · healthy',
+    );
   });
 
   it('leaves out latency it does not know and a health check that is off', () => {

@@ -15,7 +15,9 @@ writeFileSync(path.join(dir, 'app.mjs'), "import './broken.mjs';\nexport const a
 /** The stack of the error import() gives in a plain node process, as a worker sees it (vitest's own import transforms modules). */
 function importError(file: string): string {
   const script = 'try { await import(process.argv[1]); } catch (err) { process.stdout.write(err.stack); }';
-  return execFileSync(process.execPath, ['--input-type=module', '-e', script, pathToFileURL(path.join(dir, file)).href], { encoding: 'utf8' });
+  return execFileSync(process.execPath, ['--input-type=module', '-e', script, pathToFileURL(path.join(dir, file)).href], {
+    encoding: 'utf8',
+  });
 }
 
 describe('withSyntaxLocation', () => {

@@ -47,7 +47,13 @@ describe('takeListenFds (sd_listen_fds semantics)', () => {
   });
 
   it('unsets LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES whether or not they applied, and nothing else', () => {
-    const mine: NodeJS.ProcessEnv = { LISTEN_PID: String(PID), LISTEN_FDS: '1', LISTEN_FDNAMES: 'http', LISTEN_ADDR: 'keep', HOME: '/home/app' };
+    const mine: NodeJS.ProcessEnv = {
+      LISTEN_PID: String(PID),
+      LISTEN_FDS: '1',
+      LISTEN_FDNAMES: 'http',
+      LISTEN_ADDR: 'keep',
+      HOME: '/home/app',
+    };
     const other: NodeJS.ProcessEnv = { LISTEN_PID: String(PID + 1), LISTEN_FDS: '1', LISTEN_FDNAMES: 'http' };
     const garbage: NodeJS.ProcessEnv = { LISTEN_PID: 'x', LISTEN_FDS: 'y', LISTEN_FDNAMES: 'z' };
     takeListenFds(mine, PID);

@@ -50,7 +50,7 @@ async function storedEntries(machine) {
 /** storedEntries once journald has caught up: two counts half a second apart agree (10 s at most). */
 async function settledEntries(machine) {
   let last = await storedEntries(machine);
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const now = await storedEntries(machine);
     if (now === last) break;
@@ -88,7 +88,10 @@ export async function measureJournalInContainer({ durationS, warmupS }) {
   try {
     for (const file of APP_FILES) await machine.writeFile(`/srv/bench/${file}`, readFileSync(join(APPS, file), 'utf8'));
     const results = [];
-    for (const [result, accesslog] of [[base, ''], [journal, 'accesslog = -\n']]) {
+    for (const [result, accesslog] of [
+      [base, ''],
+      [journal, 'accesslog = -\n'],
+    ]) {
       await machine.writeFile('/etc/tsgunicorn/bench.ini', `app = /srv/bench/hello-listener.mjs\nworkers = 2\n${accesslog}`);
       await machine.run(['systemctl', 'daemon-reload']);
       const startedAt = performance.now();

@@ -9,7 +9,11 @@ function firstLine(command, args) {
     return out.split('\n', 1)[0].trim();
   } catch (err) {
     // wrk -v exits non-zero after printing its version
-    return String(err.stdout ?? '').split('\n', 1)[0].trim() || 'unknown';
+    return (
+      String(err.stdout ?? '')
+        .split('\n', 1)[0]
+        .trim() || 'unknown'
+    );
   }
 }
 

@@ -3,9 +3,7 @@ import { WRK_CONNECTIONS, WRK_THREADS } from './wrk.mjs';
 import { MODES, MODE_LABEL, evaluateTargets, median, ratio } from './targets.mjs';
 
 const table = (header, rows) =>
-  [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join(
-    '\n',
-  );
+  [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 
 const measured = (result) => result && !result.skipped && !result.error;
 const ms = (x) => (x < 10 ? x.toFixed(2) : x.toFixed(1)) + ' ms';
@@ -85,7 +83,10 @@ export function renderReport({ machine, durationS, results, elapsedS }) {
       `node ${machine.node}; ${machine.wrk}; ${machine.gunicorn}; ${machine.date}; ` +
       `1-minute load average at start ${machine.loadAtStart.toFixed(2)}.`,
     ...(machine.loadAtStart > machine.cores / 4
-      ? ['', `**Warning:** the machine was busy when the bench started (load ${machine.loadAtStart.toFixed(2)} on ${machine.cores} cores): other work competes with the servers and wrk, so the numbers are unreliable.`]
+      ? [
+          '',
+          `**Warning:** the machine was busy when the bench started (load ${machine.loadAtStart.toFixed(2)} on ${machine.cores} cores): other work competes with the servers and wrk, so the numbers are unreliable.`,
+        ]
       : []),
     '',
     `Load: \`wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${durationS}s --latency\` on 127.0.0.1, two passes (the second in reverse order), ` +
@@ -109,9 +110,7 @@ export function renderReport({ machine, durationS, results, elapsedS }) {
     ),
     '',
     ...otherComparisons(results),
-    ...(failures.length
-      ? ['', '## Failures', '', ...failures.map((r) => `### ${r.spec.label}\n\n\`\`\`\n${r.error.trim()}\n\`\`\``)]
-      : []),
+    ...(failures.length ? ['', '## Failures', '', ...failures.map((r) => `### ${r.spec.label}\n\n\`\`\`\n${r.error.trim()}\n\`\`\``)] : []),
     '',
   ].join('\n');
 }

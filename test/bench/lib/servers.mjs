@@ -173,7 +173,10 @@ export function benchServers({ gunicorn, gunicornMissing }) {
       id: 'tsg-logfile-json',
       label: 'tsgunicorn -w 2, JSON access log to file',
       workers: 2,
-      start: tsgunicorn((ctx) => ['--access-log-json', '--access-logfile', join(ctx.tmpDir, `access-json-${ctx.port}.log`)], 'hello-listener.mjs'),
+      start: tsgunicorn(
+        (ctx) => ['--access-log-json', '--access-logfile', join(ctx.tmpDir, `access-json-${ctx.port}.log`)],
+        'hello-listener.mjs',
+      ),
     },
     {
       id: 'tsg-journal',
@@ -201,8 +204,7 @@ export function benchServers({ gunicorn, gunicornMissing }) {
       label: 'Gunicorn + Flask, 3 sync workers',
       workers: 3,
       unavailable: gunicornMissing,
-      start: (ctx) =>
-        startGroup(gunicorn, ['-w', '3', '-b', `127.0.0.1:${ctx.port}`, 'app:app'], { ctx, cwd: APPS }),
+      start: (ctx) => startGroup(gunicorn, ['-w', '3', '-b', `127.0.0.1:${ctx.port}`, 'app:app'], { ctx, cwd: APPS }),
     },
   ];
 }

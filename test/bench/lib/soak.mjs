@@ -22,16 +22,21 @@ const WARMUP_MS = 60_000;
 export async function runSoak({ minutes, freePort, tmpDir }) {
   const rate = Number(process.env.SOAK_RATE ?? 1500);
   const durationMs = minutes * 60_000;
-  setTimeout(() => {
-    console.error(`soak: exceeded the ${minutes + 3} minute bound, stopping`);
-    process.exit(1);
-  }, durationMs + 3 * 60_000).unref();
+  setTimeout(
+    () => {
+      console.error(`soak: exceeded the ${minutes + 3} minute bound, stopping`);
+      process.exit(1);
+    },
+    durationMs + 3 * 60_000,
+  ).unref();
 
   const metricsPort = await freePort();
   const ctx = { port: await freePort(), countDir: '', tmpDir, tls: null };
   const server = await tsgunicorn(() => ['--metrics-bind', `127.0.0.1:${metricsPort}`], 'hello-listener.mjs')(ctx);
   const master = server.masterPid;
-  console.error(`soak: ${minutes} min at ${rate} req/s, HUP every ${HUP_EVERY_MS / 1000} s, scrape every ${SCRAPE_EVERY_MS / 1000} s (master ${master})`);
+  console.error(
+    `soak: ${minutes} min at ${rate} req/s, HUP every ${HUP_EVERY_MS / 1000} s, scrape every ${SCRAPE_EVERY_MS / 1000} s (master ${master})`,
+  );
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const client = { sent: 0, responses: 0, non200: 0, errors: new Map(), reusedErrors: 0, errorAfterHupMs: [] };
@@ -103,8 +108,14 @@ export async function runSoak({ minutes, freePort, tmpDir }) {
     process.kill(master, 'SIGHUP');
   }, HUP_EVERY_MS);
   const sampler = setInterval(() => {
-    const workers = childrenOf(master).map(readRssKb).filter((kb) => kb !== undefined);
-    samples.push({ t: Date.now() - startedAt, master: readRssKb(master), workerMean: workers.reduce((a, b) => a + b, 0) / (workers.length || 1) });
+    const workers = childrenOf(master)
+      .map(readRssKb)
+      .filter((kb) => kb !== undefined);
+    samples.push({
+      t: Date.now() - startedAt,
+      master: readRssKb(master),
+      workerMean: workers.reduce((a, b) => a + b, 0) / (workers.length || 1),
+    });
   }, SAMPLE_EVERY_MS);
   let lastReport = startedAt;
   while (Date.now() - startedAt < durationMs) {
@@ -112,7 +123,9 @@ export async function runSoak({ minutes, freePort, tmpDir }) {
     if (Date.now() - lastReport >= 5 * 60_000) {
       lastReport = Date.now();
       const last = samples.at(-1);
-      console.error(`soak: ${Math.round((Date.now() - startedAt) / 60_000)} min, ${client.responses} responses, ${sumErrors(client)} errors, master ${last?.master} kB`);
+      console.error(
+        `soak: ${Math.round((Date.now() - startedAt) / 60_000)} min, ${client.responses} responses, ${sumErrors(client)} errors, master ${last?.master} kB`,
+      );
     }
   }
   clearInterval(load);

@@ -34,10 +34,7 @@ function throughputRow(target, a, b, mode, atLeast) {
 function cpuBreakdown(base, journal) {
   if (!base.cpuUs || !journal.cpuUs) return '';
   const us = (x) => `${Math.round(x)} µs`;
-  return (
-    `; CPU per request: workers ${us(base.cpuUs.workers)} → ${us(journal.cpuUs.workers)}, ` +
-    `journald ${us(journal.cpuUs.journald)}`
-  );
+  return `; CPU per request: workers ${us(base.cpuUs.workers)} → ${us(journal.cpuUs.workers)}, ` + `journald ${us(journal.cpuUs.journald)}`;
 }
 
 /** Whether journald stored an entry for every request, when that was counted. */
@@ -52,9 +49,7 @@ export function evaluateTargets(results) {
   const tsg = get('tsg');
   const rows = [];
   for (const mode of MODES) {
-    rows.push(
-      throughputRow(`tsgunicorn -w 2 ≥ 0.97× node:cluster SCHED_NONE, ${MODE_LABEL[mode]}`, tsg, get('cluster-none'), mode, 0.97),
-    );
+    rows.push(throughputRow(`tsgunicorn -w 2 ≥ 0.97× node:cluster SCHED_NONE, ${MODE_LABEL[mode]}`, tsg, get('cluster-none'), mode, 0.97));
   }
   rows.push(throughputRow('tsgunicorn -w 2 ≥ 2× PM2 cluster, Connection: close', tsg, get('pm2'), 'close', 2));
   for (const mode of MODES) {
