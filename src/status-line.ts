@@ -6,11 +6,11 @@ export interface StatusFacts {
   total: number;
   requests: number;
   ratePerSec: number;
-  p99Ms?: number;
-  meanMs?: number;
+  p99Ms?: number | undefined;
+  meanMs?: number | undefined;
   health: 'unknown' | 'healthy' | 'unhealthy' | 'off';
   /** The last reload failed: said first, until a reload succeeds. */
-  reloadFailure?: { at: string; reason: string; generation: number } | null;
+  reloadFailure?: { at: string; reason: string; generation: number } | null | undefined;
   /** A graceful stop's drain_delay is under way. */
   draining?: boolean;
 }

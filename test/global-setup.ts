@@ -3,7 +3,7 @@
 import path from 'node:path';
 
 export async function setup(): Promise<void> {
-  const deps = (await import('../packaging/debian-deps.mjs')) as { ensureAddons: () => void; ensurePromtool: () => string | null };
+  const deps = await import('../packaging/debian-deps.mjs');
   deps.ensureAddons();
   const dir = deps.ensurePromtool();
   // The test workers inherit this process's environment.

@@ -116,7 +116,7 @@ export function createWorkerMetrics(): WorkerMetrics {
     requestFinished(method, status, seconds) {
       inFlight--;
       const m = methodIndex(method);
-      counts[slotOf[m]!.get(status) ?? newSeries(m, status)]++;
+      counts[slotOf[m]!.get(status) ?? newSeries(m, status)]!++;
       // A value on a bound belongs to that bucket (le is "less than or equal").
       let b = 0;
       while (b < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[b]!) b++;

@@ -68,7 +68,7 @@ export async function startHaproxy(frontPort: number, hostPorts: [number, number
       let text = '';
       const socket = net.connect(admin, () => socket.end('show stat\n'));
       socket
-        .on('data', (d) => (text += d))
+        .on('data', (d) => (text += String(d)))
         .on('end', () => resolve(text))
         .on('error', reject);
     });

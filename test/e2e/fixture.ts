@@ -89,7 +89,7 @@ export async function journalEntries(m: Machine, unit: string, ...args: string[]
 // field that occurs more than once as an array of its values.
 function fieldText(v: unknown): string {
   if (!Array.isArray(v)) return String(v);
-  if (v.every((x) => typeof x === 'number')) return Buffer.from(v as number[]).toString('utf8');
+  if (v.every((x) => typeof x === 'number')) return Buffer.from(v).toString('utf8');
   return v.map(fieldText).join('\n');
 }
 

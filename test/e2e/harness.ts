@@ -155,7 +155,7 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
   if (!overlaid) {
     rmSync(root, { recursive: true, force: true });
     const copy = spawnSync('cp', ['-a', '--reflink=auto', lower, root]);
-    if (copy.status !== 0) throw new Error(`cannot copy ${lower}: ${copy.stderr}`);
+    if (copy.status !== 0) throw new Error(`cannot copy ${lower}: ${String(copy.stderr)}`);
   }
   if (opts.deb) copyFileSync(opts.deb, path.join(root, 'root/tsgunicorn.deb'));
 

@@ -11,7 +11,7 @@ export interface Reply {
 
 export function get(
   url: string,
-  opts: { timeoutMs?: number; headers?: Record<string, string>; localAddress?: string } = {},
+  opts: { timeoutMs?: number; headers?: Record<string, string>; localAddress?: string | undefined } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.get(

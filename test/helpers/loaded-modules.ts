@@ -22,7 +22,7 @@ export const isPromClient = (url: string): boolean => url.includes('/prom-client
  * `await import(...)`, since a static import would load before the hook, and calls
  * `mark(name, data?)` to record the state at that point.
  */
-export async function recordLoads(script: string): Promise<Record<string, LoadMark>> {
+export async function recordLoads<Mark extends string>(marks: readonly Mark[], script: string): Promise<Record<Mark, LoadMark>> {
   const child = `
     import { registerHooks } from 'node:module';
     const loaded = [];
@@ -41,5 +41,8 @@ export async function recordLoads(script: string): Promise<Record<string, LoadMa
     '-e',
     child,
   ]);
-  return JSON.parse(stdout) as Record<string, LoadMark>;
+  const recorded = JSON.parse(stdout) as Partial<Record<Mark, LoadMark>>;
+  const missing = marks.filter((name) => recorded[name] === undefined);
+  if (missing.length > 0) throw new Error(`the script did not mark ${missing.join(', ')}`);
+  return recorded as Record<Mark, LoadMark>;
 }

@@ -35,7 +35,7 @@ export interface OperatorRun {
 /** Runs the CLI to its end, or stops it after `timeoutMs`: a server that starts by mistake must not hang the test. */
 export async function runAsOperator(
   args: string[],
-  options: { unprivileged?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  options: { unprivileged?: boolean | undefined; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<OperatorRun> {
   const [command, argv] =
     options.unprivileged && asRoot

@@ -30,7 +30,7 @@ process.on('exit', () => {
 });
 
 export interface RunOptions {
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   cwd?: string;
   /** Wait for this many booted workers (default: wait for "Booted"). */
   waitReady?: boolean;

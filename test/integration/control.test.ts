@@ -42,7 +42,7 @@ function rawControl(sock: string, payload: string): Promise<string> {
     const client = net.connect(sock, () => client.write(payload));
     let received = '';
     client.setEncoding('utf8');
-    client.on('data', (d) => (received += d));
+    client.on('data', (d) => (received += String(d)));
     client.on('close', () => resolve(received));
     client.on('error', reject);
   });

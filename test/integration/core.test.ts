@@ -106,7 +106,7 @@ describe('frameworks, unmodified', () => {
     const replies: string[] = [];
     const done = new Promise<void>((resolve) =>
       ws.on('message', (data) => {
-        replies.push(String(data));
+        replies.push(Buffer.isBuffer(data) ? data.toString('utf8') : 'not a single buffer');
         if (replies.length === 2) resolve();
       }),
     );

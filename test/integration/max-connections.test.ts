@@ -15,8 +15,8 @@ const APP = path.join(FIXTURES, 'reliability/app.mjs');
 interface Client {
   socket: net.Socket;
   /** Status of the first response, once it arrived. */
-  status?: number;
-  error?: string;
+  status?: number | undefined;
+  error?: string | undefined;
 }
 
 /** Opens `count` keep-alive connections, each sending one request and then held open. */

@@ -15,7 +15,7 @@ async function through(port: number, header: Buffer, path: string): Promise<stri
   const socket = net.connect(port, '127.0.0.1');
   socket.end(Buffer.concat([header, Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)]));
   let text = '';
-  socket.on('data', (d) => (text += d));
+  socket.on('data', (d) => (text += String(d)));
   // A refused connection may be reset; what counts is that nothing was answered.
   await new Promise((resolve) => socket.on('error', () => {}).on('close', resolve));
   return text;

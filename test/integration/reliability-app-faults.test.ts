@@ -5,8 +5,8 @@
 import http from 'node:http';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { request, type Reply } from '../helpers/http.js';
-import { FIXTURES, serversStoppedAfterEach, startServer, workerPids } from '../helpers/tsgunicorn.js';
+import { request } from '../helpers/http.js';
+import { FIXTURES, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { sleep, until } from '../helpers/wait.js';
 
 const start = serversStoppedAfterEach();

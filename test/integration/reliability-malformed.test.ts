@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { request } from '../helpers/http.js';
-import { FIXTURES, serversStoppedAfterEach, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
+import { FIXTURES, serversStoppedAfterEach, workerPids, type Running } from '../helpers/tsgunicorn.js';
 import { exchange, pool, type Exchange } from '../fixtures/reliability/raw-client.js';
 
 const start = serversStoppedAfterEach();

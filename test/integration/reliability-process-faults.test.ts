@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
-import { FIXTURES, serversStoppedAfterEach, startServer, workerPids } from '../helpers/tsgunicorn.js';
+import { FIXTURES, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { sleep, until } from '../helpers/wait.js';
 
 const start = serversStoppedAfterEach();

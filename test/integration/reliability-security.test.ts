@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rawExchange, request } from '../helpers/http.js';
-import { FIXTURES, serversStoppedAfterEach, startServer, type Running } from '../helpers/tsgunicorn.js';
+import { FIXTURES, serversStoppedAfterEach, type Running } from '../helpers/tsgunicorn.js';
 
 const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');

@@ -16,7 +16,7 @@ try { ensurePackages(['dpkg', 'tsgunicorn-test-no-such-package'], 'npm run packa
     const [cmd, args] = asRoot
       ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script]]
       : [process.execPath, ['--input-type=module', '-e', script]];
-    const r = spawnSync(cmd as string, args as string[], { encoding: 'utf8', cwd: '/' });
+    const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: '/' });
     expect(r.stdout).toBe(
       "npm run package needs Debian's tsgunicorn-test-no-such-package: run sudo apt-get install tsgunicorn-test-no-such-package",
     );

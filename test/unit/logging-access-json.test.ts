@@ -66,7 +66,7 @@ it('goes to the access log file one object per line, and to the journal with the
   expect(lines[2]).toBe('');
   expect(lines.slice(0, 2).map((l) => JSON.parse(l).path)).toEqual(['/j', '/j']);
 
-  const sent: Array<{ message: string; fields?: JournalFields }> = [];
+  const sent: Array<{ message: string; fields?: JournalFields | undefined }> = [];
   const journal: JournalSink = {
     send: (_priority: number, message: string, fields?: JournalFields) => (sent.push({ message, fields }), true),
   };

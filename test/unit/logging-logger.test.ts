@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger, type Logger } from '../../src/logging/logger.js';
+import { createLogger } from '../../src/logging/logger.js';
 import type { JournalFields, JournalSink } from '../../src/systemd/journal.js';
 import { request, serve } from '../helpers/logging-request.js';
 
@@ -205,7 +205,7 @@ describe('access log file', () => {
 });
 
 class RecordingJournal implements JournalSink {
-  entries: { priority: number; message: string; fields?: JournalFields }[] = [];
+  entries: { priority: number; message: string; fields?: JournalFields | undefined }[] = [];
   constructor(private readonly accept = true) {}
   send(priority: number, message: string, fields?: JournalFields): boolean {
     this.entries.push({ priority, message, fields });

@@ -157,7 +157,9 @@ describe('MetricsAggregator', () => {
 
   it('loads prom-client only to render, not to keep request totals for the status line', async () => {
     // What the master does every 5 s without a scrape, then a first scrape.
-    const { idle, totals, rendered } = await recordLoads(`
+    const { idle, totals, rendered } = await recordLoads(
+      ['idle', 'totals', 'rendered'],
+      `
       mark('idle');
       const { MetricsAggregator } = await import(${JSON.stringify(builtModule('metrics/aggregator.js'))});
       const { createWorkerMetrics } = await import(${JSON.stringify(builtModule('metrics/worker-metrics.js'))});
@@ -170,7 +172,8 @@ describe('MetricsAggregator', () => {
       aggregator.countRestart('crash');
       await aggregator.collect([{ pid: 7, request: () => worker.snapshot() }]);
       mark('totals', aggregator.requestTotals().requests);
-      mark('rendered', await aggregator.render());`);
+      mark('rendered', await aggregator.render());`,
+    );
     expect(totals.data).toBe(3);
     expect(totals.loaded.some((url) => url.endsWith('/metrics/aggregator.js'))).toBe(true);
     expect(totals.loaded.filter(isPromClient)).toEqual([]);

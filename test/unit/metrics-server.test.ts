@@ -53,9 +53,12 @@ describe('startMetricsServer', () => {
   });
 
   it('does not load prom-client: the master imports it whether or not metrics_bind is set', async () => {
-    const { imported } = await recordLoads(`
+    const { imported } = await recordLoads(
+      ['imported'],
+      `
       await import(${JSON.stringify(builtModule('metrics/server.js'))});
-      mark('imported');`);
+      mark('imported');`,
+    );
     expect(imported.loaded.some((url) => url.endsWith('/metrics/server.js'))).toBe(true);
     expect(imported.loaded.filter(isPromClient)).toEqual([]);
   });

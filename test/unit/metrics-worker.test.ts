@@ -151,7 +151,9 @@ describe('worker metrics', () => {
 
   it('does not load prom-client in the worker process', async () => {
     // The built worker metrics, then the master's exposition as a check that prom-client would be seen.
-    const { worker, exposition } = await recordLoads(`
+    const { worker, exposition } = await recordLoads(
+      ['worker', 'exposition'],
+      `
       const { createWorkerMetrics } = await import(${JSON.stringify(builtModule('metrics/worker-metrics.js'))});
       const metrics = createWorkerMetrics();
       metrics.requestStarted();
@@ -159,7 +161,8 @@ describe('worker metrics', () => {
       await metrics.snapshot();
       mark('worker');
       await import(${JSON.stringify(builtModule('metrics/exposition.js'))});
-      mark('exposition');`);
+      mark('exposition');`,
+    );
     expect(worker.loaded.some((u) => u.endsWith('/worker-metrics.js'))).toBe(true);
     expect(worker.loaded.filter(isPromClient)).toEqual([]);
     expect(exposition.loaded.some(isPromClient)).toBe(true);

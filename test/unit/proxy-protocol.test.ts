@@ -161,7 +161,7 @@ describe('on a server', () => {
     const socket = net.connect(port, '127.0.0.1');
     socket.end(bytes);
     let text = '';
-    socket.on('data', (d) => (text += d));
+    socket.on('data', (d) => (text += String(d)));
     // A refused connection may be reset; what counts is that nothing was answered.
     await new Promise((resolve) => socket.on('error', () => {}).on('close', resolve));
     return text;
