@@ -11,7 +11,7 @@ export interface Hooks {
   run(name: HookName, ...args: unknown[]): Promise<boolean>;
 }
 
-export const noHooks: Hooks = { run: async () => true };
+export const noHooks: Hooks = { run: () => Promise.resolve(true) };
 
 export async function loadHooks(modulePath: string | null, cwd: string, log: { error(msg: string, err?: unknown): void }): Promise<Hooks> {
   if (!modulePath) return noHooks;
@@ -21,7 +21,7 @@ export async function loadHooks(modulePath: string | null, cwd: string, log: { e
       const hook = mod[name];
       if (typeof hook !== 'function') return true;
       try {
-        await hook(...args);
+        await Reflect.apply(hook, undefined, args);
         return true;
       } catch (err) {
         log.error(`Hook ${name} failed`, err);

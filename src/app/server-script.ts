@@ -35,9 +35,10 @@ interface NormalizedListen {
   handle?: unknown;
 }
 
+// eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called through Reflect.apply with a server as `this`
 const originalListen = net.Server.prototype.listen;
 // Node's own parser of listen()'s many signatures (lib/net.js), exported for userland like this.
-const normalizeArgs = (net as unknown as { _normalizeArgs(args: unknown[]): [NormalizedListen, ((...a: unknown[]) => void) | null] })
+const normalizeArgs = (net as unknown as { _normalizeArgs: (args: unknown[]) => [NormalizedListen, ((...a: unknown[]) => void) | null] })
   ._normalizeArgs;
 const http = process.getBuiltinModule('node:http');
 

@@ -105,9 +105,9 @@ export function simple(name: string | undefined, options: { socket?: string }, r
     const result = (await once(name, options, request)) as Record<string, unknown>;
     const what: Record<ControlRequest['cmd'], () => string> = {
       status: () => '',
-      reload: () => (result.started ? 'Reload started' : `Reloaded: generation ${result.generation} serving`),
-      scale: () => `Scaling to ${result.workers} worker${result.workers === 1 ? '' : 's'}`,
-      'kill-worker': () => `Killed worker ${result.killed}; the master replaces it`,
+      reload: () => (result.started ? 'Reload started' : `Reloaded: generation ${String(result.generation)} serving`),
+      scale: () => `Scaling to ${String(result.workers)} worker${result.workers === 1 ? '' : 's'}`,
+      'kill-worker': () => `Killed worker ${String(result.killed)}; the master replaces it`,
       'reopen-logs': () => 'Log files reopened',
     };
     process.stdout.write(`${what[request.cmd]()}\n`);
