@@ -14,8 +14,7 @@ import { Master } from './master/master.js';
 import { instanceSettings } from './settings/instance.js';
 import { checkFiles } from './settings/preflight.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
-import { journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
-import { address, type Address } from './settings/kinds.js';
+import { formatSetting, journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
 import { BindError, checkCanListen } from './sockets.js';
 import { openJournal, stderrIsJournal } from './systemd/journal.js';
 import { sandboxHint } from './systemd/sandbox.js';
@@ -46,7 +45,7 @@ function buildProgram(
   const settingOf = new Map<string, SettingName>();
   for (const name of settingNames) {
     const spec = schema[name];
-    const shownDefault = spec.kind.format(spec.default as never);
+    const shownDefault = formatSetting(name, spec.default);
     const help = `${spec.help}${shownDefault === '' || shownDefault === 'false' ? '' : ` [${shownDefault}]`} (${name})`;
     const option = new Option(spec.flags, help).helpGroup(`${spec.section}:`);
     if (spec.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
@@ -99,7 +98,8 @@ async function main(argv: string[]): Promise<number> {
 
   const instance = options.instance as string | undefined;
   // Errors before the server starts go to the journal under the name its entries will have.
-  const fail = (message: string, code: number): number => failWith(message, code, instance ?? (cli.proc_name as string | undefined));
+  const fail = (message: string, code: number): number =>
+    failWith(message, code, instance ?? (typeof cli.proc_name === 'string' ? cli.proc_name : null));
   const settingsOnly = (): ResolvedSettings => (instance ? instanceSettings(instance, cli) : resolveSettings(cli));
   // Run again on every reload: the config file, and an instance's app, may have changed.
   const resolve = (): ResolvedSettings => {
@@ -152,10 +152,9 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (options.checkConfig) return checkConfig(resolved, fail);
-  const metricsAddress = metricsTcpAddress(settings.metrics_bind);
-  if (metricsAddress) {
+  if (settings.metrics_bind) {
     try {
-      await checkCanListen('metrics_bind', metricsAddress);
+      await checkCanListen('metrics_bind', settings.metrics_bind);
     } catch (err) {
       if (err instanceof BindError) return fail(err.message, EXIT.FAILURE);
       throw err;
@@ -201,29 +200,19 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** metrics_bind as an address to check, when it is one (the metrics server reports any other form itself). */
-function metricsTcpAddress(text: string | null): (Address & { kind: 'tcp' }) | null {
-  if (!text) return null;
-  try {
-    const parsed = address.parse(text);
-    return parsed.kind === 'tcp' ? parsed : null;
-  } catch {
-    return null;
-  }
-}
-
-function failWith(message: string, code: number, identifier = 'tsgunicorn'): number {
+/** `procName`: proc_name as far as it is known (settings may not have been read). */
+function failWith(message: string, code: number, procName: string | null = null): number {
   const line = `tsgunicorn: error: ${message}`;
   // Under systemd, stderr lines reach the journal at priority info: an entry of
   // its own is at err, so `journalctl -u UNIT -p err` shows why it did not start.
-  const journal = stderrIsJournal() ? openJournal(identifier) : null;
+  const journal = stderrIsJournal() ? openJournal(journalIdentifier({ proc_name: procName })) : null;
   if (!journal?.send(3, line)) process.stderr.write(`${line}\n`);
   return code;
 }
 
 function printConfig({ settings, sources }: ResolvedSettings, served: { value: string; source: string; note: string | null } | null): void {
   const lines = settingNames.map((name) => {
-    const value = served && name === 'bind' ? served.value : schema[name].kind.format(settings[name] as never);
+    const value = served && name === 'bind' ? served.value : formatSetting(name, settings[name]);
     const line = `${schema[name].cliOnly ? '; ' : ''}${name} = ${value}`;
     const source = served && name === 'bind' ? served.source : describeSource(sources[name]);
     return `${line.padEnd(48)} ; ${source}${served?.note && name === 'bind' ? `\n; ${served.note}` : ''}`;

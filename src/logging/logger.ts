@@ -8,10 +8,9 @@ import type { Settings } from '../settings/schema.js';
 import { openJournal, stderrIsJournal, type JournalFields, type JournalSink } from '../systemd/journal.js';
 import { compileAccessFormat, escapeChar, type AccessEntry } from './access-format.js';
 import { compileJsonAccess } from './access-json.js';
+import type { Level } from './levels.js';
 import { LogOutput, type Report } from './log-output.js';
 import { errorLogTimestamp } from './timestamps.js';
-
-export type Level = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 
 export interface Logger {
   debug(msg: string): void;

@@ -9,6 +9,7 @@ import { MetricsAggregator, type RestartReason } from '../metrics/aggregator.js'
 import { requestWindow, RequestWindowTracker, type RequestWindow, type TotalsAt } from '../metrics/request-window.js';
 import { startMetricsServer } from '../metrics/server.js';
 import type { MetricsSnapshot } from '../metrics/worker-metrics.js';
+import { formatAddress } from '../settings/kinds.js';
 import type { Settings } from '../settings/schema.js';
 import type { ListenSocket } from '../sockets.js';
 import { formatStatusLine, type StatusFacts } from '../status-line.js';
@@ -60,7 +61,7 @@ export class Observability {
     const { settings, logger, notifier } = this.options;
     if (settings.metrics_bind) {
       this.metricsServer = await startMetricsServer(settings.metrics_bind, () => this.scrape(), logger);
-      logger.info(`Metrics at: http://${settings.metrics_bind}/metrics`);
+      logger.info(`Metrics at: http://${formatAddress(settings.metrics_bind)}/metrics`);
     }
     this.startHealthCheck();
     if (notifier.enabled) {

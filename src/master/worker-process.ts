@@ -1,6 +1,6 @@
 // The master's view of one worker process: how it was started, what its
 // heartbeats say, and the IPC requests the master makes of it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type IOType } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import {
@@ -70,13 +70,13 @@ export class WorkerProcess extends EventEmitter {
     this.id = options.id;
     // The heartbeat pipe and the listening sockets sit at fixed stdio slots; stdio
     // 0-2 are shared so the app's own output lands where the master's does.
-    const stdio: (string | number)[] = ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'];
+    const stdio: (IOType | 'ipc' | number)[] = ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'];
     options.fds.forEach((fd, i) => (stdio[FIRST_LISTEN_FD + i] = fd));
     // --disable-sigusr1: a USR1 sent to every process of the unit (log rotation) is
     // ignored by workers instead of opening the inspector to any local user; the
     // master tells them to reopen their logs.
     this.child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '--disable-sigusr1', WORKER_ENTRY], {
-      stdio: stdio as never,
+      stdio,
       env: options.env,
       cwd: options.settings.chdir ?? process.cwd(),
     });

@@ -1,7 +1,7 @@
 // The master's Prometheus endpoint: GET /metrics on metrics_bind, nothing else.
 import type { Server } from 'node:http';
 import { once } from 'node:events';
-import { address } from '../settings/kinds.js';
+import type { TcpAddress } from '../settings/kinds.js';
 
 // Not `import ... from 'node:http'`: an ES import of a builtin reads all its
 // exports, and node:http's lazy WebSocket/CloseEvent/MessageEvent getters then
@@ -13,12 +13,10 @@ const { createServer } = process.getBuiltinModule('node:http');
 const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export async function startMetricsServer(
-  bindText: string,
+  bind: TcpAddress,
   handler: () => Promise<string>,
   log: { error(msg: string, err?: unknown): void },
 ): Promise<Server> {
-  const bind = address.parse(bindText);
-  if (bind.kind !== 'tcp') throw new Error(`metrics_bind must be HOST:PORT, not ${bindText}`);
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/metrics') {

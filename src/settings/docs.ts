@@ -1,13 +1,13 @@
 // The settings reference as a Markdown table, derived from the schema; the README
 // carries it between markers and a test keeps the two identical.
-import { envName, schema, settingNames } from './schema.js';
+import { envName, formatSetting, schema, settingNames } from './schema.js';
 
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 export function settingsTableMarkdown(): string {
   const rows = settingNames.map((name) => {
     const spec = schema[name];
-    const shown = spec.kind.format(spec.default as never);
+    const shown = formatSetting(name, spec.default);
     const ini = spec.cliOnly ? '—' : `\`${name}\``;
     const flags = spec.flags
       .replace(/ <[^>]+>/, '')

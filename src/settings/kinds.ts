@@ -24,22 +24,24 @@ export const text: Kind<string> = {
   format: (v) => v,
 };
 
-/** A string that may be unset: an empty value means "not set". */
-export const optionalText: Kind<string | null> = {
-  form: 'a string (empty for none)',
-  parse: (s) => (s.trim() === '' ? null : s.trim()),
-  format: (v) => v ?? '',
-};
+/** A value that may be unset: an empty value means "not set". */
+export function optional<T>(kind: Kind<T>): Kind<T | null> {
+  return {
+    form: `${kind.form} (empty for none)`,
+    parse: (s) => (s.trim() === '' ? null : kind.parse(s.trim())),
+    format: (v) => (v === null ? '' : kind.format(v)),
+  };
+}
 
 /**
- * A directory that may be unset, made absolute against the working directory at
- * start-up: the master changes into it, and a relative path would then be taken
- * relative to itself when workers are started there.
+ * A directory, made absolute against the working directory at start-up: the
+ * master changes into it, and a relative path would then be taken relative to
+ * itself when workers are started there.
  */
-export const optionalDirectory: Kind<string | null> = {
-  form: 'a directory (empty for none)',
-  parse: (s) => (s.trim() === '' ? null : path.resolve(s.trim())),
-  format: (v) => v ?? '',
+export const directory: Kind<string> = {
+  form: 'a directory',
+  parse: (s) => path.resolve(s.trim()),
+  format: (v) => v,
 };
 
 export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): Kind<number> {
@@ -102,7 +104,7 @@ export function choice<const C extends string>(...choices: C[]): Kind<C> {
     form,
     parse(s) {
       const t = s.trim().toLowerCase();
-      return (choices as string[]).includes(t) ? (t as C) : fail(form, s);
+      return choices.find((c) => c === t) ?? fail(form, s);
     },
     format: (v) => v,
   };
@@ -179,8 +181,63 @@ export const keyValueList: Kind<string[]> = {
   format: (v) => v.join(', '),
 };
 
+/**
+ * A path the master requests itself (health_check_path): it goes into a request
+ * line as written, so it starts with / and holds no space or control character
+ * (Node refuses to send one, at probe time) and no fragment (never sent).
+ */
+export const urlPath: Kind<string> = {
+  form: 'a URL path, as in /health',
+  parse(s) {
+    const t = s.trim();
+    return /^\/[!-~]*$/.test(t) && !t.includes('#') ? t : fail(urlPath.form, s);
+  },
+  format: (v) => v,
+};
+
+// RFC 9110 token characters: what a header field name is made of.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A header field name (access_log_headers), as in X-Request-Id. */
+export const headerName: Kind<string> = {
+  form: 'a header name',
+  parse: (s) => (HEADER_NAME.test(s.trim()) ? s.trim() : fail(headerName.form, s)),
+  format: (v) => v,
+};
+
+/** Where a log goes: a file, or - for the process's own stream (stdout or stderr). */
+export const logFile: Kind<string> = {
+  form: 'a file or -',
+  parse: (s) => (s.trim() === '' ? fail(logFile.form, s) : s.trim()),
+  format: (v) => v,
+};
+
+/** control_socket: auto, off, or the path of the socket; bind's unix: prefix is refused rather than taken as a file name. */
+export const controlSocket: Kind<string> = {
+  form: 'auto, off or the path of a Unix socket',
+  parse(s) {
+    const t = s.trim();
+    if (t.startsWith('unix:')) {
+      throw new InvalidValue(`expected ${controlSocket.form}, got ${JSON.stringify(s)}: write the path without unix:`);
+    }
+    return t === '' ? fail(controlSocket.form, s) : t;
+  },
+  format: (v) => v,
+};
+
+/** A group by name or GID (control_socket_group); whether it exists is checked when the socket is made. */
+export const group: Kind<string> = {
+  form: 'a group name or GID',
+  parse: (s) => (/^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(s.trim()) ? s.trim() : fail(group.form, s)),
+  format: (v) => v,
+};
+
 /** A listening address: HOST:PORT, [IPV6]:PORT, :PORT, PORT, unix:PATH or fd://N. */
-export type Address = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string } | { kind: 'fd'; fd: number };
+export type Address = TcpAddress | { kind: 'unix'; path: string } | { kind: 'fd'; fd: number };
+export interface TcpAddress {
+  kind: 'tcp';
+  host: string;
+  port: number;
+}
 
 const addressForm = 'HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N';
 export const address: Kind<Address> = {
@@ -195,21 +252,42 @@ export const address: Kind<Address> = {
       const fd = t.slice(5);
       return /^\d+$/.test(fd) ? { kind: 'fd', fd: Number(fd) } : fail(addressForm, s);
     }
-    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(t) ?? /^()()(\d{1,5})$/.exec(t);
-    if (!m) return fail(addressForm, s);
-    const port = Number(m[3]);
-    if (port > 65535) return fail(addressForm, s);
-    const host = m[1] || m[2] || '0.0.0.0';
-    if (m[1] ? !isIPv6(host) : !isHostName(host)) {
-      throw new InvalidValue(
-        `expected ${addressForm}, got ${JSON.stringify(s)}: ${JSON.stringify(host)} is neither an IP address nor a host name ` +
-          '(letters, digits, hyphens and dots; write an international name in its xn-- form)',
-      );
-    }
-    return { kind: 'tcp', host, port };
+    return parseHostPort(s, addressForm);
   },
   format: formatAddress,
 };
+
+const tcpAddressForm = 'HOST:PORT or [IPV6]:PORT, as in 127.0.0.1:9100';
+/**
+ * A TCP address only (metrics_bind: Prometheus scrapes over TCP); the unix: and
+ * fd:// forms that bind takes are refused by name.
+ */
+export const tcpAddress: Kind<TcpAddress> = {
+  form: tcpAddressForm,
+  parse(s) {
+    if (/^\s*(unix:|fd:\/\/)/.test(s)) {
+      throw new InvalidValue(`expected ${tcpAddressForm}, got ${JSON.stringify(s)}: only a TCP address is served here`);
+    }
+    return parseHostPort(s, tcpAddressForm);
+  },
+  format: formatAddress,
+};
+
+/** HOST:PORT, [IPV6]:PORT, :PORT or PORT (host 0.0.0.0); `form` names what the setting accepts. */
+function parseHostPort(s: string, form: string): TcpAddress {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(s.trim()) ?? /^()()(\d{1,5})$/.exec(s.trim());
+  if (!m) return fail(form, s);
+  const port = Number(m[3]);
+  if (port > 65535) return fail(form, s);
+  const host = m[1] || m[2] || '0.0.0.0';
+  if (m[1] ? !isIPv6(host) : !isHostName(host)) {
+    throw new InvalidValue(
+      `expected ${form}, got ${JSON.stringify(s)}: ${JSON.stringify(host)} is neither an IP address nor a host name ` +
+        '(letters, digits, hyphens and dots; write an international name in its xn-- form)',
+    );
+  }
+  return { kind: 'tcp', host, port };
+}
 
 // RFC 1123 host names: labels of ASCII letters, digits and inner hyphens, 253 characters in all.
 const HOST_LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ini from 'ini';
-import { InvalidValue, type Kind } from './kinds.js';
+import { InvalidValue } from './kinds.js';
+import { EXIT } from '../ipc.js';
 import { ENV_PREFIX, envName, schema, settingNames, type SettingName, type Settings } from './schema.js';
 
 export type Source =
@@ -20,9 +21,9 @@ export interface ResolvedSettings {
   sources: Record<SettingName, Source>;
 }
 
-/** A bad setting; the CLI prints `message` and exits with `exitCode` (2, Gunicorn's usage error). */
+/** A bad setting; the CLI prints `message` and exits with `exitCode` (Gunicorn's usage error). */
 export class ConfigError extends Error {
-  readonly exitCode = 2;
+  readonly exitCode = EXIT.CONFIG;
 }
 
 /** Raw values from the command line: strings as typed, arrays for repeatable flags, true for switches. */
@@ -46,32 +47,28 @@ export function describeSource(source: Source): string {
 export function resolveSettings(cli: CliValues, env: NodeJS.ProcessEnv = process.env): ResolvedSettings {
   const settings = Object.fromEntries(settingNames.map((n) => [n, schema[n].default])) as Settings;
   const sources = Object.fromEntries(settingNames.map((n) => [n, { kind: 'default' }])) as Record<SettingName, Source>;
-  const assign = (name: SettingName, value: unknown, source: Source) => {
-    (settings as Record<string, unknown>)[name] = value;
+  const assign: Assign = (name, value, source) => {
+    settings[name] = value;
     sources[name] = source;
   };
 
   const envValues = readEnv(env);
-  const configFile = (cli.config as string | undefined) ?? envValues.get('config')?.text;
+  const configFile = (typeof cli.config === 'string' ? cli.config : undefined) ?? envValues.get('config')?.text;
   if (configFile) {
-    for (const entry of readConfigFile(configFile)) assign(entry.name, entry.value, entry.source);
+    readConfigFile(configFile, assign);
     assign('config', path.resolve(configFile), cli.config ? { kind: 'cli', flag: '--config' } : { kind: 'env', name: envName('config') });
   }
   for (const [name, { text, source }] of envValues) {
     if (name === 'config') continue;
-    assign(name, parseOrExplain(name, schema[name].kind, text, `environment ${source.name}`), source);
+    assign(name, parseOrExplain(name, text, `environment ${source.name}`), source);
   }
   for (const name of settingNames) {
     const raw = cli[name];
     if (raw === undefined || name === 'config') continue;
     const flag = longFlag(name);
-    const where = `option ${flag}`;
-    const kind = schema[name].kind as Kind<unknown>;
-    let value: unknown;
-    if (typeof raw === 'boolean') value = raw;
-    else if (Array.isArray(raw)) value = raw.flatMap((item) => parseOrExplain(name, kind, item, where) as unknown[]);
-    else value = parseOrExplain(name, kind, raw, where);
-    assign(name, value, { kind: 'cli', flag });
+    // A switch (a boolean setting) arrives as true: its text is what the kind reads.
+    const texts = typeof raw === 'boolean' ? [String(raw)] : Array.isArray(raw) ? raw : [raw];
+    assign(name, parseEvery(name, texts, `option ${flag}`), { kind: 'cli', flag });
   }
   checkCombinations(settings, sources);
   return { settings, sources };
@@ -79,13 +76,22 @@ export function resolveSettings(cli: CliValues, env: NodeJS.ProcessEnv = process
 
 export const longFlag = (name: SettingName): string => /--[\w-]+/.exec(schema[name].flags)![0];
 
-function parseOrExplain(name: SettingName, kind: Kind<unknown>, text: string, where: string): unknown {
+type Assign = <N extends SettingName>(name: N, value: Settings[N], source: Source) => void;
+
+function parseOrExplain<N extends SettingName>(name: N, text: string, where: string): Settings[N] {
   try {
-    return kind.parse(text);
+    return schema[name].kind.parse(text);
   } catch (err) {
     if (err instanceof InvalidValue) throw new ConfigError(`${where}: ${name}: ${err.message}`);
     throw err;
   }
+}
+
+/** One text, or several for a list setting given more than once (a repeated flag, `key[] =` lines): their items, in order. */
+function parseEvery<N extends SettingName>(name: N, texts: string[], where: string): Settings[N] {
+  const values = texts.map((text) => parseOrExplain(name, text, where));
+  // Only list settings are given more than once (the callers check), so the items are what the setting holds.
+  return texts.length === 1 ? values[0]! : (values.flat() as Settings[N]);
 }
 
 function readEnv(env: NodeJS.ProcessEnv): Map<SettingName, { text: string; source: { kind: 'env'; name: string } }> {
@@ -101,13 +107,7 @@ function readEnv(env: NodeJS.ProcessEnv): Map<SettingName, { text: string; sourc
   return found;
 }
 
-interface FileEntry {
-  name: SettingName;
-  value: unknown;
-  source: Source;
-}
-
-function readConfigFile(file: string): FileEntry[] {
+function readConfigFile(file: string, assign: Assign): void {
   let content: string;
   try {
     content = readFileSync(file, 'utf8');
@@ -123,7 +123,6 @@ function readConfigFile(file: string): FileEntry[] {
     return i + 1;
   };
   const parsed = ini.parse(content) as Record<string, unknown>;
-  const entries: FileEntry[] = [];
   for (const [key, raw] of Object.entries(parsed)) {
     const line = lineOf(key) || lines.findIndex((l) => l.trim() === `[${key}]`) + 1;
     const where = `${file}:${line}`;
@@ -133,18 +132,14 @@ function readConfigFile(file: string): FileEntry[] {
     if (!isSettingName(key) || schema[key].cliOnly) {
       throw new ConfigError(`${where}: unknown setting ${JSON.stringify(key)}${suggest(key, (n) => n)}`);
     }
-    const kind = schema[key].kind as Kind<unknown>;
     if (Array.isArray(raw) && !Array.isArray(schema[key].default)) {
       throw new ConfigError(`${where}: ${key} takes one value: write \`${key} = ${raw[0] ?? 'VALUE'}\`, not \`${key}[] = …\``);
     }
     // ini gives `true` for a bare key and an array for `key[] = ...` lines; of
     // repeated `key =` lines only the last, but each raw_env line adds variables.
     const texts = key === 'raw_env' ? everyValue(lines, key) : Array.isArray(raw) ? raw.map(String) : [raw === true ? 'true' : String(raw)];
-    const values = texts.map((t) => parseOrExplain(key, kind, t, where));
-    const value = Array.isArray(raw) || key === 'raw_env' ? values.flat() : values[0];
-    entries.push({ name: key, value, source: { kind: 'file', file, line } });
+    assign(key, parseEvery(key, texts, where), { kind: 'file', file, line });
   }
-  return entries;
 }
 
 /** The values of every `key =` and `key[] =` line (settings sit above any section), in order, each as ini reads it. */

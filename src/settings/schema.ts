@@ -2,27 +2,35 @@
 // environment variables, --help, --print-config, the README's settings table and
 // the man page are all derived from this table (Gunicorn's config.py pattern).
 // Names follow Gunicorn's wherever Gunicorn has the setting.
+import { LEVELS } from '../logging/levels.js';
 import {
   address,
   boolean,
   choice,
+  controlSocket,
+  directory,
+  group,
+  headerName,
   integer,
   keyValueList,
   list,
+  logFile,
   megabytes,
   nonEmptyList,
-  optionalDirectory,
-  optionalText,
+  optional,
   seconds,
+  tcpAddress,
   text,
+  urlPath,
   workerCount,
   type Kind,
 } from './kinds.js';
 import { addressRange } from './address-ranges.js';
 
+/** A setting: its value's type is its kind's, and the default is checked against it (not the other way round). */
 export interface SettingSpec<T> {
   kind: Kind<T>;
-  default: T;
+  default: NoInfer<T>;
   /** Commander flags, e.g. "-b, --bind <ADDRESS>"; booleans take no argument. */
   flags: string;
   section: Section;
@@ -37,10 +45,10 @@ export type Section = 'Config' | 'Server socket' | 'Worker processes' | 'Logging
 
 const def = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
 
-export const schema = {
+const specs = {
   // Config
   config: def({
-    kind: optionalText,
+    kind: optional(text),
     default: null,
     flags: '-c, --config <FILE>',
     section: 'Config',
@@ -48,14 +56,14 @@ export const schema = {
     help: 'The ini config file to read settings from.',
   }),
   app: def({
-    kind: optionalText,
+    kind: optional(text),
     default: null,
     flags: '--app <APP>',
     section: 'Config',
     help: 'The app to serve: MODULE[:NAME] or MODULE:factory(ARGS) (same as the positional APP).',
   }),
   chdir: def({
-    kind: optionalDirectory,
+    kind: optional(directory),
     default: null,
     flags: '--chdir <DIR>',
     section: 'Config',
@@ -63,13 +71,13 @@ export const schema = {
   }),
   interface: def({
     kind: choice('auto', 'node', 'fetch'),
-    default: 'auto' as 'auto' | 'node' | 'fetch',
+    default: 'auto',
     flags: '--interface <KIND>',
     section: 'Config',
     help: 'How to call an exported app: node (req, res) listener, fetch (Request => Response) handler, or auto-detect. A module that calls listen() itself is served as a server script.',
   }),
   hooks: def({
-    kind: optionalText,
+    kind: optional(text),
     default: null,
     flags: '--hooks <MODULE>',
     section: 'Config',
@@ -84,21 +92,21 @@ export const schema = {
   }),
   raw_env: def({
     kind: keyValueList,
-    default: [] as string[],
+    default: [],
     flags: '-e, --env <KEY=VALUE>',
     section: 'Config',
     repeatable: true,
     help: 'Set environment variables for the app: repeat the option (or the ini line) to add more; a value may hold commas.',
   }),
   pidfile: def({
-    kind: optionalText,
+    kind: optional(text),
     default: null,
     flags: '-p, --pid <FILE>',
     section: 'Config',
     help: "Write the master's PID to this file (its directory must exist).",
   }),
   proc_name: def({
-    kind: optionalText,
+    kind: optional(text),
     default: null,
     flags: '-n, --name <NAME>',
     section: 'Config',
@@ -108,7 +116,7 @@ export const schema = {
   // Server socket
   bind: def({
     kind: nonEmptyList(address),
-    default: [{ kind: 'tcp', host: '127.0.0.1', port: 8000 }] as ReturnType<typeof address.parse>[],
+    default: [{ kind: 'tcp', host: '127.0.0.1', port: 8000 }],
     flags: '-b, --bind <ADDRESS>',
     section: 'Server socket',
     repeatable: true,
@@ -122,14 +130,14 @@ export const schema = {
     help: 'The most pending connections the kernel queues per listening socket.',
   }),
   certfile: def({
-    kind: optionalText,
+    kind: optional(text),
     default: null,
     flags: '--certfile <FILE>',
     section: 'Server socket',
     help: 'TLS certificate (PEM); with keyfile, serve HTTPS.',
   }),
   keyfile: def({
-    kind: optionalText,
+    kind: optional(text),
     default: null,
     flags: '--keyfile <FILE>',
     section: 'Server socket',
@@ -139,7 +147,7 @@ export const schema = {
   // Worker processes
   workers: def({
     kind: workerCount,
-    default: 'auto' as number | 'auto',
+    default: 'auto',
     flags: '-w, --workers <INT>',
     section: 'Worker processes',
     help: 'How many worker processes, or auto for one per available CPU.',
@@ -196,7 +204,7 @@ export const schema = {
 
   // Logging
   accesslog: def({
-    kind: optionalText,
+    kind: optional(logFile),
     default: null,
     flags: '--access-logfile <FILE>',
     section: 'Logging',
@@ -217,25 +225,25 @@ export const schema = {
     help: 'Write each access log entry as one JSON object per line (time, method, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, headers) instead of access_log_format.',
   }),
   access_log_headers: def({
-    kind: list(text),
-    default: [] as string[],
+    kind: list(headerName),
+    default: [],
     flags: '--access-log-headers <NAMES>',
     section: 'Logging',
     help: 'Request headers added to each JSON access log entry, under "headers" (comma-separated names).',
   }),
   errorlog: def({
-    kind: text,
+    kind: logFile,
     default: '-',
     flags: '--error-logfile <FILE>',
     section: 'Logging',
     help: 'Where to write the error log: a file (its directory must exist), or - for stderr (the journal under systemd).',
   }),
   loglevel: def({
-    kind: choice('debug', 'info', 'warning', 'error', 'critical'),
-    default: 'info' as 'debug' | 'info' | 'warning' | 'error' | 'critical',
+    kind: choice(...LEVELS),
+    default: 'info',
     flags: '--log-level <LEVEL>',
     section: 'Logging',
-    help: 'The least severe error-log level written: debug, info, warning, error or critical.',
+    help: 'The least severe error-log level written.',
   }),
 
   // Security and limits
@@ -248,7 +256,7 @@ export const schema = {
   }),
   proxy_protocol: def({
     kind: choice('off', 'v1', 'v2', 'auto'),
-    default: 'off' as 'off' | 'v1' | 'v2' | 'auto',
+    default: 'off',
     flags: '--proxy-protocol <VERSION>',
     section: 'Security and limits',
     help: 'Require a PROXY protocol header (v1, v2, or auto for either) on every connection, from a load balancer in proxy_allow_ips; its client address is the one logged and seen by the app.',
@@ -305,14 +313,14 @@ export const schema = {
 
   // Metrics and health
   metrics_bind: def({
-    kind: optionalText,
+    kind: optional(tcpAddress),
     default: null,
     flags: '--metrics-bind <HOST:PORT>',
     section: 'Metrics and health',
     help: 'Serve Prometheus metrics for all workers at http://HOST:PORT/metrics from the master. Off when unset.',
   }),
   health_check_path: def({
-    kind: optionalText,
+    kind: optional(urlPath),
     default: null,
     flags: '--health-check-path <PATH>',
     section: 'Metrics and health',
@@ -363,31 +371,43 @@ export const schema = {
     help: 'Refuse to start when the machine is below the hardware minimums (see tsgunicorn doctor).',
   }),
   control_socket: def({
-    kind: text,
+    kind: controlSocket,
     default: 'auto',
     flags: '--control-socket <PATH>',
     section: 'System',
     help: "The Unix socket `tsgunicorn status`, `reload`, `scale`, `kill-worker` and `reopen-logs` talk to (never TCP). auto: control.sock in the unit's RuntimeDirectory under systemd ($RUNTIME_DIRECTORY), else $XDG_RUNTIME_DIR/tsgunicorn.sock, else off; off: none.",
   }),
   control_socket_group: def({
-    kind: optionalText,
+    kind: optional(group),
     default: null,
     flags: '--control-socket-group <GROUP>',
     section: 'System',
     help: 'A group whose members may use the control socket too (mode 0660). Unset: only its owner, the user the server runs as (mode 0600).',
   }),
-} satisfies Record<string, SettingSpec<any>>;
+};
 
-export type Schema = typeof schema;
-export type SettingName = keyof Schema;
-export type Settings = { [K in SettingName]: Schema[K]['default'] };
+type Specs = typeof specs;
+export type SettingName = keyof Specs;
+/** Each setting's value, of the type its kind parses to. */
+export type Settings = { [K in SettingName]: ReturnType<Specs[K]['kind']['parse']> };
+/**
+ * The same table, typed per name: for a name N, schema[N].kind takes and
+ * gives Settings[N], so code over any setting needs no cast (see formatSetting).
+ */
+export const schema: { [K in SettingName]: SettingSpec<Settings[K]> } = specs;
+
+/** A setting's value as a config file would hold it. */
+export const formatSetting = <N extends SettingName>(name: N, value: Settings[N]): string => schema[name].kind.format(value);
 
 export const settingNames = Object.keys(schema) as SettingName[];
 export const envName = (name: SettingName): string => `TSGUNICORN_${name.toUpperCase()}`;
 export const ENV_PREFIX = 'TSGUNICORN_';
 
+/** What names the server where proc_name is unset and nothing else does. */
+const PROGRAM_NAME = 'tsgunicorn';
+
 /** The NAME in process titles, `tsgunicorn: master [NAME]`: proc_name, else the app as given (Gunicorn's default_proc_name). */
-export const titleName = (settings: Pick<Settings, 'proc_name' | 'app'>): string => settings.proc_name ?? settings.app ?? 'tsgunicorn';
+export const titleName = (settings: Pick<Settings, 'proc_name' | 'app'>): string => settings.proc_name ?? settings.app ?? PROGRAM_NAME;
 
 /** SYSLOG_IDENTIFIER of journal entries: proc_name (an instance's name under systemd), else tsgunicorn. */
-export const journalIdentifier = (settings: Pick<Settings, 'proc_name'>): string => settings.proc_name ?? 'tsgunicorn';
+export const journalIdentifier = (settings: Pick<Settings, 'proc_name'>): string => settings.proc_name ?? PROGRAM_NAME;

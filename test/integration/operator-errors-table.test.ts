@@ -64,6 +64,16 @@ const CASES: Case[] = [
   { what: 'a unix socket in a missing directory', args: ['-b', `unix:${MISSING}/app.sock`], code: 1, message: /Cannot bind unix:\/nonexistent-dir\/app\.sock: the directory \/nonexistent-dir does not exist/ },
   { what: 'the metrics port in use', args: ['--metrics-bind', 'PORT'], code: 1, message: () => new RegExp(`metrics_bind: Connection in use: 127\\.0\\.0\\.1:${busyPort()} \\(EADDRINUSE\\)`) },
   { what: 'a privileged metrics port', args: ['--metrics-bind', '127.0.0.1:81'], code: 1, unprivileged: true, message: /metrics_bind: Permission denied binding 127\.0\.0\.1:81: ports below 1024 need root/ },
+  { what: 'a metrics_bind that is not an address', args: ['--metrics-bind', 'oops'], code: 2, message: /option --metrics-bind: metrics_bind: expected HOST:PORT or \[IPV6\]:PORT, as in 127\.0\.0\.1:9100, got "oops"$/ },
+  { what: 'a metrics_bind on a unix socket', args: ['--metrics-bind', `unix:${dir}/metrics.sock`], code: 2, message: /metrics_bind: expected HOST:PORT or \[IPV6\]:PORT, as in 127\.0\.0\.1:9100, got "unix:.*": only a TCP address is served here/ },
+  { what: '--check-config with a metrics_bind on a unix socket', args: ['--check-config', '--metrics-bind', 'unix:/tmp/x'], code: 2, message: /option --metrics-bind: metrics_bind: .*only a TCP address is served here/ },
+  { what: '--check-config with a metrics port past 65535', args: ['--check-config', '--metrics-bind', '127.0.0.1:70000'], code: 2, message: /metrics_bind: expected HOST:PORT or \[IPV6\]:PORT/ },
+  { what: 'a health_check_path with a space', args: ['--health-check-path', '/health check'], code: 2, message: /option --health-check-path: health_check_path: expected a URL path, as in \/health, got "\/health check"/ },
+  { what: 'a health_check_path without its leading slash', args: ['--health-check-path', 'health'], code: 2, message: /health_check_path: expected a URL path, as in \/health, got "health"/ },
+  { what: 'an access log header that is not a header name', args: ['--access-log-headers', 'x-request-id, user agent'], code: 2, message: /access_log_headers: expected a header name, got "user agent"/ },
+  { what: 'an empty error log', args: ['--error-logfile', ''], code: 2, message: /option --error-logfile: errorlog: expected a file or -, got ""/ },
+  { what: 'a control socket written as a bind address', args: ['--control-socket', `unix:${dir}/control.sock`], code: 2, message: /control_socket: expected auto, off or the path of a Unix socket, got "unix:.*": write the path without unix:/ },
+  { what: 'a control socket group with a space', args: ['--control-socket-group', 'www data'], code: 2, message: /control_socket_group: expected a group name or GID, got "www data"/ },
   // Environment.
   { what: 'TSGUNICORN_WORKERS=0', env: { TSGUNICORN_WORKERS: '0' }, code: 2, message: /environment TSGUNICORN_WORKERS: workers: expected an integer from 1 to 1024/ },
   { what: 'TSGUNICORN_WORKERS=40000', env: { TSGUNICORN_WORKERS: '40000' }, code: 2, message: /environment TSGUNICORN_WORKERS: workers: expected an integer from 1 to 1024/ },
@@ -74,6 +84,9 @@ const CASES: Case[] = [
   { what: 'TSGUNICORN_ERRORLOG in a missing directory', env: { TSGUNICORN_ERRORLOG: `${MISSING}/error.log` }, code: 2, message: /environment TSGUNICORN_ERRORLOG: errorlog: .*does not exist/ },
   { what: 'a misspelt variable', env: { TSGUNICORN_WORKRES: '2' }, code: 2, message: /environment TSGUNICORN_WORKRES: unknown setting \(did you mean "TSGUNICORN_WORKERS"\?\)/ },
   { what: 'TSGUNICORN_RELOAD=maybe', env: { TSGUNICORN_RELOAD: 'maybe' }, code: 2, message: /environment TSGUNICORN_RELOAD: reload: expected true or false/ },
+  { what: 'TSGUNICORN_METRICS_BIND that is not an address', env: { TSGUNICORN_METRICS_BIND: 'localhost' }, code: 2, message: /environment TSGUNICORN_METRICS_BIND: metrics_bind: expected HOST:PORT or \[IPV6\]:PORT, as in 127\.0\.0\.1:9100, got "localhost"$/ },
+  { what: 'TSGUNICORN_METRICS_BIND on an inherited fd', env: { TSGUNICORN_METRICS_BIND: 'fd://3' }, code: 2, message: /environment TSGUNICORN_METRICS_BIND: metrics_bind: .*only a TCP address is served here/ },
+  { what: 'TSGUNICORN_HEALTH_CHECK_PATH without its leading slash', env: { TSGUNICORN_HEALTH_CHECK_PATH: 'healthz' }, code: 2, message: /environment TSGUNICORN_HEALTH_CHECK_PATH: health_check_path: expected a URL path/ },
   { what: 'TSGUNICORN_HEALTH_CHECK_TIMEOUT past the timer range', env: { TSGUNICORN_HEALTH_CHECK_TIMEOUT: '9999999' }, code: 2, message: /health_check_timeout: expected a number of seconds from 0.1 to 2147483/ },
   // The ini file.
   { what: 'workers[] = 2 (array syntax for a single value)', ini: 'workers[] = 2\n', code: 2, message: /bad\.ini:1: workers takes one value: write `workers = 2`, not `workers\[\] = …`/ },
@@ -87,6 +100,9 @@ const CASES: Case[] = [
   { what: 'a PID file in a missing directory', ini: `pidfile = ${MISSING}/x.pid\n`, code: 2, message: /bad\.ini:1: pidfile: .*the directory \/nonexistent-dir does not exist/ },
   { what: 'a certificate and a key that do not match', ini: `certfile = CERT\nkeyfile = KEY\n`, code: 2, message: /bad\.ini:1: certfile .*a\.crt and keyfile .*b\.key: not a usable pair/ },
   { what: 'an access log in a missing directory', ini: `accesslog = ${MISSING}/access.log\n`, code: 2, message: /bad\.ini:1: accesslog: .*the directory \/nonexistent-dir does not exist/ },
+  { what: 'a metrics_bind with a port past 65535', ini: 'workers = 1\nmetrics_bind = 127.0.0.1:99999\n', code: 2, message: /bad\.ini:2: metrics_bind: expected HOST:PORT or \[IPV6\]:PORT, as in 127\.0\.0\.1:9100, got "127\.0\.0\.1:99999"$/ },
+  { what: 'a metrics_bind on a unix socket', ini: 'metrics_bind = unix:/run/tsgunicorn/metrics.sock\n', code: 2, message: /bad\.ini:1: metrics_bind: .*only a TCP address is served here/ },
+  { what: 'a health_check_path that is a URL', ini: 'health_check_path = http://localhost/health\n', code: 2, message: /bad\.ini:1: health_check_path: expected a URL path, as in \/health, got "http:\/\/localhost\/health"/ },
 ];
 
 beforeAll(async () => {
@@ -111,7 +127,7 @@ describe(`operator errors: ${CASES.length} bad inputs, each one line and its exi
     }
     // Where the case sets neither, a free port and one worker: a case that wrongly starts serves nothing in anyone's way.
     const given = JSON.stringify([c.args, c.env, c.ini]);
-    if (!/bind|"-b"|BIND/.test(given)) args.unshift('-b', '127.0.0.1:0');
+    if (!/"-b"|"TSGUNICORN_BIND"|"bind |\\nbind /.test(given)) args.unshift('-b', '127.0.0.1:0');
     if (!/workers|"-w"|WORKERS/.test(given)) args.unshift('-w', '1');
     const { code, output } = await runAsOperator([...args, APP], { env, timeoutMs: 8000, unprivileged: c.unprivileged });
     const text = errorText(output);
