@@ -21,7 +21,7 @@ async function start(handler: () => Promise<string>, errors: unknown[] = []) {
 
 describe('startMetricsServer', () => {
   it('serves the exposition at GET /metrics in the Prometheus text format', async () => {
-    const base = await start(async () => 'up 1\n');
+    const base = await start(() => Promise.resolve('up 1\n'));
     const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
     // The server names the type itself so as not to load prom-client: it must be the one prom-client renders.
@@ -31,7 +31,7 @@ describe('startMetricsServer', () => {
   });
 
   it('answers 404 elsewhere and 405 to other methods on /metrics', async () => {
-    const base = await start(async () => 'up 1\n');
+    const base = await start(() => Promise.resolve('up 1\n'));
     expect((await fetch(`${base}/`)).status).toBe(404);
     expect((await fetch(`${base}/metrics/x`)).status).toBe(404);
     expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(405);
@@ -48,8 +48,8 @@ describe('startMetricsServer', () => {
   // An address that is not HOST:PORT never gets here: metrics_bind refuses it when read (settings.test.ts).
   it('rejects a port in use', async () => {
     const log = { error: () => {} };
-    const taken = Number(new URL(await start(async () => '')).port);
-    await expect(startMetricsServer({ kind: 'tcp', host: '127.0.0.1', port: taken }, async () => '', log)).rejects.toThrow(/EADDRINUSE/);
+    const taken = Number(new URL(await start(() => Promise.resolve(''))).port);
+    await expect(startMetricsServer({ kind: 'tcp', host: '127.0.0.1', port: taken }, () => Promise.resolve(''), log)).rejects.toThrow(/EADDRINUSE/);
   });
 
   it('does not load prom-client: the master imports it whether or not metrics_bind is set', async () => {
