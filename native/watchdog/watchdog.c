@@ -5,7 +5,7 @@
 //
 // Every intervalMs it reads the ActivityBoard the main thread writes with Atomics
 // (src/worker/activity-board.ts) and writes one line, the Heartbeat of src/ipc.ts,
-// to fd, exactly as JSON.stringify writes it:
+// to fd, the JSON the fallback's JSON.stringify writes:
 //   {"tick":T,"inFlight":N,"oldest":{"label":"GET /x","startedAt":MS}|null,"rss":BYTES,"cpu":US}
 // When the write fails the master is gone: the main thread leaves on its own when
 // its IPC channel closes, unless its loop is blocked, so after orphanGraceMs this
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-// The board's layout, as activity-board.ts declares it (test/unit/heartbeat-sources
+// The board's layout, as activity-board.ts declares it (test/integration/watchdog.test.ts
 // compares this thread's heartbeats with the fallback's on the same board).
 #define I32_TICK 0
 #define I32_SEQ 1  // seqlock around the oldest-request fields: odd while writing
@@ -85,6 +85,20 @@ static bool read_oldest(Oldest *out) {
   return false;
 }
 
+// The two-character escapes JSON.stringify uses (RFC 8259 section 7).
+static const char *short_escape(uint8_t c) {
+  switch (c) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\b': return "\\b";
+    case '\f': return "\\f";
+    case '\n': return "\\n";
+    case '\r': return "\\r";
+    case '\t': return "\\t";
+    default: return NULL;
+  }
+}
+
 // The bytes as a JSON string's contents, escaped as JSON.stringify escapes them
 // (RFC 8259 section 7). They are UTF-8 from TextEncoder.encodeInto, which never
 // writes a partial character, so only '"', '\' and control bytes need escaping.
@@ -92,9 +106,9 @@ static char *put_escaped(char *out, const uint8_t *bytes, int32_t length) {
   static const char hex[] = "0123456789abcdef";
   for (int32_t i = 0; i < length; i++) {
     uint8_t c = bytes[i];
-    const char *shortForm = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
-    if (shortForm) {
-      memcpy(out, shortForm, 2);
+    const char *escape = short_escape(c);
+    if (escape) {
+      memcpy(out, escape, 2);
       out += 2;
     } else if (c < 0x20) {
       out += sprintf(out, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
