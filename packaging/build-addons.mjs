@@ -1,10 +1,11 @@
 // Builds the optional native addons (sd-notify, systemd-journald, and
-// tsgunicorn's own native/reaper) against the
+// tsgunicorn's own native/reaper and native/watchdog) against the
 // headers of the pinned runtime that runs them, not the machine's own node.
 // npm does not run dependency install scripts it has not been told to allow, and
 // where it does they build against whatever `nodedir` the user's npm points at,
 // so the project builds them itself. A failed build is not fatal: tsgunicorn
-// runs without them (no systemd notifications, plain-text logs).
+// runs without them (no systemd notifications, plain-text logs, a heartbeat
+// thread with its own V8 isolate).
 //
 // Usage: node packaging/build-addons.mjs [NODE_MODULES]
 // With no argument it builds the addons in this project's node_modules (npm's
@@ -19,6 +20,7 @@ const root = path.resolve(import.meta.dirname, '..');
 const modules = path.join(root, 'node_modules');
 const target = path.resolve(process.argv[2] ?? modules);
 const addons = ['sd-notify', 'systemd-journald'];
+const ownAddons = ['reaper', 'watchdog'];
 
 // node-gyp wants a source-tree layout (common.gypi at the top, headers under
 // include/node); the runtime package ships the headers under include/node.
@@ -40,8 +42,8 @@ const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
 const env = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !/^npm_config_(nodedir|devdir|target|runtime|dist_url)$/i.test(k)),
 );
-// tsgunicorn's own addon (native/reaper) sits beside the node_modules it is built for.
-const dirs = [...addons.map((name) => path.join(target, name)), path.join(target, '..', 'native', 'reaper')];
+// tsgunicorn's own addons (native/) sit beside the node_modules they are built for.
+const dirs = [...addons.map((name) => path.join(target, name)), ...ownAddons.map((name) => path.join(target, '..', 'native', name))];
 for (const dir of dirs) {
   const name = path.basename(dir);
   if (!existsSync(dir)) continue;
@@ -54,7 +56,11 @@ for (const dir of dirs) {
       .filter((l) => /error/i.test(l))
       .slice(0, 5)
       .join('\n');
-    const hint = name === 'reaper' ? 'as PID 1 it will not reap orphaned processes' : 'is libsystemd-dev installed?';
+    const hints = {
+      reaper: 'as PID 1 it will not reap orphaned processes',
+      watchdog: "each worker's heartbeat runs on a node:worker_threads thread instead",
+    };
+    const hint = hints[name] ?? 'is libsystemd-dev installed?';
     console.warn(`build-addons: ${name} not built (${hint}); tsgunicorn will run without it\n${stderr}`);
   }
 }

@@ -57,7 +57,9 @@ chmod 0644 "$pkg/DEBIAN/md5sums"
 # are upstream's choice.
 dpkg-shlibdeps --warnings=0 -T"$build/substvars" \
   -e"$pkg/usr/lib/tsgunicorn/node_modules/sd-notify/build/Release/notify.node" \
-  -e"$pkg/usr/lib/tsgunicorn/node_modules/systemd-journald/build/Release/journal_send.node"
+  -e"$pkg/usr/lib/tsgunicorn/node_modules/systemd-journald/build/Release/journal_send.node" \
+  -e"$pkg/usr/lib/tsgunicorn/native/reaper/build/Release/reaper.node" \
+  -e"$pkg/usr/lib/tsgunicorn/native/watchdog/build/Release/watchdog.node"
 # Debian's libc6 symbols file (since 2.34) gives sysconf a minimum of 2.34 for
 # every caller, because glibc 2.34's headers turned SIGSTKSZ into a
 # sysconf(_SC_SIGSTKSZ) call older glibc cannot answer. That concerns only

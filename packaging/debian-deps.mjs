@@ -92,11 +92,12 @@ export function ensurePromtool() {
 }
 
 /**
- * The native addons of the project's node_modules, which npm ci's postinstall
- * builds only where their build dependencies were already installed.
+ * The native addons of the project's node_modules and native/, which npm ci's
+ * postinstall builds only where their build dependencies were already installed.
  */
 export function ensureAddons() {
-  if (existsSync(path.join(root, 'node_modules/sd-notify/build/Release/notify.node'))) return;
+  const built = ['node_modules/sd-notify/build/Release/notify.node', 'native/watchdog/build/Release/watchdog.node'];
+  if (built.every((file) => existsSync(path.join(root, file)))) return;
   ensurePackages(ADDON_DEPS, 'the systemd tests (the native addons)');
   execFileSync(process.execPath, [path.join(root, 'packaging/build-addons.mjs')], { stdio: 'inherit' });
 }

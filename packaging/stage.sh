@@ -5,7 +5,8 @@
 #   usr/bin/tsgunicorn                 sh wrapper: bundled node + bundled CLI
 #   usr/lib/tsgunicorn/                bin/node (pinned runtime), bin/tsgunicorn.js,
 #                                      dist/js, package.json, node_modules (production),
-#                                      native/reaper (the PID 1 reaper addon)
+#                                      native/reaper (the PID 1 reaper addon),
+#                                      native/watchdog (the workers' heartbeat thread)
 #   lib/systemd/system/                template units from systemd/
 #   lib/systemd/system-generators/     tsgunicorn-generator
 #   usr/lib/tmpfiles.d/tsgunicorn.conf /var/log/tsgunicorn, readable by group adm
@@ -63,9 +64,9 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/bi
 
 # Production dependencies, exactly as locked.
 cp "$root/package.json" "$root/package-lock.json" "$scratch/"
-# tsgunicorn's own addon is built beside that node_modules (build-addons.mjs).
+# tsgunicorn's own addons are built beside that node_modules (build-addons.mjs).
 cp -R "$root/native" "$scratch/native"
-rm -rf "$scratch/native/reaper/build"
+rm -rf "$scratch"/native/*/build
 (cd "$scratch" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
 # With Debian's hardening flags (as dpkg-buildpackage would pass them).
 (
@@ -82,10 +83,12 @@ for addon in sd-notify/build/Release/notify.node systemd-journald/build/Release/
   install -D -m 0644 "$scratch/addon.node" "$built"
   strip --strip-unneeded --remove-section=.comment --remove-section=.note "$built"
 done
-reaper=$scratch/native/reaper/build/Release/reaper.node
-[ -f "$reaper" ] || die "addon native/reaper was not built"
-install -D -m 0644 "$reaper" "$lib/native/reaper/build/Release/reaper.node"
-strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/native/reaper/build/Release/reaper.node"
+for addon in reaper watchdog; do
+  built=$scratch/native/$addon/build/Release/$addon.node
+  [ -f "$built" ] || die "addon native/$addon was not built"
+  install -D -m 0644 "$built" "$lib/native/$addon/build/Release/$addon.node"
+  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/native/$addon/build/Release/$addon.node"
+done
 rm -rf "$scratch/node_modules/.bin"
 find "$scratch/node_modules" -name .npmignore -delete
 cp -R "$scratch/node_modules" "$lib/node_modules"

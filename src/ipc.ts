@@ -44,14 +44,22 @@ export type ServedApp =
   /** `asked`: the address the script gave listen(), which is never bound. */
   | { interface: 'server'; asked: string; secure: boolean };
 
-/** One heartbeat line on the heartbeat pipe, written by the worker's watchdog thread. */
+/** The oldest request a worker has in flight: "GET /slow", and when it began (epoch ms). */
+export interface OldestRequest {
+  label: string;
+  startedAt: number;
+}
+
+/**
+ * One heartbeat line on the heartbeat pipe, as JSON.stringify writes it, from the
+ * worker's watchdog thread (src/worker/watchdog/: native/watchdog, or its fallback).
+ */
 export interface Heartbeat {
   /** Advances while the worker's event loop runs; a stuck value means a blocked loop. */
   tick: number;
   inFlight: number;
+  oldest: OldestRequest | null;
   rss: number;
   /** CPU time the process has used so far (user + system), in µs. */
   cpu: number;
-  /** The oldest in-flight request: "GET /slow", and when it began (epoch ms). */
-  oldest: { label: string; startedAt: number } | null;
 }

@@ -1,7 +1,10 @@
 // Shared memory between a worker's main thread and its watchdog thread. The main
 // thread writes what it is doing (no IPC, no allocation); the watchdog thread reads
 // it even while the main thread's event loop is blocked, which is exactly when the
-// master needs to know which request hung.
+// master needs to know which request hung. native/watchdog/watchdog.c reads the
+// same layout: change both together.
+import type { Heartbeat, OldestRequest } from '../ipc.js';
+
 const I32_TICK = 0; // event-loop ticks
 const I32_SEQ = 1; // seqlock around the oldest-request fields: odd while writing
 const I32_IN_FLIGHT = 2;
@@ -15,14 +18,12 @@ const URL_BYTES = 400;
 
 export const ACTIVITY_BOARD_BYTES = URL_OFFSET + URL_BYTES;
 
-export interface Activity {
-  tick: number;
-  inFlight: number;
-  oldest: { label: string; startedAt: number } | null;
-}
+/** What the board holds: a heartbeat without the process-wide readings. */
+export type Activity = Pick<Heartbeat, 'tick' | 'inFlight' | 'oldest'>;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// A leading U+FEFF is part of the URL, not a byte order mark.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export class ActivityBoard {
   private readonly i32: Int32Array;
@@ -70,26 +71,31 @@ export class ActivityBoard {
     Atomics.add(this.i32, I32_SEQ, 1);
   }
 
-  /** For the watchdog thread. */
+  /** For the watchdog thread (the fallback's; native/watchdog reads the memory itself). */
   read(): Activity {
-    let oldest: Activity['oldest'] = null;
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const before = Atomics.load(this.i32, I32_SEQ);
-      if (before % 2 === 1) continue;
-      const startedAt = this.f64[F64_OLDEST_STARTED]!;
-      oldest =
-        startedAt === 0
-          ? null
-          : {
-              label: `${decoder.decode(this.method.slice(0, this.i32[I32_METHOD_LEN]))} ${decoder.decode(this.url.slice(0, this.i32[I32_URL_LEN]))}`,
-              startedAt,
-            };
-      if (Atomics.load(this.i32, I32_SEQ) === before) break;
-    }
     return {
       tick: Atomics.load(this.i32, I32_TICK),
       inFlight: this.i32[I32_IN_FLIGHT]!,
-      oldest,
+      oldest: this.readOldest(),
     };
+  }
+
+  /**
+   * A consistent copy of the oldest-request fields (read between two equal even
+   * sequence numbers), or null. The writer never yields mid-update, so a reader
+   * finds it there only for moments; if on every attempt, it reports none this time.
+   */
+  private readOldest(): OldestRequest | null {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const before = Atomics.load(this.i32, I32_SEQ);
+      if ((before & 1) === 1) continue; // odd, also once the counter has wrapped to negative
+      const startedAt = this.f64[F64_OLDEST_STARTED]!;
+      const label =
+        startedAt === 0
+          ? ''
+          : `${decoder.decode(this.method.slice(0, this.i32[I32_METHOD_LEN]))} ${decoder.decode(this.url.slice(0, this.i32[I32_URL_LEN]))}`;
+      if (Atomics.load(this.i32, I32_SEQ) === before) return startedAt === 0 ? null : { label, startedAt };
+    }
+    return null;
   }
 }

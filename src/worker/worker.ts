@@ -4,7 +4,6 @@
 import type { RequestListener, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { Worker as Thread } from 'node:worker_threads';
 import { AppLoadError, listenWaitMs, loadApp, type LoadedApp } from '../app/load.js';
 import { hasCaptured, type ParkReason } from '../app/server-script.js';
 import { loadHooks } from '../hooks.js';
@@ -17,6 +16,7 @@ import { journalIdentifier, titleName, type Settings } from '../settings/schema.
 import { openJournal, stderrIsJournal } from '../systemd/journal.js';
 import { acceptProxyProtocol } from '../proxy-protocol/accept.js';
 import { ActivityBoard } from './activity-board.js';
+import { startWatchdog } from './watchdog/start.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { interceptRequests, pinServerSettings, serveOnSockets, type Serving } from './serve.js';
 
@@ -117,16 +117,12 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
         ? { interface: 'server', asked: app.server.asked, secure: app.server.secure }
         : { interface: app.interface },
   });
-  // Started after 'ready': booting a thread costs as much as the rest of the boot.
-  const watchdog = new Thread(new URL('./watchdog-thread.js', import.meta.url), {
-    workerData: {
-      buffer: board.buffer,
-      fd: HEARTBEAT_FD,
-      intervalMs: beatMs,
-      orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000),
-    },
-  });
-  watchdog.unref();
+  // Started after 'ready': booting the fallback's thread costs as much as the rest of the boot.
+  startWatchdog(
+    board,
+    { fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
+    logger,
+  );
 
   let stopping = false;
   const drain = (mode: 'retire' | 'stop'): void => {

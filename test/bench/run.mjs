@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeMachine } from './lib/machine.mjs';
-import { killAll, readRssKb } from './lib/processes.mjs';
+import { killAll, meanWorkerRssKb, readRssKb } from './lib/processes.mjs';
 import { renderReport } from './lib/report.mjs';
 import { readCounts, spreadBetween } from './lib/response-counts.mjs';
 import { benchServers } from './lib/servers.mjs';
@@ -120,6 +120,7 @@ async function measure(spec, tls, tools, pass) {
       console.error(`bench: ${spec.label}, ${mode}: ${Math.round(outcome.rps)} req/s, ${outcome.errors} errors`);
     }
     result.rssKb = readRssKb(running.masterPid);
+    result.workerRssKb = meanWorkerRssKb(running.masterPid);
   } catch (err) {
     result.error = `${err.message}${running ? `\n--- server output ---\n${running.output()}` : ''}`;
     console.error(`bench: ${spec.label} failed: ${err.message.split('\n', 1)[0]}`);
@@ -165,7 +166,8 @@ function better(a, b) {
   if (a.skipped || a.error) return b.error && !a.error ? a : b;
   if (b.skipped || b.error) return a;
   const modes = Object.fromEntries(MODES.map((m) => [m, (b.modes[m]?.rps ?? 0) > (a.modes[m]?.rps ?? 0) ? b.modes[m] : a.modes[m]]));
-  return { ...a, modes, readyMs: [...a.readyMs, ...b.readyMs], rssKb: Math.max(a.rssKb ?? 0, b.rssKb ?? 0) };
+  const larger = (key) => Math.max(a[key] ?? 0, b[key] ?? 0) || undefined;
+  return { ...a, modes, readyMs: [...a.readyMs, ...b.readyMs], rssKb: larger('rssKb'), workerRssKb: larger('workerRssKb') };
 }
 const report = renderReport({ machine, durationS, results, elapsedS: (performance.now() - startedAt) / 1000 });
 process.stdout.write(report);

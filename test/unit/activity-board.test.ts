@@ -52,3 +52,13 @@ it('shows each new oldest request, whether its route repeats or changes', () => 
     { label: 'GET /a', startedAt: 5 },
   ]);
 });
+
+it('never reads the oldest request while a writer is mid-update, also once the sequence counter wrapped', () => {
+  const board = new ActivityBoard();
+  board.setOldest('GET', '/a', 1);
+  const seq = new Int32Array(board.buffer, 4, 1);
+  for (const midUpdate of [2 ** 31 - 1, -1]) {
+    seq[0] = midUpdate;
+    expect(board.read().oldest).toBeNull();
+  }
+});

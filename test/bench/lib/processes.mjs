@@ -1,7 +1,7 @@
 // Server processes for the bench: each runs in its own process group so that
 // stopping it (or the bench dying) takes its workers down too.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -117,4 +117,27 @@ export function readRssKb(pid) {
   } catch {
     return undefined;
   }
+}
+
+/** The processes whose parent is pid (the ppid field of /proc/PID/stat). */
+function childrenOf(pid) {
+  const found = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(entry));
+    } catch {
+      // gone while listing
+    }
+  }
+  return found;
+}
+
+/** Mean RSS in kB of a server's workers (its master's live children), or undefined when it has none. */
+export function meanWorkerRssKb(masterPid) {
+  const rss = childrenOf(masterPid)
+    .map(readRssKb)
+    .filter((kb) => kb !== undefined);
+  return rss.length === 0 ? undefined : rss.reduce((a, b) => a + b, 0) / rss.length;
 }

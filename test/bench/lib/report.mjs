@@ -7,6 +7,7 @@ const table = (header, rows) =>
 
 const measured = (result) => result && !result.skipped && !result.error;
 const ms = (x) => (x < 10 ? x.toFixed(2) : x.toFixed(1)) + ' ms';
+const mb = (kb) => (kb === undefined ? 'n/a' : `${(kb / 1024).toFixed(1)} MB`);
 
 function spreadText(result, spread) {
   if (result.spec.workers < 2) return 'one process';
@@ -49,7 +50,8 @@ function startupRows(results) {
       r.spec.label,
       String(r.spec.workers),
       r.readyMs.length > 1 ? `${Math.round(median(r.readyMs))} ms (median of ${r.readyMs.length})` : `${Math.round(r.readyMs[0])} ms`,
-      r.rssKb === undefined ? 'n/a' : `${(r.rssKb / 1024).toFixed(1)} MB`,
+      mb(r.rssKb),
+      mb(r.workerRssKb),
     ]);
 }
 
@@ -100,7 +102,7 @@ export function renderReport({ machine, durationS, results, elapsedS }) {
     '',
     '## Startup and memory',
     '',
-    table(['Server', 'workers', 'spawn → first 200', 'master RSS after load'], startupRows(results)),
+    table(['Server', 'workers', 'spawn → first 200', 'master RSS after load', 'worker RSS after load (mean)'], startupRows(results)),
     '',
     '## Targets',
     '',

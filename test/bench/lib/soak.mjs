@@ -7,9 +7,9 @@
 // request counter the metrics give equals the responses the client received.
 // MINUTES (or SOAK_MINUTES) defaults to 60; the run is bounded to MINUTES + 3.
 import http from 'node:http';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readRssKb } from './processes.mjs';
+import { meanWorkerRssKb, readRssKb } from './processes.mjs';
 import { tsgunicorn } from './servers.mjs';
 
 const HUP_EVERY_MS = 60_000;
@@ -108,14 +108,7 @@ export async function runSoak({ minutes, freePort, tmpDir }) {
     process.kill(master, 'SIGHUP');
   }, HUP_EVERY_MS);
   const sampler = setInterval(() => {
-    const workers = childrenOf(master)
-      .map(readRssKb)
-      .filter((kb) => kb !== undefined);
-    samples.push({
-      t: Date.now() - startedAt,
-      master: readRssKb(master),
-      workerMean: workers.reduce((a, b) => a + b, 0) / (workers.length || 1),
-    });
+    samples.push({ t: Date.now() - startedAt, master: readRssKb(master), workerMean: meanWorkerRssKb(master) ?? 0 });
   }, SAMPLE_EVERY_MS);
   let lastReport = startedAt;
   while (Date.now() - startedAt < durationMs) {
@@ -149,20 +142,6 @@ export async function runSoak({ minutes, freePort, tmpDir }) {
 }
 
 const sumErrors = (client) => [...client.errors.values()].reduce((a, b) => a + b, 0);
-
-function childrenOf(pid) {
-  const found = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(entry));
-    } catch {
-      // gone while listing
-    }
-  }
-  return found;
-}
 
 function metricSum(text, name) {
   return text

@@ -79,6 +79,18 @@ export function evaluateTargets(results) {
       met: tsg.rssKb !== undefined && tsg.rssKb <= 60 * 1024,
     })),
   );
+  rows.push(
+    // The same hello-world app on both: what tsgunicorn adds to a worker (heartbeat thread, logging, metrics).
+    row('tsgunicorn worker RSS ≤ node:cluster worker + 8 MB after load', [tsg, get('cluster-none')], () => {
+      const own = tsg.workerRssKb;
+      const bare = get('cluster-none').workerRssKb;
+      if (own === undefined || bare === undefined) return { measured: 'unreadable', met: false };
+      return {
+        measured: `${((own - bare) / 1024).toFixed(1)} MB over (${(own / 1024).toFixed(1)} vs ${(bare / 1024).toFixed(1)} MB, mean of the workers)`,
+        met: own - bare <= 8 * 1024,
+      };
+    }),
+  );
   for (const mode of MODES) {
     rows.push(
       // Against the same server without an access log: in the container when it was measured there.

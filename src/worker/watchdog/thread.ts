@@ -1,17 +1,14 @@
-// Runs on its own thread inside each worker process and reports to the master over
-// the heartbeat pipe. Being off the main thread, it keeps reporting while the app
+// The watchdog's fallback where native/watchdog is not built (see start.ts): runs
+// on a node:worker_threads thread inside the worker process and writes the same
+// heartbeat lines. Being off the main thread, it keeps reporting while the app
 // blocks the event loop, so the master sees the stalled tick and the hung request.
 import { writeSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
-import type { Heartbeat } from '../ipc.js';
-import { ActivityBoard } from './activity-board.js';
+import type { Heartbeat } from '../../ipc.js';
+import { ActivityBoard } from '../activity-board.js';
+import type { WatchdogOptions } from './start.js';
 
-const { buffer, fd, intervalMs, orphanGraceMs } = workerData as {
-  buffer: SharedArrayBuffer;
-  fd: number;
-  intervalMs: number;
-  orphanGraceMs: number;
-};
+const { buffer, fd, intervalMs, orphanGraceMs } = workerData as WatchdogOptions & { buffer: SharedArrayBuffer };
 const board = new ActivityBoard(buffer);
 
 const timer = setInterval(() => {
