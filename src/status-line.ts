@@ -1,16 +1,22 @@
 // The one-line summary the master sends systemd as STATUS= (sd_notify(3)),
 // shown by `systemctl status`.
+import type { HealthStatus } from './health/health-check.js';
+import type { RequestWindow } from './metrics/request-window.js';
 
-export interface StatusFacts {
+/** A failed reload: when, why, and the generation that keeps serving. */
+export interface ReloadFailure {
+  at: string;
+  reason: string;
+  generation: number;
+}
+
+/** The recent requests, and what the master knows of its workers and health. */
+export interface StatusFacts extends RequestWindow {
   ready: number;
   total: number;
-  requests: number;
-  ratePerSec: number;
-  p99Ms?: number | undefined;
-  meanMs?: number | undefined;
-  health: 'unknown' | 'healthy' | 'unhealthy' | 'off';
+  health: HealthStatus;
   /** The last reload failed: said first, until a reload succeeds. */
-  reloadFailure?: { at: string; reason: string; generation: number } | null | undefined;
+  reloadFailure?: ReloadFailure | null;
   /** A graceful stop's drain_delay is under way. */
   draining?: boolean;
 }

@@ -2,6 +2,7 @@
 // JSON lines over a Unix socket. The client writes one request per line and
 // reads one reply line per request, in order. Documented in the README
 // ("Operating a running server"); a change that breaks clients bumps VERSION.
+import type { HealthStatus } from '../health/health-check.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -44,7 +45,7 @@ export interface StatusReport {
   phase: 'booting' | 'running' | 'reloading' | 'stopping';
   workersWanted: number;
   listeners: string[];
-  health: 'healthy' | 'unhealthy' | 'unknown' | 'off';
+  health: HealthStatus;
   /** Totals since start, and rate/latency over the window since the sample before (null: no earlier sample yet). */
   requests: { total: number; windowSec: number | null; ratePerSec: number | null; p50Ms: number | null; p99Ms: number | null };
   restarts: Record<RestartReason, number>;

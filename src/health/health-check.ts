@@ -1,6 +1,7 @@
 // The master's probe of the app through its real listening socket, with the
-// seed's settings: initial delay, period, timeout, success and failure
+// health_check_* settings: initial delay, period, timeout, success and failure
 // thresholds. A probe succeeds when a 2xx status arrives within the timeout.
+// It records what the probes found; what that leads to is the master's decision.
 import { EventEmitter } from 'node:events';
 import type { RequestOptions } from 'node:http';
 import { localHeader } from '../proxy-protocol/header.js';
@@ -17,27 +18,33 @@ export type HealthSettings = Pick<
 > &
   Partial<Pick<Settings, 'proxy_protocol'>>;
 
-/** Where the app listens; `tls` when that socket serves HTTPS. */
-export type HealthTarget = ({ host: string; port: number } | { socketPath: string }) & { tls?: boolean };
+/** Where the app listens. */
+export type HealthAddress = { host: string; port: number } | { socketPath: string };
+/** `tls` when that socket serves HTTPS. */
+export type HealthTarget = HealthAddress & { tls?: boolean };
 
-export type HealthState = 'unknown' | 'healthy' | 'unhealthy';
+/** What the health check concluded so far; 'off' when no health check runs. */
+export type HealthStatus = 'off' | 'unknown' | 'healthy' | 'unhealthy';
 
 /**
- * Emits 'unhealthy' (reason: string) when failure_threshold consecutive probes
- * have failed, and 'healthy' when success_threshold consecutive probes have
- * succeeded after that; each once per transition. The state starts 'unknown'
- * and turns 'healthy' without an event on the first successes.
+ * The state starts 'unknown'; it turns 'unhealthy' once failure_threshold
+ * consecutive probes have failed and 'healthy' once success_threshold
+ * consecutive probes have succeeded. Emits 'probe' after each probe is recorded.
+ * The settings and the target are read at every probe, so a reload's take effect
+ * from the next one.
  */
-export class HealthCheck extends EventEmitter<{ healthy: []; unhealthy: [reason: string] }> {
-  state: HealthState = 'unknown';
+export class HealthCheck extends EventEmitter<{ probe: [] }> {
+  state: Exclude<HealthStatus, 'off'> = 'unknown';
   consecutiveFailures = 0;
+  /** Why the last failed probe failed. */
+  lastFailure: string | null = null;
   private consecutiveSuccesses = 0;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: AbortController | undefined;
 
   constructor(
-    private readonly settings: HealthSettings,
-    private readonly target: HealthTarget,
+    private readonly settings: () => HealthSettings,
+    private readonly target: () => HealthTarget,
     private readonly log: { warn(msg: string): void },
   ) {
     super();
@@ -45,8 +52,8 @@ export class HealthCheck extends EventEmitter<{ healthy: []; unhealthy: [reason:
 
   /** Probes every period after the initial delay; does nothing when health_check_path is unset. */
   start(): void {
-    if (this.settings.health_check_path === null || this.timer !== undefined) return;
-    this.schedule(this.settings.health_check_initial_delay * 1000);
+    if (this.settings().health_check_path === null || this.timer !== undefined) return;
+    this.schedule(this.settings().health_check_initial_delay * 1000);
   }
 
   stop(): void {
@@ -61,51 +68,48 @@ export class HealthCheck extends EventEmitter<{ healthy: []; unhealthy: [reason:
 
   // The next probe is scheduled only after this one settled, so probes never overlap.
   private async tick(): Promise<void> {
+    const settings = this.settings();
+    // Never null here: Liveness stops the check as a reload unsets the path.
+    if (settings.health_check_path === null) return;
     const started = performance.now();
     const abort = new AbortController();
     this.inFlight = abort;
-    const failure = await this.probe(abort.signal);
+    const failure = await this.probe(settings, settings.health_check_path, this.target(), abort.signal);
     this.inFlight = undefined;
     if (abort.signal.aborted) return; // stopped meanwhile
-    this.record(failure);
-    this.schedule(Math.max(0, this.settings.health_check_period * 1000 - (performance.now() - started)));
+    this.record(settings, failure);
+    this.emit('probe');
+    this.schedule(Math.max(0, this.settings().health_check_period * 1000 - (performance.now() - started)));
   }
 
-  private record(failure: string | undefined): void {
+  private record(settings: HealthSettings, failure: string | undefined): void {
     if (failure === undefined) {
       this.consecutiveFailures = 0;
       this.consecutiveSuccesses++;
-      if (this.state !== 'healthy' && this.consecutiveSuccesses >= this.settings.health_check_success_threshold) {
-        const was = this.state;
-        this.state = 'healthy';
-        if (was === 'unhealthy') this.emit('healthy');
-      }
+      if (this.consecutiveSuccesses >= settings.health_check_success_threshold) this.state = 'healthy';
       return;
     }
     this.consecutiveSuccesses = 0;
     this.consecutiveFailures++;
-    this.log.warn(`health check ${this.settings.health_check_path} failed (${this.consecutiveFailures} in a row): ${failure}`);
-    if (this.state !== 'unhealthy' && this.consecutiveFailures >= this.settings.health_check_failure_threshold) {
-      this.state = 'unhealthy';
-      this.emit('unhealthy', failure);
-    }
+    this.lastFailure = failure;
+    this.log.warn(`health check ${settings.health_check_path} failed (${this.consecutiveFailures} in a row): ${failure}`);
+    if (this.consecutiveFailures >= settings.health_check_failure_threshold) this.state = 'unhealthy';
   }
 
   /** Resolves with undefined on success, or why the probe failed. */
-  private probe(signal: AbortSignal): Promise<string | undefined> {
-    const timeoutMs = this.settings.health_check_timeout * 1000;
+  private probe(settings: HealthSettings, path: string, target: HealthTarget, signal: AbortSignal): Promise<string | undefined> {
+    const timeoutMs = settings.health_check_timeout * 1000;
     const options: RequestOptions = {
-      ...('socketPath' in this.target ? { socketPath: this.target.socketPath } : { host: this.target.host, port: this.target.port }),
-      path: this.settings.health_check_path!,
+      ...('socketPath' in target ? { socketPath: target.socketPath } : { host: target.host, port: target.port }),
+      path,
       method: 'GET',
       agent: false,
       headers: { 'user-agent': 'tsgunicorn-health-check', connection: 'close' },
       signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
     };
     // Behind a PROXY protocol listener the probe says first that it stands for itself.
-    const proxy = this.settings.proxy_protocol ?? 'off';
+    const proxy = settings.proxy_protocol ?? 'off';
     if (proxy !== 'off') {
-      const target = this.target;
       // An agent would open its own connection instead (agent: false makes a fresh one).
       options.agent = undefined;
       options.createConnection = () => {
@@ -118,7 +122,7 @@ export class HealthCheck extends EventEmitter<{ healthy: []; unhealthy: [reason:
     // The master probes its own socket: the certificate need not name the address it connects to.
     // getBuiltinModule, not an import: see metrics/server.ts (undici's weight in
     // the master), and TLS setup is loaded only for a TLS target.
-    const request = this.target.tls
+    const request = target.tls
       ? process.getBuiltinModule('node:https').request({ ...options, rejectUnauthorized: false })
       : process.getBuiltinModule('node:http').request(options);
     return new Promise((resolve) => {

@@ -14,8 +14,10 @@ import { bindDisagreement } from '../systemd/bind-check.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
 import { serviceUnit } from '../systemd/sandbox.js';
 import { withSyntaxLocation } from '../syntax-location.js';
+import type { ReloadFailure } from '../status-line.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
-import type { Observability } from './observability.js';
+import type { Liveness } from './liveness.js';
+import type { ReportedFacts, Reporting } from './reporting.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import { reapOrphansAsInit } from './reaper.js';
 import { WorkerProcess } from './worker-process.js';
@@ -55,11 +57,14 @@ export class Master {
   private respawnDelayMs = 0;
   private exitResolve!: (code: number) => void;
   readonly exited = new Promise<number>((resolve) => (this.exitResolve = resolve));
-  private observability: Observability | null = null;
+  private reporting: Reporting | null = null;
+  private liveness: Liveness | null = null;
+  /** Consecutive failures when the workers were replaced for a failing health check; null while it passes. */
+  private failuresAtHealthReplacement: number | null = null;
   private control: ControlServer | null = null;
   private readonly startedAt = Date.now();
   /** The last reload that failed, until one succeeds. */
-  private reloadFailure: StatusReport['reloadFailure'] = null;
+  private reloadFailure: ReloadFailure | null = null;
 
   constructor(private readonly options: MasterOptions) {
     this.settings = options.resolved.settings;
@@ -81,8 +86,9 @@ export class Master {
     reapOrphansAsInit((pid) => [...this.workers].some((w) => w.pid === pid), logger);
 
     const booting = this.bootGeneration(this.settings, this.desiredWorkers);
-    // Loaded while the workers boot, so that it does not delay them.
-    const observabilityModule = import('./observability.js');
+    // Loaded while the workers boot, so that they do not delay them.
+    const reportingModule = import('./reporting.js');
+    const livenessModule = import('./liveness.js');
     const booted = await booting;
     if (booted !== true) {
       this.logger.error(booted.detail ? `Failed to load the app:\n${booted.detail}` : booted.reason.replace(/^./, (c) => c.toUpperCase()));
@@ -95,18 +101,21 @@ export class Master {
       `Booted ${this.desiredWorkers} worker${this.desiredWorkers === 1 ? '' : 's'} (${describeServed(served, this.settings.app!)})`,
     );
     this.logListenRedirect(served);
-    const { Observability } = await observabilityModule;
-    this.observability = new Observability({
-      settings: this.settings,
+    const settings = () => this.settings;
+    const { Reporting } = await reportingModule;
+    this.reporting = new Reporting({ settings, logger, notifier, facts: () => this.reportedFacts() });
+    await this.reporting.start();
+    const { Liveness } = await livenessModule;
+    this.liveness = new Liveness({
+      settings,
       logger,
       notifier,
-      sockets: this.sockets,
-      tls: Boolean(this.settings.certfile) || (served?.interface === 'server' && served.secure),
-      workers: () => [...this.workers],
-      desiredWorkers: () => this.desiredWorkers,
-      replaceAllWorkers: () => this.rollOver('health'),
+      healthAddress: this.sockets.find((s) => s.target !== null)?.target ?? null,
+      tls: () => this.servesTls(),
+      workers: () => this.workers,
     });
-    await this.observability.start();
+    this.liveness.on('probe', () => this.superviseHealth());
+    this.liveness.start();
     await this.startControl();
     notifier.ready();
     await hooks.run('when_ready', this.hookView());
@@ -118,6 +127,12 @@ export class Master {
   private servedApp(): ServedApp | null {
     for (const worker of this.workers) if (worker.generation === this.generation && worker.served) return worker.served;
     return null;
+  }
+
+  /** The sockets serve HTTPS: tsgunicorn's certfile, or a server script's own TLS. */
+  private servesTls(): boolean {
+    const served = this.servedApp();
+    return Boolean(this.settings.certfile) || (served?.interface === 'server' && served.secure);
   }
 
   // A server script named an address of its own, which is never bound: say once where it is served instead.
@@ -238,7 +253,7 @@ export class Master {
 
   private onWorkerExit(worker: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     this.workers.delete(worker);
-    this.observability?.workerExited(worker);
+    this.reporting?.workerExited(worker);
     void this.options.hooks.run('worker_exit', this.hookView(), { pid: worker.pid, id: worker.id });
     if (this.phase === 'stopping' || (worker.retireReason && worker.everReady)) {
       this.logger.info(`Worker exiting (pid: ${worker.pid})`);
@@ -247,7 +262,7 @@ export class Master {
     } else if (worker.everReady) {
       this.logger.error(`Worker (pid:${worker.pid}) exited with code ${code}`);
     }
-    if (!worker.retireReason && worker.everReady && this.phase !== 'stopping') this.observability?.countRestart('crash');
+    if (!worker.retireReason && worker.everReady && this.phase !== 'stopping') this.reporting?.countRestart('crash');
     if (this.phase === 'stopping') {
       if (this.workers.size === 0) void this.finishStop();
       return;
@@ -286,7 +301,7 @@ export class Master {
     worker.setReplacing(true);
     const successor = this.spawnWorker(this.settings, this.generation);
     successor.once('ready', () => {
-      this.observability?.countRestart(reason);
+      this.reporting?.countRestart(reason);
       worker.retire(reason);
     });
     // A successor that fails to boot leaves the worker serving, to be tried again.
@@ -341,9 +356,38 @@ export class Master {
       const oldest = worker.lastBeat?.oldest;
       const doing = oldest ? `: ${oldest.label} in flight for ${((now - oldest.startedAt) / 1000).toFixed(1)} s` : ': no request in flight';
       this.logger.critical(`WORKER TIMEOUT (pid:${worker.pid})${doing}`);
-      if (worker.state !== 'retiring') this.observability?.countRestart('timeout');
+      if (worker.state !== 'retiring') this.reporting?.countRestart('timeout');
       // The worker is beyond asking (its loop is blocked), so it is killed outright.
       worker.terminate('timeout');
+    }
+  }
+
+  // After each health check probe (and a reload, which may turn the check off):
+  // what the record leads to. failure_threshold failures in a row replace all
+  // workers; as many again after that stop the watchdog pings, so that systemd
+  // restarts the service.
+  private superviseHealth(): void {
+    const liveness = this.liveness;
+    if (!liveness) return;
+    const { status, consecutiveFailures, lastFailure } = liveness.health;
+    if (status === 'unknown') return;
+    const replacedAt = this.failuresAtHealthReplacement;
+    if (status !== 'unhealthy') {
+      if (replacedAt === null) return;
+      this.failuresAtHealthReplacement = null;
+      liveness.watchdogStopped = false;
+      if (status === 'healthy') this.logger.info('Health check passes again');
+    } else if (replacedAt === null) {
+      this.logger.error(`Health check failed ${consecutiveFailures} times (${lastFailure}): replacing all workers`);
+      this.failuresAtHealthReplacement = consecutiveFailures;
+      void this.rollOver('health');
+    } else if (
+      this.options.notifier.watchdogIntervalMs > 0 &&
+      !liveness.watchdogStopped &&
+      consecutiveFailures >= replacedAt + this.settings.health_check_failure_threshold
+    ) {
+      this.logger.critical('Health check still failing after the workers were replaced: stopping watchdog pings');
+      liveness.watchdogStopped = true;
     }
   }
 
@@ -392,11 +436,12 @@ export class Master {
     this.settings = settings;
     this.desiredWorkers = count;
     this.reloadFailure = null;
-    this.observability?.setReloadFailure(null);
-    this.observability?.settingsChanged(settings);
+    this.reporting?.factsChanged();
+    this.liveness?.followHealthCheckPath();
+    this.superviseHealth();
     for (const worker of this.workers) {
       if (worker.generation === previous || worker.generation < this.generation) {
-        this.observability?.countRestart(reason);
+        this.reporting?.countRestart(reason);
         worker.retire(reason);
       }
     }
@@ -410,8 +455,8 @@ export class Master {
   // One entry per failed reload: the reason on its first line, then the stack if there is one.
   private reloadFailed(reason: string, detail: string | null): ReloadOutcome {
     this.logger.error(`Reload failed: ${reason}; generation ${this.generation} keeps serving${detail ? `\n${detail}` : ''}`);
-    this.reloadFailure = { at: new Date().toTimeString().slice(0, 8), reason };
-    this.observability?.setReloadFailure({ ...this.reloadFailure, generation: this.generation });
+    this.reloadFailure = { at: new Date().toTimeString().slice(0, 8), reason, generation: this.generation };
+    this.reporting?.factsChanged();
     this.options.notifier.ready();
     return { ok: false, reason };
   }
@@ -474,7 +519,7 @@ export class Master {
   }
 
   private async statusReport(): Promise<StatusReport> {
-    const facts = await this.observability!.controlFacts();
+    const facts = await this.reporting!.controlFacts();
     const now = Date.now();
     const { window } = facts;
     const measured = window.windowSec !== null;
@@ -487,7 +532,7 @@ export class Master {
       phase: this.phase,
       workersWanted: this.desiredWorkers,
       listeners: this.sockets.map((s) => s.label),
-      health: facts.health,
+      health: this.reportedFacts().health,
       requests: {
         total: window.requests,
         windowSec: window.windowSec,
@@ -496,7 +541,7 @@ export class Master {
         p99Ms: window.p99Ms ?? null,
       },
       restarts: facts.restarts,
-      reloadFailure: this.reloadFailure,
+      reloadFailure: this.reloadFailure && { at: this.reloadFailure.at, reason: this.reloadFailure.reason },
       workers: [...this.workers].filter((w) => w.state !== 'exited').map((w) => w.report(now, facts.requestsOf(w.pid))),
     };
   }
@@ -523,7 +568,7 @@ export class Master {
     const worker = [...this.workers].find((w) => w.pid === pid && w.state !== 'exited');
     if (!worker) throw new ControlError(`no worker with pid ${pid} (workers: ${[...this.workers].map((w) => w.pid).join(', ')})`);
     this.logger.warning(`Worker (pid:${pid}) killed on request (kill-worker)`);
-    if (worker.state !== 'retiring') this.observability?.countRestart('killed');
+    if (worker.state !== 'retiring') this.reporting?.countRestart('killed');
     worker.terminate('killed');
     return { killed: pid };
   }
@@ -555,12 +600,13 @@ export class Master {
       this.logger.info(
         `Graceful shutdown: draining for ${this.settings.drain_delay} s (health check path answers 503), then finishing in-flight requests`,
       );
-      this.observability?.startDraining();
+      this.liveness?.stopHealthCheck();
       for (const worker of this.workers) worker.send({ type: 'drain' });
       this.drainTimer = setTimeout(() => {
         this.drainTimer = null;
         this.closeDown(false, false);
       }, this.settings.drain_delay * 1000);
+      this.reporting?.factsChanged(); // metrics and STATUS= say "draining" now
       return;
     }
     this.logger.info(quick ? 'Quick shutdown' : 'Graceful shutdown: finishing in-flight requests');
@@ -571,7 +617,8 @@ export class Master {
 
   /** Workers stop accepting and finish (or, quick, leave at once); the master follows. */
   private closeDown(quick: boolean, wasBooting: boolean): void {
-    this.observability?.stop();
+    this.reporting?.stop();
+    this.liveness?.stop();
     for (const timer of this.timers) clearTimeout(timer);
     this.closeWatcher();
     for (const worker of this.workers) {
@@ -612,6 +659,17 @@ export class Master {
     await this.options.hooks.run('on_exit', this.hookView());
     this.logger.info('Shutting down: Master');
     this.exitResolve(code);
+  }
+
+  /** What metrics and STATUS= report, read at each report. */
+  private reportedFacts(): ReportedFacts {
+    return {
+      workers: [...this.workers],
+      desiredWorkers: this.desiredWorkers,
+      health: this.liveness?.health.status ?? 'off',
+      reloadFailure: this.reloadFailure,
+      draining: this.drainTimer !== null,
+    };
   }
 
   /** What hooks receive as `server`. */

@@ -7,6 +7,7 @@
 // prom-client itself is loaded only by render() (exposition.ts), since the
 // master needs request totals for its status line whether or not anyone scrapes.
 import { totalmem } from 'node:os';
+import type { HealthStatus } from '../health/health-check.js';
 import { processMetrics } from './process-metrics.js';
 import type { RequestTotals } from './request-window.js';
 import { PER_WORKER_METRICS, REQUEST_DURATION, REQUESTS_TOTAL, type MetricsSnapshot, type SnapshotMetric } from './worker-metrics.js';
@@ -15,7 +16,6 @@ export type RestartReason = 'timeout' | 'max_requests' | 'memory' | 'crash' | 'r
 /** `killed`: by `tsgunicorn kill-worker`. */
 const RESTART_REASONS: RestartReason[] = ['timeout', 'max_requests', 'memory', 'crash', 'reload', 'health', 'killed'];
 
-export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown' | 'off';
 const HEALTH_VALUE: Record<HealthStatus, number> = { healthy: 1, unhealthy: 0, unknown: -1, off: -1 };
 
 export interface ScrapedWorker {
@@ -67,8 +67,8 @@ export class MetricsAggregator {
     this.health = HEALTH_VALUE[status];
   }
 
-  setDraining(): void {
-    this.draining = 1;
+  setDraining(draining: boolean): void {
+    this.draining = draining ? 1 : 0;
   }
 
   /** Records a worker's snapshot, unless a newer one of that worker is already known. */

@@ -5,9 +5,11 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { load, request } from '../helpers/http.js';
 import { metricSum as sum, scrapeMetrics } from '../helpers/metrics.js';
+import { startNotifySocket } from '../helpers/notify-socket.js';
 import { freePort } from '../helpers/ports.js';
 import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
-import { sleep } from '../helpers/wait.js';
+import { selfSigned } from '../helpers/tls.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const servers: Running[] = [];
 afterEach(async () => {
@@ -15,7 +17,7 @@ afterEach(async () => {
 });
 const fixture = (name: string) => path.join(FIXTURES, name);
 
-async function startWithMetrics(args: string[], env?: NodeJS.ProcessEnv) {
+async function startWithMetrics(args: string[], env: NodeJS.ProcessEnv = {}) {
   const metricsPort = await freePort();
   const server = await startServer(['--metrics-bind', `127.0.0.1:${metricsPort}`, ...args], { env });
   servers.push(server);
@@ -126,5 +128,88 @@ describe('health check', () => {
     expect(server.output().match(/health check \/health failed/g)!.length).toBeGreaterThanOrEqual(3);
     await server.waitFor(/Health check passes again/, 10000);
     expect(sum((await scrape()).text, 'tsgunicorn_worker_restarts_total', 'reason="health"')).toBe(2);
+  });
+
+  it('a reload (HUP) with changed health check settings applies them to the probe and to the watchdog alike', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-health-'));
+    const flag = path.join(dir, 'fail');
+    const ini = path.join(dir, 'app.ini');
+    const notify = await startNotifySocket();
+    try {
+      const base = `bind = 127.0.0.1:${await freePort()}\nworkers = 1\nhealth_check_initial_delay = 0\n`;
+      // /pid never fails; 10 failures would be needed, one a second.
+      writeFileSync(ini, `${base}health_check_path = /pid\nhealth_check_period = 1\nhealth_check_failure_threshold = 10\n`);
+      const server = await startServer(['-c', ini, fixture('health-app.mjs')], {
+        // The watchdog wants a ping every 200 ms.
+        env: { HEALTH_FAIL: flag, NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '400000' },
+      });
+      servers.push(server);
+      const pings = () => notify.drain().filter((d) => d.data === 'WATCHDOG=1').length;
+      await until('a watchdog ping', () => pings() > 0);
+
+      writeFileSync(ini, `${base}health_check_path = /health\nhealth_check_period = 0.2\nhealth_check_failure_threshold = 2\n`);
+      server.signal('SIGHUP');
+      await server.waitFor(/Reloaded/);
+      writeFileSync(flag, '');
+      // The probe follows the new path, period and threshold…
+      await server.waitFor(/Health check failed 2 times \(status 503\): replacing all workers/, 5000);
+      // …and so does the watchdog's give-up: 2 more failures after the replacement.
+      await server.waitFor(/stopping watchdog pings/, 5000);
+      const beforeGivingUp = server.output().split('stopping watchdog pings')[0]!;
+      expect([...beforeGivingUp.matchAll(/health check \/health failed \((\d+) in a row\)/g)].at(-1)?.[1]).toBe('4');
+      expect(beforeGivingUp).not.toContain('health check /pid failed');
+      await sleep(100); // a ping sent just before
+      pings();
+      await sleep(1000);
+      expect(pings()).toBe(0);
+    } finally {
+      notify.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('probes with TLS once a reload (HUP) sets certfile', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-health-'));
+    const ini = path.join(dir, 'app.ini');
+    const tls = selfSigned();
+    try {
+      const base = `bind = 127.0.0.1:${await freePort()}\nworkers = 1\nhealth_check_path = /health\nhealth_check_initial_delay = 0\nhealth_check_period = 0.1\n`;
+      writeFileSync(ini, base);
+      const server = await startServer(['-c', ini, fixture('health-app.mjs')], { env: { HEALTH_FAIL: path.join(dir, 'absent') } });
+      servers.push(server);
+      writeFileSync(ini, `${base}certfile = ${tls.certfile}\nkeyfile = ${tls.keyfile}\n`);
+      server.signal('SIGHUP');
+      await server.waitFor(/Reloaded/);
+      const reloaded = server.output().length;
+      await sleep(1000); // ten probes of the HTTPS generation
+      expect(server.output().slice(reloaded)).not.toMatch(/health check \/health failed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(path.dirname(tls.certfile), { recursive: true, force: true });
+    }
+  });
+
+  it('a reload (HUP) that sets health_check_path starts the check, one that removes it stops it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-health-'));
+    const flag = path.join(dir, 'fail');
+    const ini = path.join(dir, 'app.ini');
+    try {
+      const base = `bind = 127.0.0.1:${await freePort()}\nworkers = 1\nhealth_check_initial_delay = 0\nhealth_check_period = 0.1\n`;
+      writeFileSync(ini, base);
+      writeFileSync(flag, '');
+      const server = await startServer(['-c', ini, fixture('health-app.mjs')], { env: { HEALTH_FAIL: flag } });
+      servers.push(server);
+      writeFileSync(ini, `${base}health_check_path = /health\nhealth_check_failure_threshold = 100\n`);
+      server.signal('SIGHUP');
+      await server.waitFor(/health check \/health failed \(1 in a row\)/);
+      writeFileSync(ini, base);
+      server.signal('SIGHUP');
+      await until('the second reload', () => server.output().match(/Reloaded/g)?.length === 2);
+      const reloaded = server.output().length;
+      await sleep(500);
+      expect(server.output().slice(reloaded)).not.toMatch(/health check \/health failed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -65,58 +65,85 @@ async function setUp(overrides: Partial<HealthSettings> = {}, socketPath?: strin
   apps.push(app);
   const target = await app.listen(socketPath);
   const warnings: string[] = [];
-  const check = new HealthCheck({ ...fast, ...overrides }, target, { warn: (m) => warnings.push(m) });
+  const settings = { ...fast, ...overrides };
+  const check = new HealthCheck(
+    () => settings,
+    () => target,
+    { warn: (m) => warnings.push(m) },
+  );
   checks.push(check);
-  const events: string[] = [];
-  check.on('healthy', () => events.push('healthy'));
-  check.on('unhealthy', (reason) => events.push(`unhealthy: ${reason}`));
-  return { app, check, events, warnings };
+  // Each change of state a probe made, with the reason when it turned unhealthy.
+  const changes: string[] = [];
+  let last = check.state;
+  check.on('probe', () => {
+    if (check.state === last) return;
+    last = check.state;
+    changes.push(check.state === 'unhealthy' ? `unhealthy: ${check.lastFailure}` : check.state);
+  });
+  return { app, check, changes, warnings, settings };
+}
+
+/** Resolves after the probe that turned the check `state`. */
+async function until(check: HealthCheck, state: HealthCheck['state']): Promise<void> {
+  while (check.state !== state) await once(check, 'probe');
 }
 
 describe('HealthCheck', () => {
   it('turns healthy on a 2xx, probing the configured path', async () => {
-    const { app, check, events } = await setUp();
+    const { app, check, changes } = await setUp();
     check.start();
     await app.nextProbes(2);
     expect(app.probes[0]?.path).toBe('/health');
     expect(check.state).toBe('healthy');
-    expect(events).toEqual([]); // unknown -> healthy is not a recovery
+    expect(changes).toEqual(['healthy']);
   });
 
-  it('emits unhealthy once, after failure_threshold consecutive failures', async () => {
-    const { app, check, events, warnings } = await setUp();
+  it('turns unhealthy once, after failure_threshold consecutive failures', async () => {
+    const { app, check, changes, warnings } = await setUp();
     check.start();
     await app.nextProbes(1);
     app.mode = 'fail';
-    await once(check, 'unhealthy');
+    await until(check, 'unhealthy');
     expect(app.probes.filter((p) => p.mode === 'fail')).toHaveLength(3);
     expect(check.consecutiveFailures).toBe(3);
     expect(warnings.at(-1)).toMatch(/status 503/);
-    await app.nextProbes(3); // still failing: no second event
-    expect(events).toEqual(['unhealthy: status 503']);
+    await app.nextProbes(3); // still failing: no second change
+    expect(changes).toEqual(['healthy', 'unhealthy: status 503']);
     expect(check.state).toBe('unhealthy');
   });
 
-  it('emits healthy once, after success_threshold consecutive successes', async () => {
-    const { app, check, events } = await setUp({ health_check_success_threshold: 2, health_check_failure_threshold: 1 });
+  it('turns healthy again once, after success_threshold consecutive successes', async () => {
+    const { app, check, changes } = await setUp({ health_check_success_threshold: 2, health_check_failure_threshold: 1 });
     app.mode = 'fail';
     check.start();
-    await once(check, 'unhealthy');
+    await until(check, 'unhealthy');
     const failed = app.probes.length;
     app.mode = 'ok';
-    await once(check, 'healthy');
+    await until(check, 'healthy');
     expect(app.probes.slice(failed).map((p) => p.mode)).toEqual(['ok', 'ok']);
     await app.nextProbes(2);
-    expect(events).toEqual(['unhealthy: status 503', 'healthy']);
+    expect(changes).toEqual(['unhealthy: status 503', 'healthy']);
     expect(check.consecutiveFailures).toBe(0);
   });
 
+  it('reads its settings at every probe: a reload changes the path and thresholds from the next one', async () => {
+    const { app, check, settings } = await setUp({ health_check_failure_threshold: 100 });
+    check.start();
+    await app.nextProbes(1);
+    app.mode = 'fail';
+    await app.nextProbes(1);
+    Object.assign(settings, { health_check_path: '/ready', health_check_failure_threshold: 3 });
+    await until(check, 'unhealthy');
+    expect(app.probes.at(-1)?.path).toBe('/ready');
+    expect(check.consecutiveFailures).toBe(3);
+  });
+
   it('counts a probe without an answer within the timeout as a failure, and never overlaps probes', async () => {
-    const { app, check, events } = await setUp({ health_check_timeout: 0.1, health_check_failure_threshold: 2 });
+    const { app, check, changes } = await setUp({ health_check_timeout: 0.1, health_check_failure_threshold: 2 });
     app.mode = 'hang';
     check.start();
-    await once(check, 'unhealthy');
-    expect(events).toEqual(['unhealthy: no answer within 100 ms']);
+    await until(check, 'unhealthy');
+    expect(changes).toEqual(['unhealthy: no answer within 100 ms']);
     expect(app.probes).toHaveLength(2);
     expect(app.maxOpen).toBe(1);
   });
@@ -147,7 +174,11 @@ describe('HealthCheck', () => {
     check.start();
     await app.nextProbes(1);
     check.stop();
-    const off = new HealthCheck({ ...fast, health_check_path: null }, { host: '127.0.0.1', port: 1 }, { warn: () => {} });
+    const off = new HealthCheck(
+      () => ({ ...fast, health_check_path: null }),
+      () => ({ host: '127.0.0.1', port: 1 }),
+      { warn: () => {} },
+    );
     off.start();
     const seen = app.probes.length;
     await new Promise((resolve) => setTimeout(resolve, 300)); // six periods

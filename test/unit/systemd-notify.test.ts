@@ -1,70 +1,23 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNotifier, systemdChildEnv } from '../../src/systemd/notify.js';
+import { startNotifySocket, type NotifySocket } from '../helpers/notify-socket.js';
 
-// Node cannot bind an AF_UNIX datagram socket, so a small Python process plays
-// systemd's side of NOTIFY_SOCKET: one JSON line per datagram, with its own
-// CLOCK_MONOTONIC reading (µs) at receipt.
-const RECEIVER = `
-import json, socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-print("bound", flush=True)
-while True:
-    data = s.recv(65536)
-    print(json.dumps({"data": data.decode(), "monoUsec": time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}), flush=True)
-`;
-
-interface Datagram {
-  data: string;
-  monoUsec: number;
-}
-
-let dir: string;
-let socketPath: string;
-let receiver: ChildProcess;
-const received: Datagram[] = [];
-const waiters: ((d: Datagram) => void)[] = [];
-
-function nextDatagram(): Promise<Datagram> {
-  const ready = received.shift();
-  return ready ? Promise.resolve(ready) : new Promise((resolve) => waiters.push(resolve));
-}
+let notify: NotifySocket;
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'tsgunicorn-notify-'));
-  socketPath = path.join(dir, 'notify.sock');
-  receiver = spawn('python3', ['-c', RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: receiver.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    receiver.once('error', reject);
-    lines.on('line', (line) => {
-      if (line === 'bound') return resolve();
-      const datagram = JSON.parse(line) as Datagram;
-      const waiter = waiters.shift();
-      if (waiter) waiter(datagram);
-      else received.push(datagram);
-    });
-  });
+  notify = await startNotifySocket();
 });
 
-afterAll(() => {
-  receiver.kill();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => notify.close());
 
 afterEach(() => {
   delete process.env.NOTIFY_SOCKET;
-  expect(received).toEqual([]);
+  expect(notify.drain()).toEqual([]);
 });
 
 function liveNotifier() {
   // libsystemd reads NOTIFY_SOCKET from the real process environment.
-  process.env.NOTIFY_SOCKET = socketPath;
+  process.env.NOTIFY_SOCKET = notify.path;
   const notifier = createNotifier(process.env);
   expect(notifier.enabled).toBe(true);
   return notifier;
@@ -73,27 +26,27 @@ function liveNotifier() {
 describe('createNotifier against a NOTIFY_SOCKET', () => {
   it('sends READY=1', async () => {
     liveNotifier().ready();
-    expect((await nextDatagram()).data).toBe('READY=1');
+    expect((await notify.next()).data).toBe('READY=1');
   });
 
   it('sends STOPPING=1', async () => {
     liveNotifier().stopping();
-    expect((await nextDatagram()).data).toBe('STOPPING=1');
+    expect((await notify.next()).data).toBe('STOPPING=1');
   });
 
   it('sends WATCHDOG=1', async () => {
     liveNotifier().watchdog();
-    expect((await nextDatagram()).data).toBe('WATCHDOG=1');
+    expect((await notify.next()).data).toBe('WATCHDOG=1');
   });
 
   it('sends STATUS= as one line, newlines folded', async () => {
     liveNotifier().status('4 workers\nMAINPID=1\r\nbooting');
-    expect((await nextDatagram()).data).toBe('STATUS=4 workers MAINPID=1 booting');
+    expect((await notify.next()).data).toBe('STATUS=4 workers MAINPID=1 booting');
   });
 
   it('sends RELOADING=1 with MONOTONIC_USEC from CLOCK_MONOTONIC in one datagram', async () => {
     liveNotifier().reloading();
-    const { data, monoUsec } = await nextDatagram();
+    const { data, monoUsec } = await notify.next();
     const match = /^RELOADING=1\nMONOTONIC_USEC=([0-9]+)$/.exec(data);
     expect(match).not.toBeNull();
     // The receiver read CLOCK_MONOTONIC after the datagram was sent: the sent
@@ -104,9 +57,10 @@ describe('createNotifier against a NOTIFY_SOCKET', () => {
   });
 
   it('sends nothing and says why when NOTIFY_SOCKET is not in its env', async () => {
-    process.env.NOTIFY_SOCKET = socketPath;
+    process.env.NOTIFY_SOCKET = notify.path;
     const messages: string[] = [];
-    const { NOTIFY_SOCKET: _omit, ...env } = process.env;
+    const env = { ...process.env };
+    delete env.NOTIFY_SOCKET;
     const disabled = createNotifier(env, process.pid, (m) => messages.push(m));
     expect(disabled.enabled).toBe(false);
     expect(disabled.watchdogIntervalMs).toBe(0);
@@ -118,13 +72,13 @@ describe('createNotifier against a NOTIFY_SOCKET', () => {
     expect(messages).toEqual(['NOTIFY_SOCKET not set: no systemd notifications']);
     // The socket was reachable all along: the first datagram that arrives is the live one's.
     liveNotifier().status('marker');
-    expect((await nextDatagram()).data).toBe('STATUS=marker');
+    expect((await notify.next()).data).toBe('STATUS=marker');
   });
 });
 
 describe('watchdogIntervalMs (sd_watchdog_enabled)', () => {
   const PID = 4242;
-  const interval = (env: NodeJS.ProcessEnv) => createNotifier({ NOTIFY_SOCKET: socketPath, ...env }, PID).watchdogIntervalMs;
+  const interval = (env: NodeJS.ProcessEnv) => createNotifier({ NOTIFY_SOCKET: notify.path, ...env }, PID).watchdogIntervalMs;
 
   it('is half of WATCHDOG_USEC, in ms', () => {
     expect(interval({ WATCHDOG_USEC: '3000000' })).toBe(1500);
