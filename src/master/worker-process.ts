@@ -40,8 +40,8 @@ export type WorkerLifecycle =
   | { state: 'exited'; reason: RestartReason | null; wasReady: boolean };
 
 /**
- * Events: 'ready'; 'heartbeat' (Heartbeat); 'recycle' (reason); 'app-error' (text);
- * 'exit' (code, signal). 'exit' is always the last.
+ * Events: 'ready'; 'heartbeat' (Heartbeat); 'recycle' (reason); 'exit' (code,
+ * signal). 'exit' is always the last.
  */
 export class WorkerProcess extends EventEmitter {
   readonly child: ChildProcess;
@@ -55,6 +55,7 @@ export class WorkerProcess extends EventEmitter {
   cpuPercent: number | null = null;
   /** When the worker's event loop was last seen advancing (master's clock). */
   lastProgressAt = Date.now();
+  /** Why it could not load or serve the app, as it reported before exiting. */
   appError: string | null = null;
   /** How it serves the app, once ready. */
   served: ServedApp | null = null;
@@ -206,7 +207,6 @@ export class WorkerProcess extends EventEmitter {
         break;
       case 'app-error':
         this.appError = message.message;
-        this.emit('app-error', message.message);
         break;
       case 'recycle':
         this.emit('recycle', message.reason);
