@@ -33,7 +33,7 @@ export function escapeChar(c: string): string {
   return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
 }
 
-export function escapeLogValue(value: string): string {
+function escapeLogValue(value: string): string {
   return NEEDS_ESCAPE.test(value) ? value.replace(ESCAPABLE, escapeChar) : value;
 }
 
