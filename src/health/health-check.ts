@@ -1,6 +1,7 @@
 // The master's probe of the app through its real listening socket, with the
-// seed's settings: initial delay, period, timeout, success and failure
-// thresholds. A probe succeeds when a 2xx status arrives within the timeout.
+// knobs of a Kubernetes probe (the health_check_* settings): initial delay,
+// period, timeout, success and failure thresholds. A probe succeeds when a 2xx
+// status arrives within the timeout.
 import { EventEmitter } from 'node:events';
 import type { RequestOptions } from 'node:http';
 import { localHeader } from '../proxy-protocol/header.js';
