@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { load, request } from '../helpers/http.js';
 import { freePort, isListening } from '../helpers/ports.js';
-import { scratch, selfSignedPair } from '../helpers/operator.js';
+import { scratch } from '../helpers/operator.js';
+import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, runCli, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { until } from '../helpers/wait.js';
 
@@ -234,7 +235,7 @@ describe('the same service as an exported app', () => {
     const { server } = await startScript('plain.mjs', ['-w', '2']);
     const before = await workerPids(server.proc.pid!);
     const slow = request(`${server.url}/slow?ms=1500`);
-    const loadRun = load(server.url, { path: '/pid', clients: 8, durationMs: 4000, keepAlive: true });
+    const loadRun = load({ url: `${server.url}/pid`, clients: 8, durationMs: 4000, keepAlive: true });
     await new Promise((r) => setTimeout(r, 500));
     server.signal('SIGHUP');
     await server.waitFor(/Reloaded/);
@@ -264,7 +265,7 @@ describe('the same service as an exported app', () => {
   });
 
   it('the script’s own TLS (https.createServer) is served, and the health check speaks TLS to it', async () => {
-    const { cert, key } = selfSignedPair(tmp(), 'own');
+    const { certfile: cert, keyfile: key } = selfSigned(tmp(), 'own');
     const metricsPort = await freePort();
     const { server } = await startScript(
       'own-tls.mjs',
@@ -300,7 +301,7 @@ describe('the same service as an exported app', () => {
 
   it('certfile with a server script is refused at boot with what to do', async () => {
     // A usable pair: a missing one is refused earlier, as a bad setting.
-    const { cert, key } = selfSignedPair(scratch(), 'script');
+    const { certfile: cert, keyfile: key } = selfSigned(scratch(), 'script');
     const result = await runCli(['-b', '127.0.0.1:0', '-w', '1', '--certfile', cert, '--keyfile', key, script('plain.cjs')], {
       env: { SCRIPT_PORT: String(await freePort()) },
     });
