@@ -12,6 +12,7 @@ import {
   type ServedApp,
   type WorkerMessage,
 } from '../ipc.js';
+import { LineSplitter } from '../line-splitter.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import type { Settings } from '../settings/schema.js';
 import type { WorkerReport } from '../control/protocol.js';
@@ -221,14 +222,10 @@ export class WorkerProcess extends EventEmitter {
   private readHeartbeats(): void {
     const pipe = this.child.stdio[HEARTBEAT_FD] as NodeJS.ReadableStream | null;
     if (!pipe) return;
-    let buffered = '';
+    const lines = new LineSplitter();
     pipe.setEncoding('utf8');
     pipe.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline;
-      while ((newline = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
+      for (const line of lines.push(chunk)) {
         let beat: Heartbeat;
         try {
           beat = JSON.parse(line) as Heartbeat;
