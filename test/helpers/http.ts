@@ -4,6 +4,7 @@
 // keep it alive, so a failure means the server refused, reset or failed it:
 // never a client's stale keep-alive connection.
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 
 export interface Reply {
@@ -12,22 +13,27 @@ export interface Reply {
   headers: http.IncomingHttpHeaders;
 }
 
-export type RequestOptions = http.RequestOptions & { body?: string | Buffer; timeoutMs?: number };
+/** https.RequestOptions, so an https: URL can take rejectUnauthorized: false for a test's self-signed certificate. */
+export type RequestOptions = https.RequestOptions & { body?: string | Buffer; timeoutMs?: number };
 
 /**
- * One request, on a new connection unless an agent is given. No answer within
- * `timeoutMs` (20 s) fails it with code ETIMEDOUT.
+ * One request (http: or https:), on a new connection unless an agent is given.
+ * No answer within `timeoutMs` (20 s) fails it with code ETIMEDOUT.
  */
 export function request(url: string, options: RequestOptions = {}): Promise<Reply> {
   const { body, timeoutMs = 20_000, ...requestOptions } = options;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { agent: false, ...requestOptions, headers: { connection: 'close', ...options.headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
-      res.on('error', reject);
-    });
+    const req = (url.startsWith('https:') ? https : http).request(
+      url,
+      { agent: false, ...requestOptions, headers: { connection: 'close', ...options.headers } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.setTimeout(timeoutMs, () =>
       req.destroy(Object.assign(new Error(`no reply from ${url} in ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),

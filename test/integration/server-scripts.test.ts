@@ -2,12 +2,12 @@
 // are on tsgunicorn's sockets, with everything tsgunicorn does per request.
 import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { load, request } from '../helpers/http.js';
+import { healthCheckArgs, healthCheckPassed } from '../helpers/metrics.js';
 import { freePort, isListening } from '../helpers/ports.js';
 import { scratch } from '../helpers/operator.js';
 import { selfSigned } from '../helpers/tls.js';
@@ -267,36 +267,14 @@ describe('the same service as an exported app', () => {
   it('the script’s own TLS (https.createServer) is served, and the health check speaks TLS to it', async () => {
     const { certfile: cert, keyfile: key } = selfSigned(tmp(), 'own');
     const metricsPort = await freePort();
-    const { server } = await startScript(
-      'own-tls.mjs',
-      [
-        '-w',
-        '1',
-        '--metrics-bind',
-        `127.0.0.1:${metricsPort}`,
-        '--health-check-path',
-        '/',
-        '--health-check-period',
-        '0.2',
-        '--health-check-initial-delay',
-        '0',
-      ],
-      { TLS_CERT: cert, TLS_KEY: key },
-    );
-    const body = await new Promise<string>((resolve, reject) => {
-      https
-        .get(`https://127.0.0.1:${server.port}/`, { rejectUnauthorized: false }, (res) => {
-          let text = '';
-          res.on('data', (d) => (text += d));
-          res.on('end', () => resolve(text));
-        })
-        .on('error', reject);
+    const { server } = await startScript('own-tls.mjs', ['-w', '1', ...healthCheckArgs(metricsPort, '/')], {
+      TLS_CERT: cert,
+      TLS_KEY: key,
     });
+    const { body } = await request(`https://127.0.0.1:${server.port}/`, { rejectUnauthorized: false });
     expect(body).toBe('tls true');
     // Probes in plain HTTP would fail: the health check reads healthy only over TLS.
-    await until('the health check passes', async () =>
-      (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.includes('tsgunicorn_health_status 1') ? true : undefined,
-    );
+    await healthCheckPassed(metricsPort);
   });
 
   it('certfile with a server script is refused at boot with what to do', async () => {
