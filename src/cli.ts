@@ -1,5 +1,6 @@
 // The `tsgunicorn` command: options and help derived from the settings schema,
-// then either a one-shot action (--check-config, --print-config, doctor) or the
+// then either a one-shot action (--check-config, --print-config, doctor, or a
+// control command such as status or reload, sent to a running server) or the
 // master process.
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';

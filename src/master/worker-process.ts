@@ -1,5 +1,6 @@
-// The master's view of one worker process: how it was started, what its
-// heartbeats say, and the IPC requests the master makes of it.
+// The master's view of one worker process: how it was started, where it is in
+// its life (WorkerLifecycle), what its heartbeats say, and the IPC requests the
+// master makes of it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
