@@ -29,6 +29,8 @@ export function selfSigned(dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-tls-'))
       '1',
       '-subj',
       '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
       '-keyout',
       keyfile,
       '-out',
