@@ -1,10 +1,11 @@
 // The `tsgunicorn` command: options and help derived from the settings schema,
-// then either a one-shot action (--check-config, --print-config, doctor) or the
+// then either a one-shot action (--check-config, --print-config, doctor, or a
+// control command such as status or reload, sent to a running server) or the
 // master process.
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
-import { AppLoadError, parseAppSpec, resolveAppModule } from './app/spec.js';
+import { AppLoadError, describeLoadFailure, parseAppSpec, resolveAppModule } from './app/spec.js';
 import { addControlCommands, unknownCommand } from './control/commands.js';
 import { loadHooks } from './hooks.js';
 import { EXIT } from './ipc.js';
@@ -16,7 +17,7 @@ import { checkFiles } from './settings/preflight.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
 import { formatSetting, journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
 import { BindError, checkCanListen } from './sockets.js';
-import { openJournal, stderrIsJournal } from './systemd/journal.js';
+import { journalForStderr } from './systemd/journal.js';
 import { sandboxHint } from './systemd/sandbox.js';
 import { takeListenFds } from './systemd/listen-fds.js';
 import { createNotifier } from './systemd/notify.js';
@@ -56,9 +57,8 @@ function buildProgram(
     .command('doctor')
     .description('Check this machine against the hardware minimums (exit 1 when one is unmet)')
     .action(async () => {
-      const { formatDoctorTable, runDoctor } = await import('./doctor.js');
-      const { rows, ok } = runDoctor();
-      process.stdout.write(formatDoctorTable(rows));
+      const { table, ok } = await checkMachine();
+      process.stdout.write(table);
       onDoctor(ok ? EXIT.OK : EXIT.FAILURE);
     });
   addControlCommands(program, onCommand);
@@ -162,16 +162,13 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (settings.require_minimums) {
-    const { formatDoctorTable, runDoctor } = await import('./doctor.js');
-    const { rows, ok } = runDoctor();
-    if (!ok) return fail(`below the hardware minimums (require_minimums = true):\n${formatDoctorTable(rows)}`, EXIT.FAILURE);
+    const { table, ok } = await checkMachine();
+    if (!ok) return fail(`below the hardware minimums (require_minimums = true):\n${table}`, EXIT.FAILURE);
   }
 
-  const identifier = journalIdentifier(settings);
-  const journal = stderrIsJournal() ? openJournal(identifier) : null;
   // The workers write the access log; the master only opening and watching it
   // would report each logrotate a second time.
-  const logger = createLogger({ ...settings, accesslog: null }, { pid: process.pid, journal, identifier });
+  const logger = createLogger({ ...settings, accesslog: null }, { journal: journalForStderr(journalIdentifier(settings)) });
   const notifier = createNotifier(process.env, process.pid, (msg) => logger.debug(msg));
   const inherited = takeListenFds();
   try {
@@ -205,8 +202,7 @@ function failWith(message: string, code: number, procName: string | null = null)
   const line = `tsgunicorn: error: ${message}`;
   // Under systemd, stderr lines reach the journal at priority info: an entry of
   // its own is at err, so `journalctl -u UNIT -p err` shows why it did not start.
-  const journal = stderrIsJournal() ? openJournal(journalIdentifier({ proc_name: procName })) : null;
-  if (!journal?.send(3, line)) process.stderr.write(`${line}\n`);
+  if (!journalForStderr(journalIdentifier({ proc_name: procName }))?.send(3, line)) process.stderr.write(`${line}\n`);
   return code;
 }
 
@@ -222,6 +218,13 @@ function printConfig({ settings, sources }: ResolvedSettings, served: { value: s
 
 // The modules below load only for the commands that need them: every module the
 // master loads stays in its resident memory for the server's lifetime.
+/** `tsgunicorn doctor`'s table, and whether the machine meets every minimum. */
+async function checkMachine(): Promise<{ table: string; ok: boolean }> {
+  const { formatDoctorTable, runDoctor } = await import('./doctor.js');
+  const { rows, ok } = runDoctor();
+  return { table: formatDoctorTable(rows), ok };
+}
+
 async function checkConfig({ settings }: ResolvedSettings, fail: (message: string, code: number) => number): Promise<number> {
   const { listenWaitMs, loadApp } = await import('./app/load.js');
   try {
@@ -239,12 +242,9 @@ async function checkConfig({ settings }: ResolvedSettings, fail: (message: strin
     process.stdout.write(`Config OK: ${settings.app} loads as ${what}\n`);
     return EXIT.OK;
   } catch (err) {
-    const shown = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    const { message, exitCode } = describeLoadFailure(err);
     const { withSyntaxLocation } = await import('./syntax-location.js');
-    return fail(
-      `cannot load the app: ${withSyntaxLocation(shown, settings.app!)}`,
-      err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR,
-    );
+    return fail(`cannot load the app: ${withSyntaxLocation(message, settings.app!)}`, exitCode);
   }
 }
 

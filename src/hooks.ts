@@ -11,7 +11,7 @@ export interface Hooks {
   run(name: HookName, ...args: unknown[]): Promise<boolean>;
 }
 
-export const noHooks: Hooks = { run: () => Promise.resolve(true) };
+const noHooks: Hooks = { run: () => Promise.resolve(true) };
 
 export async function loadHooks(modulePath: string | null, cwd: string, log: { error(msg: string, err?: unknown): void }): Promise<Hooks> {
   if (!modulePath) return noHooks;

@@ -1,7 +1,7 @@
 // The Node.js tsgunicorn runs on: its workers start with --disable-sigusr1
 // (Node 22.14+) and .ts apps need type stripping (22.18+). A machine's older
 // Node under npx would otherwise fail every worker with "bad option".
-export const REQUIRED_NODE = 'Node.js 24 (or 22.18+)';
+const REQUIRED_NODE = 'Node.js 24 (or 22.18+)';
 
 /** Why this Node.js cannot run tsgunicorn, or null when it can. */
 export function unsupportedRuntime(

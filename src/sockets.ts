@@ -14,8 +14,6 @@ export interface ListenSocket {
   label: string;
   /** For the health check: where to connect to reach the workers. */
   target: { host: string; port: number } | { socketPath: string } | null;
-  /** Sockets systemd or a parent passed in are never closed or unlinked by us. */
-  inherited: boolean;
   /** The bound address, where known (an inherited unix socket's path is not). */
   address: Address | null;
   close(): void;
@@ -73,7 +71,7 @@ export async function bindAddresses(addresses: Address[], scheme: 'http' | 'http
   return sockets;
 }
 
-export function bindAddress(address: Address, scheme: 'http' | 'https'): ListenSocket {
+function bindAddress(address: Address, scheme: 'http' | 'https'): ListenSocket {
   if (address.kind === 'fd') return inheritSocket(address.fd, `fd://${address.fd}`, scheme);
   const label = address.kind === 'unix' ? formatAddress(address) : `${scheme}://${formatAddress(address)}`;
   if (address.kind === 'unix') removeStaleUnixSocket(address.path);
@@ -95,16 +93,12 @@ export function bindAddress(address: Address, scheme: 'http' | 'https'): ListenS
       throw new BindError(describeBindFailure(address, 'EADDRINUSE'));
     }
   }
-  const target =
-    address.kind === 'unix'
-      ? { socketPath: address.path }
-      : { host: address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '::1' : address.host, port };
+  const target = address.kind === 'unix' ? { socketPath: address.path } : { host: reachableHost(address.host), port };
   const shownLabel = address.kind === 'tcp' && address.port === 0 ? `${scheme}://${formatAddress({ ...address, port })}` : label;
   return {
     fd: handle.fd,
     label: shownLabel,
     target,
-    inherited: false,
     address: address.kind === 'tcp' ? { ...address, port } : address,
     close() {
       handle.close();
@@ -119,6 +113,11 @@ export function bindAddress(address: Address, scheme: 'http' | 'https'): ListenS
   };
 }
 
+/** Where to connect to a socket bound to `host`: a wildcard address is reached on the loopback of its family. */
+function reachableHost(host: string): string {
+  return host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+}
+
 /**
  * A socket opened by someone else (systemd, a parent process): described by its
  * bound address where it is TCP, and never closed or unlinked by us.
@@ -128,12 +127,10 @@ export function inheritSocket(fd: number, origin: string, scheme: 'http' | 'http
   const out: { address?: string; port?: number } = {};
   if (typeof handle !== 'number') handle.getsockname?.(out);
   const tcp = out.port !== undefined && out.address !== undefined;
-  const target = tcp
-    ? { host: out.address === '0.0.0.0' ? '127.0.0.1' : out.address === '::' ? '::1' : out.address!, port: out.port! }
-    : null;
+  const target = tcp ? { host: reachableHost(out.address!), port: out.port! } : null;
   const label = tcp ? `${scheme}://${formatAddress({ kind: 'tcp', host: out.address!, port: out.port! })} (${origin})` : origin;
   // The handle only describes the fd; it stays open (closing it would close the fd).
-  return { fd, label, target, inherited: true, address: tcp ? { kind: 'tcp', host: out.address!, port: out.port! } : null, close() {} };
+  return { fd, label, target, address: tcp ? { kind: 'tcp', host: out.address!, port: out.port! } : null, close() {} };
 }
 
 /**

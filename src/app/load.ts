@@ -11,8 +11,6 @@ import { describeValue, shapeOf, toListener, unservableExport, type Interface } 
 import { captureListen, capturedServer, hasCaptured, stopCapturing, type CapturedServer, type ParkedListener } from './server-script.js';
 import { AppLoadError, parseAppSpec, resolveAppModule } from './spec.js';
 
-export { AppLoadError } from './spec.js';
-
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export type LoadedApp =

@@ -27,6 +27,16 @@ export class AppLoadError extends Error {
   }
 }
 
+/**
+ * A failed load as the operator reads it, and the exit code it means: an
+ * AppLoadError is the operator's to fix and says all in its message; anything
+ * else (the app's own error) shows its stack.
+ */
+export function describeLoadFailure(err: unknown): { message: string; exitCode: number } {
+  if (err instanceof AppLoadError) return { message: err.message, exitCode: err.exitCode };
+  return { message: err instanceof Error ? (err.stack ?? err.message) : String(err), exitCode: EXIT.APP_LOAD_ERROR };
+}
+
 export const MODULE_EXTENSIONS = /\.(m|c)?(j|t)s$/;
 
 const EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts'];

@@ -3,6 +3,7 @@
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { EXIT } from '../ipc.js';
+import { LineSplitter } from '../line-splitter.js';
 import { INSTANCES_RUN_DIR, instanceSocket } from './paths.js';
 import type { ControlReply, ControlRequest, StatusReport } from './protocol.js';
 import { formatInstances, formatStatus } from './format.js';
@@ -11,7 +12,7 @@ class ClientError extends Error {}
 
 /** One connection to a master; requests are answered in order. */
 class Connection {
-  private buffered = '';
+  private readonly lines = new LineSplitter();
   private readonly waiting: Array<{ resolve: (reply: ControlReply) => void; reject: (err: Error) => void }> = [];
 
   private constructor(
@@ -20,13 +21,7 @@ class Connection {
   ) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
-      this.buffered += chunk;
-      let newline;
-      while ((newline = this.buffered.indexOf('\n')) !== -1) {
-        const line = this.buffered.slice(0, newline);
-        this.buffered = this.buffered.slice(newline + 1);
-        this.waiting.shift()?.resolve(JSON.parse(line) as ControlReply);
-      }
+      for (const line of this.lines.push(chunk)) this.waiting.shift()?.resolve(JSON.parse(line) as ControlReply);
     });
     const gone = (err?: Error) => {
       for (const waiter of this.waiting.splice(0))

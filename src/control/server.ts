@@ -6,6 +6,7 @@
 // Loaded only when the socket is on, after the workers are ready.
 import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { LineSplitter } from '../line-splitter.js';
 import {
   ControlError,
   MAX_REQUEST_BYTES,
@@ -100,7 +101,7 @@ function groupId(group: string): number {
 }
 
 function serve(socket: net.Socket, handlers: ControlHandlers): void {
-  let buffered = '';
+  const lines = new LineSplitter();
   let busy = false;
   let refused = false;
   const queue: string[] = [];
@@ -146,16 +147,12 @@ function serve(socket: net.Socket, handlers: ControlHandlers): void {
 
   socket.on('data', (chunk: string) => {
     if (refused) return;
-    buffered += chunk;
-    let newline;
-    while ((newline = buffered.indexOf('\n')) !== -1) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
+    for (const line of lines.push(chunk)) {
       if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) return refuse(`request too large (the limit is ${MAX_REQUEST_BYTES} bytes)`);
       if (line.trim() !== '') queue.push(line);
       if (queue.length > MAX_QUEUED) return refuse(`more than ${MAX_QUEUED} requests waiting: wait for the replies`);
     }
-    if (Buffer.byteLength(buffered) > MAX_REQUEST_BYTES) return refuse(`request too large (the limit is ${MAX_REQUEST_BYTES} bytes)`);
+    if (Buffer.byteLength(lines.pending) > MAX_REQUEST_BYTES) return refuse(`request too large (the limit is ${MAX_REQUEST_BYTES} bytes)`);
     void next();
   });
 }

@@ -25,7 +25,7 @@ type Atom = (e: AccessEntry) => string;
 // separators. `"` and `\` are escaped as Apache does so quoted fields stay
 // parseable. The first test is the fast path for ordinary values.
 const NEEDS_ESCAPE = /[\x00-\x1f\x7f-\x9f"\\\u2028\u2029]/;
-const ESCAPABLE = /[\x00-\x1f\x7f-\x9f"\\\u2028\u2029]/g;
+const ESCAPABLE = new RegExp(NEEDS_ESCAPE.source, 'g');
 
 export function escapeChar(c: string): string {
   if (c === '"' || c === '\\') return `\\${c}`;
@@ -33,7 +33,7 @@ export function escapeChar(c: string): string {
   return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
 }
 
-export function escapeLogValue(value: string): string {
+function escapeLogValue(value: string): string {
   return NEEDS_ESCAPE.test(value) ? value.replace(ESCAPABLE, escapeChar) : value;
 }
 

@@ -5,7 +5,7 @@
 // structured entry instead. Logging never throws into its caller.
 import { inspect } from 'node:util';
 import type { Settings } from '../settings/schema.js';
-import { openJournal, stderrIsJournal, type JournalFields, type JournalSink } from '../systemd/journal.js';
+import type { JournalFields, JournalSink } from '../systemd/journal.js';
 import { compileAccessFormat, escapeChar, type AccessEntry } from './access-format.js';
 import { compileJsonAccess } from './access-json.js';
 import type { Level } from './levels.js';
@@ -29,14 +29,8 @@ export interface Logger {
 export interface LoggerOptions {
   /** The PID in error lines and WORKER_PID; defaults to process.pid. */
   pid?: number;
-  /**
-   * Where '-' logs go under systemd. Omitted: the journal when stderr is
-   * connected to it (systemd.exec(5) JOURNAL_STREAM), opened with `identifier`;
-   * null: never the journal.
-   */
-  journal?: JournalSink | null;
-  /** SYSLOG_IDENTIFIER of a journal the logger opens itself; default "tsgunicorn". */
-  identifier?: string;
+  /** Where '-' logs go under systemd (journalForStderr); null: never the journal. */
+  journal: JournalSink | null;
 }
 
 const SEVERITY: Record<Level, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
@@ -83,7 +77,7 @@ function accessFields(e: AccessEntry): JournalFields {
 export function createLogger(
   settings: Pick<Settings, 'accesslog' | 'access_log_format' | 'errorlog' | 'loglevel'> &
     Partial<Pick<Settings, 'access_log_json' | 'access_log_headers'>>,
-  options: LoggerOptions = {},
+  options: LoggerOptions,
 ): Logger {
   const pid = options.pid ?? process.pid;
   const threshold = SEVERITY[settings.loglevel] ?? SEVERITY.info;
@@ -97,16 +91,7 @@ export function createLogger(
   const toStderr = (level: Level, message: string): void => stderr().write(errorLine(level, message));
   const toErrorLog: Report = (level, message) => log(level, message);
 
-  const journal =
-    options.journal !== undefined
-      ? options.journal
-      : stderrIsJournal()
-        ? openJournal(options.identifier ?? 'tsgunicorn', (msg) => {
-            if (threshold <= SEVERITY.debug) toStderr('debug', msg);
-          })
-        : null;
-
-  const errorJournal = settings.errorlog === '-' ? journal : null;
+  const errorJournal = settings.errorlog === '-' ? options.journal : null;
   const errorOutput =
     settings.errorlog === '-'
       ? stderr()
@@ -119,7 +104,7 @@ export function createLogger(
       : settings.access_log_json
         ? compileJsonAccess(settings.access_log_headers ?? [])
         : compileAccessFormat(settings.access_log_format);
-  const accessJournal = accesslog === '-' ? journal : null;
+  const accessJournal = accesslog === '-' ? options.journal : null;
   let accessOutput: LogOutput | null = null;
   // With the journal, stdout only carries the lines the journal refused.
   const accessText = (): LogOutput | null =>

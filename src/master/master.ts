@@ -15,6 +15,7 @@ import type { InheritedSocket } from '../systemd/listen-fds.js';
 import { serviceUnit } from '../systemd/sandbox.js';
 import { withSyntaxLocation } from '../syntax-location.js';
 import type { ReloadFailure } from '../status-line.js';
+import { MODULE_EXTENSIONS } from '../app/spec.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
 import type { Liveness } from './liveness.js';
 import type { ReportedFacts, Reporting } from './reporting.js';
@@ -333,7 +334,8 @@ export class Master {
     const root = process.cwd();
     let pending: NodeJS.Timeout | undefined;
     const watcher = watch(root, { recursive: true }, (_event, file) => {
-      if (!file || /(^|\/)(node_modules|\.[^/]+)(\/|$)/.test(file) || !/\.(m|c)?(j|t)s$|\.json$/.test(file)) return;
+      if (!file || /(^|\/)(node_modules|\.[^/]+)(\/|$)/.test(file)) return;
+      if (!MODULE_EXTENSIONS.test(file) && !file.endsWith('.json')) return;
       clearTimeout(pending);
       pending = setTimeout(() => {
         this.logger.info(`${file} changed: reloading`);
@@ -357,7 +359,9 @@ export class Master {
       const doing = oldest ? `: ${oldest.label} in flight for ${((now - oldest.startedAt) / 1000).toFixed(1)} s` : ': no request in flight';
       this.logger.critical(`WORKER TIMEOUT (pid:${worker.pid})${doing}`);
       if (worker.state !== 'retiring') this.reporting?.countRestart('timeout');
-      // The worker is beyond asking (its loop is blocked), so it is killed outright.
+      // Gunicorn sends a hung worker SIGABRT, whose handler exits, and SIGKILL only
+      // if it is still there at the next check. A blocked event loop runs no signal
+      // handler, and the heartbeat has already named the hung request: SIGKILL now.
       worker.terminate('timeout');
     }
   }

@@ -1,5 +1,6 @@
-// The master's view of one worker process: how it was started, what its
-// heartbeats say, and the IPC requests the master makes of it.
+// The master's view of one worker process: how it was started, where it is in
+// its life (WorkerLifecycle), what its heartbeats say, and the IPC requests the
+// master makes of it.
 import { spawn, type ChildProcess, type IOType } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import {
   type ServedApp,
   type WorkerMessage,
 } from '../ipc.js';
+import { LineSplitter } from '../line-splitter.js';
 import type { RestartReason } from '../metrics/aggregator.js';
 import type { Settings } from '../settings/schema.js';
 import type { WorkerReport } from '../control/protocol.js';
@@ -40,8 +42,8 @@ export type WorkerLifecycle =
   | { state: 'exited'; reason: RestartReason | null; wasReady: boolean };
 
 /**
- * Events: 'ready'; 'heartbeat' (Heartbeat); 'recycle' (reason); 'app-error' (text);
- * 'exit' (code, signal). 'exit' is always the last.
+ * Events: 'ready'; 'heartbeat' (Heartbeat); 'recycle' (reason); 'exit' (code,
+ * signal). 'exit' is always the last.
  */
 export class WorkerProcess extends EventEmitter {
   readonly child: ChildProcess;
@@ -55,6 +57,7 @@ export class WorkerProcess extends EventEmitter {
   cpuPercent: number | null = null;
   /** When the worker's event loop was last seen advancing (master's clock). */
   lastProgressAt = Date.now();
+  /** Why it could not load or serve the app, as it reported before exiting. */
   appError: string | null = null;
   /** How it serves the app, once ready. */
   served: ServedApp | null = null;
@@ -206,7 +209,6 @@ export class WorkerProcess extends EventEmitter {
         break;
       case 'app-error':
         this.appError = message.message;
-        this.emit('app-error', message.message);
         break;
       case 'recycle':
         this.emit('recycle', message.reason);
@@ -221,14 +223,10 @@ export class WorkerProcess extends EventEmitter {
   private readHeartbeats(): void {
     const pipe = this.child.stdio[HEARTBEAT_FD] as NodeJS.ReadableStream | null;
     if (!pipe) return;
-    let buffered = '';
+    const lines = new LineSplitter();
     pipe.setEncoding('utf8');
     pipe.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline;
-      while ((newline = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
+      for (const line of lines.push(chunk)) {
         let beat: Heartbeat;
         try {
           beat = JSON.parse(line) as Heartbeat;

@@ -10,7 +10,8 @@ import { totalmem } from 'node:os';
 import type { HealthStatus } from '../health/health-check.js';
 import { processMetrics } from './process-metrics.js';
 import type { RequestTotals } from './request-window.js';
-import { PER_WORKER_METRICS, REQUEST_DURATION, REQUESTS_TOTAL, type MetricsSnapshot, type SnapshotMetric } from './worker-metrics.js';
+import { family, single, type SnapshotMetric } from './family.js';
+import { PER_WORKER_METRICS, REQUEST_DURATION, REQUESTS_TOTAL, type MetricsSnapshot } from './worker-metrics.js';
 
 export type RestartReason = 'timeout' | 'max_requests' | 'memory' | 'crash' | 'reload' | 'health' | 'killed';
 /** `killed`: by `tsgunicorn kill-worker`. */
@@ -126,7 +127,6 @@ export class MetricsAggregator {
   }
 
   private masterMetrics(): SnapshotMetric[] {
-    const one = (value: number) => [{ value, labels: {} }];
     return [
       family(
         'tsgunicorn_workers',
@@ -144,25 +144,25 @@ export class MetricsAggregator {
         'tsgunicorn_health_status',
         'Result of the health check: 1 healthy, 0 unhealthy, -1 unknown or off.',
         'gauge',
-        one(this.health),
+        single(this.health),
       ),
       family(
         'tsgunicorn_draining',
         'A graceful stop waits drain_delay: 1 while the health check path answers 503, before the listeners close.',
         'gauge',
-        one(this.draining),
+        single(this.draining),
       ),
       family(
         'tsgunicorn_scrape_worker_misses_total',
         "Worker snapshots not received in time; that worker's last known values were used.",
         'counter',
-        one(this.misses),
+        single(this.misses),
       ),
       family(
         'tsgunicorn_machine_memory_bytes',
         "The machine's total memory, in bytes (for memory-share alerts).",
         'gauge',
-        one(totalmem()),
+        single(totalmem()),
       ),
       ...processMetrics(),
     ];
@@ -172,10 +172,6 @@ export class MetricsAggregator {
     const live = [...this.live].map(([pid, snap]) => snap.metrics.map((m) => labelPerWorker(m, pid)));
     return sumMetrics([this.retired, ...live]);
   }
-}
-
-function family(name: string, help: string, type: string, values: SnapshotMetric['values']): SnapshotMetric {
-  return { name, help, type, values, aggregator: 'sum' };
 }
 
 /** Monotonic series summed over workers: these survive their worker in the retired base. */

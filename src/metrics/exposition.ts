@@ -3,7 +3,7 @@
 // prom-client (about 20 MB resident): the aggregator imports it on the first
 // scrape, so a master that nobody scrapes never pays for it.
 import { AggregatorRegistry, type PrometheusContentType } from 'prom-client';
-import type { SnapshotMetric } from './worker-metrics.js';
+import type { SnapshotMetric } from './family.js';
 
 /** The families as text, in the order given; each family's series must already be distinct. */
 export function renderExposition(families: SnapshotMetric[]): Promise<string> {

@@ -5,15 +5,8 @@
 // written in the JSON form of prom-client's getMetricsAsJSON(), which the
 // master's aggregator sums.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-
-/** One metric family as prom-client's getMetricsAsJSON() gives it: plain JSON, fit for IPC. */
-export interface SnapshotMetric {
-  name: string;
-  help: string;
-  type: string;
-  aggregator: string;
-  values: Array<{ value: number; labels: Record<string, string | number>; metricName?: string }>;
-}
+import { family, single, type SnapshotMetric } from './family.js';
+import { processMetrics } from './process-metrics.js';
 
 export interface MetricsSnapshot {
   /** Increases with every snapshot of one worker, so the master can drop a late, older reply. */
@@ -32,7 +25,7 @@ export interface WorkerMetrics {
 export const REQUESTS_TOTAL = 'http_requests_total';
 export const REQUEST_DURATION = 'http_request_duration_seconds';
 const IN_FLIGHT = 'http_requests_in_flight';
-export const ACCEPT_PAUSES = 'tsgunicorn_max_connections_pauses_total';
+const ACCEPT_PAUSES = 'tsgunicorn_max_connections_pauses_total';
 const WORKER_CPU = 'tsgunicorn_worker_cpu_seconds_total';
 const WORKER_RSS = 'tsgunicorn_worker_resident_memory_bytes';
 const WORKER_LAG = 'tsgunicorn_worker_event_loop_lag_seconds';
@@ -68,13 +61,6 @@ function methodIndex(method: string): number {
       return OTHER_METHOD;
   }
 }
-
-// The shape prom-client gives a family; key order too, so snapshots read the same.
-function family(name: string, help: string, type: string, values: SnapshotMetric['values']): SnapshotMetric {
-  return { help, name, type, values, aggregator: 'sum' };
-}
-
-const single = (value: number): SnapshotMetric['values'] => [{ value, labels: {} }];
 
 export function createWorkerMetrics(): WorkerMetrics {
   // Request counts by (method, status): a status is given its series slot the
@@ -143,7 +129,6 @@ export function createWorkerMetrics(): WorkerMetrics {
         { value: durationTotals[0]!, metricName: `${REQUEST_DURATION}_sum`, labels: {} },
         { value: durationTotals[1]!, metricName: `${REQUEST_DURATION}_count`, labels: {} },
       );
-      const { user, system } = process.cpuUsage();
       // The monitor reports nanoseconds; it is reset so each snapshot covers its own interval.
       const lagSeconds = lag.count > 0 ? lag.percentile(99) / 1e9 : 0;
       lag.reset();
@@ -151,6 +136,7 @@ export function createWorkerMetrics(): WorkerMetrics {
         seq: ++seq,
         metrics: [
           family(REQUESTS_TOTAL, 'HTTP requests answered, by method and status code.', 'counter', requests),
+          // prom-client's histogram puts its name first.
           {
             name: REQUEST_DURATION,
             help: 'Time from receiving a request to finishing its response, in seconds.',
@@ -165,9 +151,7 @@ export function createWorkerMetrics(): WorkerMetrics {
             'counter',
             single(acceptPauses),
           ),
-          // Same help as the master's process_* series (process-metrics.ts).
-          family(WORKER_CPU, 'User and system CPU time spent, in seconds.', 'counter', single((user + system) / 1e6)),
-          family(WORKER_RSS, 'Resident memory size, in bytes.', 'gauge', single(process.memoryUsage.rss())),
+          ...processMetrics({ cpu: WORKER_CPU, memory: WORKER_RSS }),
           family(WORKER_LAG, '99th percentile of event-loop delay since the previous snapshot, in seconds.', 'gauge', single(lagSeconds)),
         ],
       };

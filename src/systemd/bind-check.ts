@@ -12,11 +12,6 @@ const tcpKeys = (addresses: (Address | null)[]): string[] =>
     .map((a) => formatAddress({ ...a, host: a.host === 'localhost' ? '127.0.0.1' : a.host }))
     .sort();
 
-/** What to run so that the sockets follow bind. */
-export function applyBindCommand(service: string): string {
-  return `sudo systemctl daemon-reload && sudo systemctl restart ${service.replace(/\.service$/, '.socket')} ${service}`;
-}
-
 /**
  * A warning when `bind` (written at `where`) names other TCP addresses than the
  * sockets systemd passed; null when they agree.
@@ -25,13 +20,16 @@ export function bindDisagreement(bind: Address[], passed: (Address | null)[], wh
   const wanted = tcpKeys(bind);
   const have = tcpKeys(passed);
   if (wanted.join() === have.join()) return null;
-  const socket = service ? service.replace(/\.service$/, '.socket') : 'systemd';
-  const apply = service ? applyBindCommand(service) : 'restart the socket unit that passes them';
-  return `bind = ${wanted.join(', ')} (${where}) is not where the sockets from ${socket} listen (${have.join(', ') || 'no TCP address'}): serving on those; to apply bind: ${apply}`;
+  const socket = service?.replace(/\.service$/, '.socket');
+  // What to run so that the sockets follow bind.
+  const apply = socket
+    ? `sudo systemctl daemon-reload && sudo systemctl restart ${socket} ${service}`
+    : 'restart the socket unit that passes them';
+  return `bind = ${wanted.join(', ')} (${where}) is not where the sockets from ${socket ?? 'systemd'} listen (${have.join(', ') || 'no TCP address'}): serving on those; to apply bind: ${apply}`;
 }
 
 /** The addresses a socket unit listens on (`systemctl show -p Listen`), or null when systemd cannot say. */
-export function socketUnitAddresses(socketUnit: string): Address[] | null {
+function socketUnitAddresses(socketUnit: string): Address[] | null {
   const r = spawnSync('systemctl', ['show', '--property=Listen', '--value', socketUnit], { encoding: 'utf8' });
   if (r.status !== 0 || typeof r.stdout !== 'string') return null;
   const addresses: Address[] = [];

@@ -34,6 +34,14 @@ export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
   }
 }
 
+/**
+ * The journal for a process's '-' logs: open when stderr is connected to it
+ * (stderrIsJournal), null otherwise and when the addon cannot load.
+ */
+export function journalForStderr(identifier: string): JournalSink | null {
+  return stderrIsJournal() ? openJournal(identifier) : null;
+}
+
 export function openJournal(identifier: string, debug?: (msg: string) => void): JournalSink | null {
   const binding = loadAddon<JournalSendBinding>('systemd-journald/build/Release/journal_send.node', debug);
   if (!binding) return null;

@@ -7,14 +7,18 @@ export interface InheritedSocket {
 }
 
 /** sd_listen_fds(3): "The first file descriptor may be found at file descriptor number 3". */
-export const SD_LISTEN_FDS_START = 3;
+const SD_LISTEN_FDS_START = 3;
 
 /** The variables sd_listen_fds(3) consumes; unset afterwards so no child or app misreads them. */
 export const LISTEN_ENV_NAMES = ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const;
 
 // libsystemd rejects a count above INT_MAX - SD_LISTEN_FDS_START (-EINVAL).
 const MAX_FDS = 2 ** 31 - 1 - SD_LISTEN_FDS_START;
-const DECIMAL = /^[0-9]+$/;
+
+/** A variable systemd sets to a decimal number (LISTEN_PID, WATCHDOG_USEC), or null when unset or anything else. */
+export function decimalVariable(value: string | undefined): number | null {
+  return value !== undefined && /^[0-9]+$/.test(value) ? Number(value) : null;
+}
 
 export function takeListenFds(env: NodeJS.ProcessEnv = process.env, pid = process.pid): InheritedSocket[] {
   const { LISTEN_PID: listenPid, LISTEN_FDS: listenFds, LISTEN_FDNAMES: listenFdNames } = env;
@@ -23,10 +27,9 @@ export function takeListenFds(env: NodeJS.ProcessEnv = process.env, pid = proces
 
   // "If the LISTEN_PID variable is not set or does not match the PID of the
   // calling process, ... returns 0": the fds were meant for another process.
-  if (listenPid === undefined || !DECIMAL.test(listenPid) || Number(listenPid) !== pid) return [];
-  if (listenFds === undefined || !DECIMAL.test(listenFds)) return [];
-  const count = Number(listenFds);
-  if (count === 0 || count > MAX_FDS) return [];
+  if (decimalVariable(listenPid) !== pid) return [];
+  const count = decimalVariable(listenFds);
+  if (count === null || count === 0 || count > MAX_FDS) return [];
 
   // LISTEN_FDNAMES is colon-separated, one name per fd in order; when it is
   // absent every fd is named "unknown", and a count that differs is -EINVAL.

@@ -2,7 +2,7 @@
 // (NotifyAccess=main). Each call is one datagram through the sd-notify addon,
 // which reads NOTIFY_SOCKET from the process environment at every call.
 import { loadAddon } from './addon.js';
-import { LISTEN_ENV_NAMES } from './listen-fds.js';
+import { decimalVariable, LISTEN_ENV_NAMES } from './listen-fds.js';
 
 export interface Notifier {
   readonly enabled: boolean;
@@ -19,8 +19,6 @@ interface SdNotifyAddon {
   /** sd_notify(0, state): the string is sent as one datagram. */
   sendState(state: string): void;
 }
-
-const DECIMAL = /^[0-9]+$/;
 
 /**
  * `env` decides whether notifications are on; libsystemd itself reads the real
@@ -51,10 +49,10 @@ export function createNotifier(env: NodeJS.ProcessEnv = process.env, pid = proce
 // WATCHDOG_PID, if set, is this process; the daemon should then send
 // WATCHDOG=1 at half that interval.
 function watchdogUsec(env: NodeJS.ProcessEnv, pid: number): number {
-  const { WATCHDOG_USEC: usec, WATCHDOG_PID: watchdogPid } = env;
-  if (usec === undefined || !DECIMAL.test(usec)) return 0;
-  if (watchdogPid !== undefined && (!DECIMAL.test(watchdogPid) || Number(watchdogPid) !== pid)) return 0;
-  return Number(usec);
+  const usec = decimalVariable(env.WATCHDOG_USEC);
+  if (usec === null) return 0;
+  if (env.WATCHDOG_PID !== undefined && decimalVariable(env.WATCHDOG_PID) !== pid) return 0;
+  return usec;
 }
 
 /** The master's environment for its workers: the notify socket, watchdog and inherited-fd variables are the master's alone. */

@@ -44,7 +44,7 @@ export interface RequestHandlerOptions {
   settings: Settings;
   logger: Logger;
   board: ActivityBoard;
-  metrics: WorkerMetrics | null;
+  metrics: WorkerMetrics;
   /** Called once, when the worker has served `max_requests`. */
   onMaxRequests: () => void;
 }
@@ -79,7 +79,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     inFlight.delete(res);
     if (res === oldest) markOldest(inFlight.values().next().value);
     board.setInFlight(inFlight.size);
-    metrics?.requestFinished(req.method ?? '', res.statusCode, durationMs / 1000);
+    metrics.requestFinished(req.method ?? '', res.statusCode, durationMs / 1000);
     if (accessEnabled) {
       logger.access({
         req,
@@ -127,7 +127,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     inFlight.add(tracked);
     if (oldest === undefined) markOldest(tracked);
     board.setInFlight(inFlight.size);
-    metrics?.requestStarted();
+    metrics.requestStarted();
     res.on('close', onClose);
     if (closeConnections) res.setHeader('connection', 'close');
     if (failingHealthPath !== null && isPath(req.url!, failingHealthPath)) {

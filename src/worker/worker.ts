@@ -4,7 +4,8 @@
 import type { RequestListener, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { AppLoadError, listenWaitMs, loadApp, type LoadedApp } from '../app/load.js';
+import { listenWaitMs, loadApp, type LoadedApp } from '../app/load.js';
+import { describeLoadFailure } from '../app/spec.js';
 import { hasCaptured, type ParkReason } from '../app/server-script.js';
 import { loadHooks } from '../hooks.js';
 import { EXIT, FINAL_METRICS, FIRST_LISTEN_FD, HEARTBEAT_FD, type MasterMessage, type WorkerMessage } from '../ipc.js';
@@ -13,7 +14,7 @@ import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metri
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import { timerDelay } from '../settings/kinds.js';
 import { journalIdentifier, titleName, type Settings } from '../settings/schema.js';
-import { openJournal, stderrIsJournal } from '../systemd/journal.js';
+import { journalForStderr } from '../systemd/journal.js';
 import { acceptProxyProtocol } from '../proxy-protocol/accept.js';
 import { ActivityBoard } from './activity-board.js';
 import { startWatchdog } from './watchdog/start.js';
@@ -37,9 +38,7 @@ process.on('SIGHUP', () => {});
 async function boot(settings: Settings, socketCount: number, secure: boolean, workerId: number): Promise<void> {
   const title = `tsgunicorn: worker [${titleName(settings)}]`;
   process.title = title;
-  const identifier = journalIdentifier(settings);
-  const journal = stderrIsJournal() ? openJournal(identifier) : null;
-  const logger = createLogger(settings, { pid: process.pid, journal, identifier });
+  const logger = createLogger(settings, { journal: journalForStderr(journalIdentifier(settings)) });
   process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
 
   let app: LoadedApp;
@@ -52,11 +51,10 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     });
   } catch (err) {
     // Reported once by the master, which decides between exit 4 and a failed reload.
-    // An AppLoadError is the operator's to fix and says all in its message; anything else shows its stack.
-    const message = err instanceof AppLoadError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    const { message, exitCode } = describeLoadFailure(err);
     send({ type: 'app-error', message });
     await logger.close();
-    process.exit(err instanceof AppLoadError ? err.exitCode : EXIT.APP_LOAD_ERROR);
+    process.exit(exitCode);
   }
   if (app.interface === 'server' && secure) {
     // tsgunicorn's TLS wraps only servers of its own; the app's server is the app's.

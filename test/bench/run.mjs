@@ -5,12 +5,12 @@
 // root filesystem, within the 10-minute bound); BENCH_OUT, when set, is a path the report is also written to.
 // Every server runs in its own process group and is killed when the bench
 // ends, whether it finishes, fails or is interrupted.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { selfSigned } from '../helpers/tls.ts';
 import { describeMachine } from './lib/machine.mjs';
 import { killAll, meanWorkerRssKb, readRssKb } from './lib/processes.mjs';
 import { renderReport } from './lib/report.mjs';
@@ -59,36 +59,6 @@ function freePort() {
   });
 }
 
-/** A throwaway self-signed certificate for 127.0.0.1, so wrk can be pointed at https. */
-function selfSignedCert() {
-  const cert = join(tmpDir, 'cert.pem');
-  const key = join(tmpDir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
-
 async function measure(spec, tls, tools, pass) {
   const result = { spec, readyMs: [], modes: {} };
   if (spec.unavailable) return { ...result, skipped: spec.unavailable };
@@ -133,7 +103,9 @@ async function measure(spec, tls, tools, pass) {
 const startedAt = performance.now();
 const tools = ensureTools();
 const machine = describeMachine(tools);
-const tls = selfSignedCert();
+// A throwaway certificate, so wrk can be pointed at https.
+const { certfile, keyfile } = selfSigned(tmpDir);
+const tls = { cert: certfile, key: keyfile };
 // Two passes, the second in reverse order, keeping each server's better run:
 // load from elsewhere on a shared machine then weighs on every server alike
 // instead of on whichever happened to run during it.

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, installExampleApp, start, useMachine } from './fixture.js';
 import { SUITES, waitFor } from './harness.js';
-import { get } from './http.js';
+import { request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 const apply = 'sudo systemctl daemon-reload && sudo systemctl restart tsgunicorn@myapp.socket tsgunicorn@myapp.service';
@@ -33,12 +33,12 @@ describe.each(SUITES)('%s: bind and the socket unit', (suite) => {
     ).catch(async (err: Error) => {
       throw new Error(`${err.message}\n${await diagnose(m, unit)}`);
     });
-    expect((await get('http://127.0.0.1:8000/')).status).toBe(200);
+    expect((await request('http://127.0.0.1:8000/')).status).toBe(200);
     expect(await m.run(['tsgunicorn', '--instance', 'myapp', '--print-config'])).toContain(`\n; ${warning}\n`);
 
     // The command it gives applies bind, and the warning is gone.
     await m.run(['sh', '-c', apply.replaceAll('sudo ', '')]);
-    expect((await get('http://127.0.0.1:9001/')).status).toBe(200);
+    expect((await request('http://127.0.0.1:9001/')).status).toBe(200);
     expect(await m.run(['tsgunicorn', '--instance', 'myapp', '--print-config'])).toMatch(
       /^bind = 127\.0\.0\.1:9001 +; tsgunicorn@myapp\.socket/m,
     );

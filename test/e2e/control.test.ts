@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { EXAMPLE_GREETING, diagnose, installExampleApp, start, unitPids, useMachine, waitServing } from './fixture.js';
 import { SUITES, waitFor } from './harness.js';
-import { get, load } from './http.js';
+import { load, request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 
@@ -21,7 +21,7 @@ describe.each(SUITES)('%s: control socket', (suite) => {
     await start(m, unit);
     await start(m, 'tsgunicorn@other.service');
     await waitServing(m, 'tsgunicorn@other.service', 'http://127.0.0.1:9001/', 10_000);
-    for (let i = 0; i < 25; i++) expect((await get('http://127.0.0.1:8000/')).body).toContain(EXAMPLE_GREETING);
+    for (let i = 0; i < 25; i++) expect((await request('http://127.0.0.1:8000/')).body).toContain(EXAMPLE_GREETING);
 
     const socket = await m.run(['stat', '-c', '%a %U', '/run/tsgunicorn/myapp/control.sock']);
     expect(socket.trim()).toBe('600 tsgunicorn');
@@ -62,7 +62,7 @@ describe.each(SUITES)('%s: control socket', (suite) => {
     await installExampleApp(m);
     await start(m, unit);
     await waitServing(m, unit, 'http://127.0.0.1:8000/', 10_000);
-    const running = load({ url: 'http://127.0.0.1:8000/', clients: 10, durationMs: 12_000, maxRequestsPerClient: 5_000 });
+    const running = load({ url: 'http://127.0.0.1:8000/', clients: 10, durationMs: 12_000, total: 10 * 5_000 });
 
     await m.run(['sh', '-c', 'echo \'import "./missing-module.js";\' >> /srv/myapp/app.ts']);
     const failed = await m.systemctl('reload', unit);
@@ -72,7 +72,7 @@ describe.each(SUITES)('%s: control socket', (suite) => {
       /Status: "reload failed at \d\d:\d\d:\d\d: the app failed to load: Error \[ERR_MODULE_NOT_FOUND\]: Cannot find module '\/srv\/myapp\/missing-module\.js'.*; serving generation 1/,
     );
     expect(status.stdout).toContain('Active: active (running)');
-    expect((await get('http://127.0.0.1:8000/')).body).toContain(EXAMPLE_GREETING);
+    expect((await request('http://127.0.0.1:8000/')).body).toContain(EXAMPLE_GREETING);
 
     await m.run(['sed', '-i', '/missing-module/d', '/srv/myapp/app.ts']);
     const fixed = await m.systemctl('reload', unit);

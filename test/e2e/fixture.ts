@@ -3,7 +3,7 @@
 // unit's status and journal so a failure says what the server did.
 import { afterAll, beforeAll, inject } from 'vitest';
 import { boot, waitFor, type Machine, type Suite } from './harness.js';
-import { attempt } from './http.js';
+import { attempt } from '../helpers/http.js';
 
 export const EXAMPLE_APP = '/usr/share/tsgunicorn/examples/hello/app.ts';
 export const EXAMPLE_GREETING = 'Hello, tsgunicorn!';
@@ -61,7 +61,7 @@ export async function waitServing(m: Machine, unit: string, url: string, timeout
   let last = '';
   await waitFor(
     async () => {
-      const r = await attempt(url, 2_000);
+      const r = await attempt(url, { timeoutMs: 2_000 });
       if (!r.ok) last = r.reason;
       return r.ok ? true : undefined;
     },

@@ -13,7 +13,7 @@ import { rawExchange } from '../helpers/http.js';
 import { startHaproxy, startNginx, type Haproxy } from './balancer.js';
 import { diagnose, installExampleApp, journalEntries, start, EXAMPLE_GREETING } from './fixture.js';
 import { boot, sleep, type Machine } from './harness.js';
-import { load, type LoadResult } from './http.js';
+import { load, type LoadResult } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@web.service';
 // The load's source address: HAProxy connects to the hosts from 127.0.0.1, so
@@ -70,7 +70,7 @@ describe('a fleet of two hosts behind HAProxy', () => {
       url: `http://127.0.0.1:${front}/`,
       clients: 8,
       durationMs: 150_000,
-      maxRequestsPerClient: 20_000,
+      total: 8 * 20_000,
       localAddress: CLIENT,
       while: () => running,
     });
@@ -115,7 +115,7 @@ describe('a fleet of two hosts behind HAProxy', () => {
     for (const [name, result] of Object.entries(phases)) {
       expect({ phase: name, failed: result.failed, reasons: result.reasons }).toEqual({ phase: name, failed: 0, reasons: {} });
       expect(result.ok, name).toBeGreaterThan(0);
-      expect(Object.keys(result.bodies), name).toEqual([EXAMPLE_GREETING]);
+      expect([...result.bodies.keys()], name).toEqual([EXAMPLE_GREETING]);
     }
     expect((await b.run(['tsgunicorn', '--version'])).trim()).toBe(inject('upgradeProgramVersion'));
 

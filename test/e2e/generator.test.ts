@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { EXAMPLE_GREETING, installExampleApp, property, start, waitServing, useMachine } from './fixture.js';
 import { SUITES } from './harness.js';
-import { attempt, get } from './http.js';
+import { attempt, request } from '../helpers/http.js';
 
 describe.each(SUITES)('%s: tsgunicorn-generator', (suite) => {
   const machine = useMachine(suite);
@@ -19,8 +19,8 @@ describe.each(SUITES)('%s: tsgunicorn-generator', (suite) => {
 
     await start(m, 'tsgunicorn@other.service');
     await waitServing(m, 'tsgunicorn@other.service', 'http://127.0.0.1:9001/', 10_000);
-    expect((await get('http://127.0.0.1:9001/')).body).toContain(EXAMPLE_GREETING);
+    expect((await request('http://127.0.0.1:9001/')).body).toContain(EXAMPLE_GREETING);
     // The bind replaced the unit's default port rather than adding to it.
-    expect(await attempt('http://127.0.0.1:8000/', 2_000)).toEqual({ ok: false, reason: 'ECONNREFUSED' });
+    expect(await attempt('http://127.0.0.1:8000/', { timeoutMs: 2_000 })).toEqual({ ok: false, reason: 'ECONNREFUSED' });
   });
 });

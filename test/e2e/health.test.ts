@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, property, start, useMachine } from './fixture.js';
 import { SUITES, waitFor } from './harness.js';
-import { get } from './http.js';
+import { request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@sick.service';
 
@@ -38,7 +38,7 @@ describe.each(SUITES)('%s: health check and status', (suite) => {
     await m.writeFile('/etc/tsgunicorn/sick.ini', ini);
     await m.run(['systemctl', 'daemon-reload']);
     await start(m, unit);
-    for (let i = 0; i < 30; i++) expect((await get('http://127.0.0.1:8000/')).status).toBe(200);
+    for (let i = 0; i < 30; i++) expect((await request('http://127.0.0.1:8000/')).status).toBe(200);
 
     // STATUS= is refreshed every 5 s with the request count and health.
     const status = await waitFor(

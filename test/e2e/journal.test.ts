@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, installExampleApp, journalEntries, property, start, useMachine } from './fixture.js';
 import { SUITES, waitFor } from './harness.js';
-import { get, load } from './http.js';
+import { load, request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 const USER_AGENT = 'tsgunicorn-e2e/1';
@@ -45,7 +45,7 @@ describe.each(SUITES)('%s: journal', (suite) => {
     const mainPid = await property(m, unit, 'MainPID');
     const paths = [1, 2, 3, 4, 5].map((i) => `/e2e-access-${i}`);
     for (const p of paths) {
-      expect((await get(`http://127.0.0.1:8000${p}`, { headers: { 'user-agent': USER_AGENT } })).status).toBe(200);
+      expect((await request(`http://127.0.0.1:8000${p}`, { headers: { 'user-agent': USER_AGENT } })).status).toBe(200);
     }
 
     const entries = await waitFor(
@@ -77,7 +77,7 @@ describe.each(SUITES)('%s: journal', (suite) => {
     try {
       await m.run(['systemctl', 'restart', 'systemd-journald.service']);
       const path = '/e2e-burst';
-      const result = await load({ url: `http://127.0.0.1:8000${path}`, clients: 16, durationMs: 20_000, maxRequestsPerClient: 200 });
+      const result = await load({ url: `http://127.0.0.1:8000${path}`, clients: 16, durationMs: 20_000, total: 16 * 200 });
       expect(result.failed).toBe(0);
       expect(result.ok).toBeGreaterThan(1_000);
       const stored = async () => (await journalEntries(m, unit, `HTTP_PATH=${path}`)).length;
@@ -101,7 +101,7 @@ describe.each(SUITES)('%s: journal', (suite) => {
 
   it('journals an exception thrown by the app as one err entry with its stack', async () => {
     const m = machine();
-    expect((await get('http://127.0.0.1:8000/boom')).status).toBe(500);
+    expect((await request('http://127.0.0.1:8000/boom')).status).toBe(500);
     const errors = await waitFor(
       async () => {
         const found = (await journalEntries(m, unit, '-p', 'err')).filter((e) => e.MESSAGE?.includes('e2e boom from the app'));

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, EXAMPLE_APP, journalEntries, listeningPorts, property, start, useMachine } from './fixture.js';
 import { SUITES, waitFor, type Machine } from './harness.js';
-import { get } from './http.js';
+import { request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 const logDir = '/var/log/tsgunicorn/myapp';
@@ -42,7 +42,7 @@ describe.each(SUITES)('%s: log files', (suite) => {
     );
     await start(m, unit);
     const mainPid = await property(m, unit, 'MainPID');
-    await get('http://127.0.0.1:8000/before-logrotate');
+    await request('http://127.0.0.1:8000/before-logrotate');
     await waitForLine(m, `${logDir}/access.log`, '/before-logrotate');
 
     const rotate = await m.exec(['logrotate', '-f', '/etc/logrotate.d/tsgunicorn']);
@@ -50,7 +50,7 @@ describe.each(SUITES)('%s: log files', (suite) => {
     expect(await fileText(m, `${logDir}/access.log.1`)).toContain('/before-logrotate');
     // The postrotate USR1 reached the master, which logged it to the file it was rotating out.
     await waitForLine(m, `${logDir}/error.log.1`, 'Handling signal: usr1');
-    await get('http://127.0.0.1:8000/after-logrotate');
+    await request('http://127.0.0.1:8000/after-logrotate');
     await waitForLine(m, `${logDir}/access.log`, '/after-logrotate');
     expect(await fileText(m, `${logDir}/access.log.1`)).not.toContain('/after-logrotate');
     expect(await property(m, unit, 'MainPID')).toBe(mainPid);

@@ -16,7 +16,7 @@ import {
   useMachine,
 } from './fixture.js';
 import { SUITES, waitFor, type Machine } from './harness.js';
-import { get } from './http.js';
+import { request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 const socket = 'tsgunicorn@myapp.socket';
@@ -62,7 +62,7 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
 
     await m.writeFile('/etc/tsgunicorn/myapp.ini', `app = ${EXAMPLE_APP}\nworkers = 2\n`);
     await start(m, unit);
-    expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: EXAMPLE_GREETING });
+    expect(await request('http://127.0.0.1:8000/')).toMatchObject({ status: 200, body: EXAMPLE_GREETING });
   });
 
   it('an app that fails to load fails once with exit 4, and starts at once when fixed', async () => {
@@ -72,7 +72,7 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
     expect((await errEntries(m, /e2e: the app is broken/)).length).toBeGreaterThan(0);
     await m.writeFile('/srv/myapp/app.mjs', "export const app = (req, res) => res.end('fixed');\n");
     await start(m, unit);
-    expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: 'fixed' });
+    expect(await request('http://127.0.0.1:8000/')).toMatchObject({ status: 200, body: 'fixed' });
   });
 
   it('a bad value and nothing to serve are err entries under the instance name, naming where they looked', async () => {
@@ -107,7 +107,7 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
       () => 'no "Reloaded: N new worker(s)" line',
     );
     const path = `/e2e-after-reload-${suite}`;
-    expect((await get(`http://127.0.0.1:8000${path}`)).status).toBe(404);
+    expect((await request(`http://127.0.0.1:8000${path}`)).status).toBe(404);
     await waitFor(
       async () => ((await journalEntries(m, unit, `HTTP_PATH=${path}`)).length ? true : undefined),
       10_000,
@@ -116,7 +116,7 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
       throw new Error(`${err.message}\n${await diagnose(m, unit)}`);
     });
     await m.run(['systemctl', 'restart', unit]);
-    expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: EXAMPLE_GREETING });
+    expect(await request('http://127.0.0.1:8000/')).toMatchObject({ status: 200, body: EXAMPLE_GREETING });
     const printed = await m.run(['tsgunicorn', '--instance', 'myapp', '--print-config']);
     expect(printed).toMatch(/^app = \/srv\/myapp\/app\.ts +; found in \/srv\/myapp \(no app in the config\)$/m);
   });
@@ -129,7 +129,7 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
       "const http = require('node:http');\nhttp.createServer((req, res) => res.end('from a server script')).listen(3000);\n",
     );
     await start(m, unit);
-    expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: 'from a server script' });
+    expect(await request('http://127.0.0.1:8000/')).toMatchObject({ status: 200, body: 'from a server script' });
     const ports = await listeningPorts(m, unit);
     if (ports.join() !== '8000') throw new Error(`ports of ${unit}: ${ports.join(', ')}\n${await diagnose(m, unit)}`);
   });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { EXAMPLE_GREETING, diagnose, installExampleApp, property, useMachine } from './fixture.js';
 import { SUITES, sleep, waitFor, type ExecResult, type Machine } from './harness.js';
-import { attempt, get } from './http.js';
+import { attempt, load, request } from '../helpers/http.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const { version } = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };
@@ -83,7 +83,7 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
       unit,
     );
     const marker = `package-e2e-${suite}-${Date.now()}`;
-    const reply = await get(`${url}?from=${marker}`);
+    const reply = await request(`${url}?from=${marker}`);
     expect(reply).toEqual({ status: 200, body: EXAMPLE_GREETING });
     await waitFor(
       async () => ((await m.journal(unit)).stdout.includes(`GET /?from=${marker}`) ? true : undefined),
@@ -102,29 +102,31 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
     const masterBefore = await property(m, unit, 'MainPID');
 
     let upgrading = true;
-    const requests = hammer(() => upgrading);
+    // Two clients, each on a new connection per request, paced: a few minutes stay far from exhausting loopback ports.
+    const requests = load({ url, clients: 2, durationMs: 200_000, total: 2 * 10_000, pauseMs: 10, while: () => upgrading });
     const started = Date.now();
     const upgrade = await aptGet(m, 'install', '/root/tsgunicorn-upgrade.deb');
     const took = Date.now() - started;
     // And a little after, while the restarted instance settles.
     await sleep(2_000);
     upgrading = false;
-    const load = await requests;
+    const served = await requests;
     rmSync(path.join(m.root, 'root/tsgunicorn-upgrade.deb'));
     console.log(
-      `[${suite}] upgrade to ${inject('upgradeProgramVersion')}: apt install took ${(took / 1000).toFixed(1)} s; requests meanwhile: ${load.ok} ok, failed ${JSON.stringify(load.reasons)}`,
+      `[${suite}] upgrade to ${inject('upgradeProgramVersion')}: apt install took ${(took / 1000).toFixed(1)} s; requests meanwhile: ${served.ok} ok, failed ${JSON.stringify(served.reasons)}`,
     );
     expect(upgrade.code, output(upgrade)).toBe(0);
 
-    expect(load.reasons.ECONNREFUSED ?? 0).toBe(0);
-    expect(load.reasons).toEqual({});
-    expect(load.ok).toBeGreaterThan(0);
+    expect(served.reasons.ECONNREFUSED ?? 0).toBe(0);
+    expect(served.reasons).toEqual({});
+    expect([...served.bodies.keys()]).toEqual([EXAMPLE_GREETING]);
+    expect(served.ok).toBeGreaterThan(0);
     expect(await m.run(['sha256sum', '/etc/tsgunicorn/myapp.ini'])).toBe(configBefore);
     expect((await m.run(['tsgunicorn', '--version'])).trim()).toBe(inject('upgradeProgramVersion'));
     // The running instance was restarted onto the new version, and serves.
     expect(await property(m, unit, 'ActiveState')).toBe('active');
     expect(await property(m, unit, 'MainPID')).not.toBe(masterBefore);
-    expect(await get(url)).toEqual({ status: 200, body: EXAMPLE_GREETING });
+    expect(await request(url)).toMatchObject({ status: 200, body: EXAMPLE_GREETING });
   }, 240_000);
 
   it("apt remove stops the instance; apt purge then leaves nothing of the package but the admin's files", async () => {
@@ -135,7 +137,7 @@ describe.each(SUITES)('%s: the Debian package', (suite) => {
       'inactive',
       'inactive',
     ]);
-    const after = await attempt(url, 2_000);
+    const after = await attempt(url, { timeoutMs: 2_000 });
     expect(after.ok ? 'answered' : after.reason).toBe('ECONNREFUSED');
     expect((await m.exec(['pgrep', '-u', 'tsgunicorn'])).stdout).toBe('');
 
@@ -202,28 +204,6 @@ function doctorRows(text: string): { check: string; status: string }[] {
     rows.push({ check: m[1]!, status: m[2]! });
   }
   return rows;
-}
-
-/**
- * Two clients sending one request at a time, each on its own connection, while
- * `going()` holds: paced, so a few minutes stay far from exhausting loopback ports.
- */
-async function hammer(going: () => boolean): Promise<{ ok: number; reasons: Record<string, number> }> {
-  const result = { ok: 0, reasons: {} as Record<string, number> };
-  const deadline = Date.now() + 200_000;
-  const client = async (): Promise<void> => {
-    for (let i = 0; i < 10_000 && going() && Date.now() < deadline; i++) {
-      const r = await attempt(url);
-      if (r.ok && r.reply.body === EXAMPLE_GREETING) result.ok++;
-      else {
-        const reason = r.ok ? `body ${JSON.stringify(r.reply.body)}` : r.reason;
-        result.reasons[reason] = (result.reasons[reason] ?? 0) + 1;
-      }
-      await sleep(10);
-    }
-  };
-  await Promise.all([client(), client()]);
-  return result;
 }
 
 const output = (r: ExecResult): string => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;

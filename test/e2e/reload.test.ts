@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { EXAMPLE_GREETING, diagnose, installExampleApp, start, useMachine } from './fixture.js';
 import { SUITES, sleep } from './harness.js';
-import { get, load } from './http.js';
+import { load, request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 const NEW_GREETING = 'Reloaded, tsgunicorn!';
@@ -17,7 +17,7 @@ describe.each(SUITES)('%s: systemctl reload under load', (suite) => {
     await start(m, unit);
     const mainPid = (await m.run(['systemctl', 'show', '-p', 'MainPID', '--value', unit])).trim();
 
-    const running = load({ url: 'http://127.0.0.1:8000/', clients: 20, durationMs: 10_000, maxRequestsPerClient: 5_000 });
+    const running = load({ url: 'http://127.0.0.1:8000/', clients: 20, durationMs: 10_000, total: 20 * 5_000 });
     await sleep(3_000);
     await m.run(['sed', '-i', `s/${EXAMPLE_GREETING}/${NEW_GREETING}/`, '/srv/myapp/app.ts']);
     await m.run(['grep', '-q', NEW_GREETING, '/srv/myapp/app.ts']);
@@ -30,6 +30,6 @@ describe.each(SUITES)('%s: systemctl reload under load', (suite) => {
     expect(result.ok).toBeGreaterThan(0);
     // A reload keeps the master: only the workers are replaced.
     expect((await m.run(['systemctl', 'show', '-p', 'MainPID', '--value', unit])).trim()).toBe(mainPid);
-    expect((await get('http://127.0.0.1:8000/')).body).toContain(NEW_GREETING);
+    expect((await request('http://127.0.0.1:8000/')).body).toContain(NEW_GREETING);
   });
 });

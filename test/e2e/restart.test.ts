@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, installExampleApp, property, start, useMachine } from './fixture.js';
 import { SUITES, sleep } from './harness.js';
-import { load } from './http.js';
+import { load } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 
@@ -17,7 +17,7 @@ describe.each(SUITES)('%s: systemctl restart under load', (suite) => {
     await start(m, unit);
     const mainPid = await property(m, unit, 'MainPID');
 
-    const running = load({ url: 'http://127.0.0.1:8000/', clients: 20, durationMs: 10_000, maxRequestsPerClient: 5_000 });
+    const running = load({ url: 'http://127.0.0.1:8000/', clients: 20, durationMs: 10_000, total: 20 * 5_000 });
     await sleep(3_000);
     const restart = await m.systemctl('restart', unit);
     const result = await running;

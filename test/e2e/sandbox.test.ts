@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, journalEntries, property, start, useMachine } from './fixture.js';
 import { SUITES, type Machine } from './harness.js';
-import { get } from './http.js';
+import { request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 // Answers with what the sandbox lets it do: write a file beside itself, and its heap limit and NODE_OPTIONS.
@@ -49,7 +49,7 @@ describe.each(SUITES)('%s: the sandbox and its drop-ins', (suite) => {
     await dropIn(m, 'home', 'ProtectHome=read-only');
     await m.run(['systemctl', 'reset-failed', unit]);
     await start(m, unit);
-    expect((await get('http://127.0.0.1:8000/')).status).toBe(200);
+    expect((await request('http://127.0.0.1:8000/')).status).toBe(200);
     await m.run(['systemctl', 'stop', unit]);
     await m.run(['rm', '-r', '/etc/systemd/system/tsgunicorn@myapp.service.d', '/etc/tsgunicorn/myapp.ini']);
     await m.run(['systemctl', 'daemon-reload']);
@@ -60,10 +60,10 @@ describe.each(SUITES)('%s: the sandbox and its drop-ins', (suite) => {
     await m.writeFile('/srv/myapp/app.mjs', APP);
     await m.run(['install', '-d', '-o', 'tsgunicorn', '-g', 'tsgunicorn', '/srv/myapp/uploads']);
     await start(m, unit);
-    expect(await get('http://127.0.0.1:8000/write')).toEqual({ status: 500, body: 'EROFS' });
+    expect(await request('http://127.0.0.1:8000/write')).toMatchObject({ status: 500, body: 'EROFS' });
     await dropIn(m, 'uploads', 'ReadWritePaths=/srv/myapp/uploads');
     await m.run(['systemctl', 'restart', unit]);
-    expect(await get('http://127.0.0.1:8000/write')).toEqual({ status: 200, body: 'written' });
+    expect(await request('http://127.0.0.1:8000/write')).toMatchObject({ status: 200, body: 'written' });
     expect(await m.run(['cat', '/srv/myapp/uploads/note.txt'])).toBe('written');
   });
 
@@ -71,7 +71,7 @@ describe.each(SUITES)('%s: the sandbox and its drop-ins', (suite) => {
     const m = machine();
     await dropIn(m, 'node', 'Environment=NODE_OPTIONS=--max-old-space-size=200\nMemoryMax=300M');
     await m.run(['systemctl', 'restart', unit]);
-    const reply = await get('http://127.0.0.1:8000/');
+    const reply = await request('http://127.0.0.1:8000/');
     if (reply.status !== 200) throw new Error(`${JSON.stringify(reply)}\n${await diagnose(m, unit)}`);
     const seen = JSON.parse(reply.body) as { nodeOptions: string; heapMB: number };
     expect(seen.nodeOptions).toBe('--max-old-space-size=200');

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, EXAMPLE_APP, listeningPorts, property, start, unitPids, useMachine } from './fixture.js';
 import { SUITES, sleep, waitFor, type Machine } from './harness.js';
-import { get } from './http.js';
+import { request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 const logDir = '/var/log/tsgunicorn/myapp';
@@ -28,7 +28,7 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
     const m = machine();
     await m.writeFile('/etc/tsgunicorn/myapp.ini', CONFIG);
     await start(m, unit);
-    expect((await get('http://127.0.0.1:8000/?before-rotation')).status).toBe(200);
+    expect((await request('http://127.0.0.1:8000/?before-rotation')).status).toBe(200);
     await waitFor(
       async () => ((await fileText(m, `${logDir}/access.log`)).includes('/?before-rotation') ? true : undefined),
       5_000,
@@ -48,7 +48,7 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
     expect(await unitPids(m, unit)).toEqual(pids);
     expect((await m.journal(unit)).stdout).not.toMatch(/Debugger listening/);
 
-    expect((await get('http://127.0.0.1:8000/?after-rotation')).status).toBe(200);
+    expect((await request('http://127.0.0.1:8000/?after-rotation')).status).toBe(200);
     await waitFor(
       async () => ((await fileText(m, `${logDir}/access.log`)).includes('/?after-rotation') ? true : undefined),
       5_000,
@@ -79,7 +79,7 @@ describe.each(SUITES)('%s: signals to every process of the unit', (suite) => {
         ...pids.map(String),
       ]);
       expect({ signal, stopped: states.split('\n').filter((l) => / T$/.test(l)) }).toEqual({ signal, stopped: [] });
-      expect((await get('http://127.0.0.1:8000/')).status).toBe(200);
+      expect((await request('http://127.0.0.1:8000/')).status).toBe(200);
     }
     expect(await property(m, unit, 'MainPID')).toBe(mainPid);
     const journal = (await m.journal(unit)).stdout;

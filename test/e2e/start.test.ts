@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { EXAMPLE_GREETING, diagnose, installExampleApp, property, start, useMachine } from './fixture.js';
 import { SUITES } from './harness.js';
-import { attempt } from './http.js';
+import { attempt } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 

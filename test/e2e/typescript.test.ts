@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, EXAMPLE_APP, EXAMPLE_GREETING, property, start, useMachine } from './fixture.js';
 import { SUITES, waitFor } from './harness.js';
-import { get } from './http.js';
+import { request } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@tsapp.service';
 // Type annotations throughout, so loading it needs type stripping.
@@ -37,7 +37,7 @@ describe.each(SUITES)('%s: TypeScript through /usr/bin/tsgunicorn', (suite) => {
   it('the unit serves the .ts app and runs its .ts hooks in the master, with no restart', async () => {
     const m = machine();
     await start(m, unit);
-    expect(await get('http://127.0.0.1:8000/')).toEqual({ status: 200, body: EXAMPLE_GREETING });
+    expect(await request('http://127.0.0.1:8000/')).toMatchObject({ status: 200, body: EXAMPLE_GREETING });
     await waitFor(
       async () => ((await m.journal(unit)).stdout.includes('hooks.ts when_ready ran') ? true : undefined),
       10_000,

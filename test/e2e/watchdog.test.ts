@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnose, installExampleApp, property, start, useMachine } from './fixture.js';
 import { SUITES, waitFor } from './harness.js';
-import { attempt } from './http.js';
+import { attempt } from '../helpers/http.js';
 
 const unit = 'tsgunicorn@myapp.service';
 
@@ -34,7 +34,7 @@ describe.each(SUITES)('%s: watchdog', (suite) => {
       async () => {
         const [state, pid] = await Promise.all([property(m, unit, 'ActiveState'), property(m, unit, 'MainPID')]);
         if (state !== 'active' || pid === frozenPid || pid === '0') return undefined;
-        const r = await attempt('http://127.0.0.1:8000/', 2_000);
+        const r = await attempt('http://127.0.0.1:8000/', { timeoutMs: 2_000 });
         return r.ok ? Date.now() : undefined;
       },
       bound + 20_000,

@@ -1,5 +1,10 @@
-// Small HTTP clients for tests: one request on a fresh connection, raw bytes, loads.
+// HTTP clients for tests: one request on a fresh connection, raw bytes, a load
+// generator. The e2e tests use them from the host to a container's server (they
+// share the network). A load's request opens its own connection unless told to
+// keep it alive, so a failure means the server refused, reset or failed it:
+// never a client's stale keep-alive connection.
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 
 export interface Reply {
@@ -8,20 +13,46 @@ export interface Reply {
   headers: http.IncomingHttpHeaders;
 }
 
-/** One request, on a new connection unless an agent is given. */
-export function request(url: string, options: http.RequestOptions & { body?: string | Buffer } = {}): Promise<Reply> {
+/** https.RequestOptions, so an https: URL can take rejectUnauthorized: false for a test's self-signed certificate. */
+export type RequestOptions = https.RequestOptions & { body?: string | Buffer; timeoutMs?: number };
+
+/**
+ * One request (http: or https:), on a new connection unless an agent is given.
+ * No answer within `timeoutMs` (20 s) fails it with code ETIMEDOUT.
+ */
+export function request(url: string, options: RequestOptions = {}): Promise<Reply> {
+  const { body, timeoutMs = 20_000, ...requestOptions } = options;
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { agent: false, ...options, headers: { connection: 'close', ...options.headers } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-      res.on('error', reject);
-    });
+    const req = (url.startsWith('https:') ? https : http).request(
+      url,
+      { agent: false, ...requestOptions, headers: { connection: 'close', ...options.headers } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
-    req.setTimeout(20000, () => req.destroy(new Error(`timeout: ${url}`)));
-    req.end(options.body);
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(Object.assign(new Error(`no reply from ${url} in ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+    );
+    req.end(body);
   });
+}
+
+/** A request as a load counts it: a 200, or why not (an errno code, else the error's message, or `HTTP <status>`). */
+export async function attempt(
+  url: string,
+  options: RequestOptions = {},
+): Promise<{ ok: true; reply: Reply } | { ok: false; reason: string }> {
+  try {
+    const reply = await request(url, options);
+    return reply.status === 200 ? { ok: true, reply } : { ok: false, reason: `HTTP ${reply.status}` };
+  } catch (err) {
+    return { ok: false, reason: (err as NodeJS.ErrnoException).code ?? String(err) };
+  }
 }
 
 /** Sends raw bytes and resolves with everything the server sent until it closed or went quiet. */
@@ -53,50 +84,67 @@ export function rawExchange(port: number, payload: string | Buffer, quietMs = 15
   });
 }
 
+export interface LoadOptions {
+  /** What each request GETs. */
+  url: string;
+  clients: number;
+  /** How long the run may last; 60 s by default. */
+  durationMs?: number;
+  /** How many requests the clients make in all, at most. */
+  total?: number;
+  /** Each client reuses one keep-alive connection; by default every request has a connection of its own. */
+  keepAlive?: boolean;
+  /** Ends the run earlier, once it returns false. */
+  while?: () => boolean;
+  /** The clients' source address (any of 127.0.0.0/8 on loopback). */
+  localAddress?: string;
+  /** How long each client waits between its requests (paced, to stay far from exhausting loopback ports). */
+  pauseMs?: number;
+}
+
 export interface LoadResult {
   ok: number;
   failed: number;
+  /** Why each failed request failed, in order: see attempt(). */
   errors: string[];
+  /** The same, counted: { ECONNREFUSED: 3, 'HTTP 502': 1 }. */
+  reasons: Record<string, number>;
   /** When each failed request was sent (epoch ms). */
   failedAt: number[];
+  /** Distinct 200 bodies → count, to see which worker or code version served. */
   bodies: Map<string, number>;
+  /** How long each 200 took, in ms, in order of arrival. */
+  latenciesMs: number[];
 }
 
-/**
- * `clients` concurrent loops of GET `path` until `durationMs` passes or `total`
- * requests were made. keepAlive reuses one connection per client.
- */
-export async function load(
-  baseUrl: string,
-  opts: { path?: string; clients: number; durationMs?: number; total?: number; keepAlive: boolean },
-): Promise<LoadResult> {
-  const result: LoadResult = { ok: 0, failed: 0, errors: [], failedAt: [], bodies: new Map() };
+/** `clients` concurrent loops, each sending one GET at a time, until the duration, the total or `while` ends the run. */
+export async function load(opts: LoadOptions): Promise<LoadResult> {
+  const result: LoadResult = { ok: 0, failed: 0, errors: [], reasons: {}, failedAt: [], bodies: new Map(), latenciesMs: [] };
   const deadline = Date.now() + (opts.durationMs ?? 60_000);
-  let started = 0;
   const limit = opts.total ?? Infinity;
-  const url = baseUrl + (opts.path ?? '/pid');
+  let started = 0;
   const client = async () => {
-    const agent = opts.keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : undefined;
-    while (Date.now() < deadline && started < limit) {
+    const agent = opts.keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : false;
+    const options: RequestOptions = { agent, headers: { connection: opts.keepAlive ? 'keep-alive' : 'close' } };
+    if (opts.localAddress !== undefined) options.localAddress = opts.localAddress;
+    while (Date.now() < deadline && started < limit && (opts.while?.() ?? true)) {
       started++;
       const sentAt = Date.now();
-      try {
-        const reply = await request(url, { agent: agent ?? false, headers: { connection: opts.keepAlive ? 'keep-alive' : 'close' } });
-        if (reply.status === 200) {
-          result.ok++;
-          result.bodies.set(reply.body, (result.bodies.get(reply.body) ?? 0) + 1);
-        } else {
-          result.failed++;
-          result.failedAt.push(sentAt);
-          result.errors.push(`status ${reply.status}`);
-        }
-      } catch (err) {
+      const at = performance.now();
+      const r = await attempt(opts.url, options);
+      if (r.ok) {
+        result.ok++;
+        result.latenciesMs.push(performance.now() - at);
+        result.bodies.set(r.reply.body, (result.bodies.get(r.reply.body) ?? 0) + 1);
+      } else {
         result.failed++;
         result.failedAt.push(sentAt);
-        result.errors.push((err as Error).message);
+        result.errors.push(r.reason);
+        result.reasons[r.reason] = (result.reasons[r.reason] ?? 0) + 1;
       }
+      if (opts.pauseMs) await new Promise((resolve) => setTimeout(resolve, opts.pauseMs));
     }
-    agent?.destroy();
+    if (agent) agent.destroy();
   };
   await Promise.all(Array.from({ length: opts.clients }, client));
   return result;

@@ -1,6 +1,6 @@
 // Running the CLI as an operator would, for the operator-error tests: to its end
 // (or stopped when it starts serving by mistake), and reading what they see.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -53,32 +53,4 @@ export async function runAsOperator(
   const [code, signal] = (await once(proc, 'exit')) as [number | null, string | null];
   clearTimeout(timer);
   return { code: code ?? signal ?? -1, output };
-}
-
-/** A self-signed certificate and its key, NAME.crt and NAME.key in `dir` (openssl). */
-export function selfSignedPair(dir: string, name: string): { cert: string; key: string } {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
 }

@@ -188,7 +188,7 @@ describe('commands that change the server', () => {
     writeFileSync(app, `export const app = (req, res) => res.end('v1');\n`);
     writeFileSync(config, 'workers = 2\n');
     const { server, sock } = await serve(['-c', config, app]);
-    const loadRun = load(server.url, { path: '/', clients: 10, durationMs: 8000, keepAlive: true });
+    const loadRun = load({ url: `${server.url}/`, clients: 10, durationMs: 8000, keepAlive: true });
 
     writeFileSync(app, `export const app = (req, res) => res.end('v2');\n`);
     const ok = await runCli(['reload', '--wait', '--socket', sock]);
@@ -245,7 +245,7 @@ describe('commands that change the server', () => {
       app,
       `import { openSync } from 'node:fs';\nopenSync(${JSON.stringify(marker)}, 'wx');\nexport const app = (req, res) => setTimeout(() => res.end('v2'), 20);\n`,
     );
-    const loadRun = load(server.url, { path: '/', clients: 10, durationMs: 4000, keepAlive: true });
+    const loadRun = load({ url: `${server.url}/`, clients: 10, durationMs: 4000, keepAlive: true });
     const failed = await runCli(['reload', '--wait', '--socket', sock]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/the app failed to load: Error: EEXIST/);

@@ -220,7 +220,7 @@ describe('failures', () => {
   it('SIGKILL of a worker: a replacement serves within 1 s and no request to the other workers fails', async () => {
     const server = await start(['-w', '3', fixture('pid-app.mjs')]);
     const before = await workerPids(server.proc.pid!);
-    const loadRun = load(server.url, { clients: 4, durationMs: 3000, keepAlive: false });
+    const loadRun = load({ url: `${server.url}/pid`, clients: 4, durationMs: 3000, keepAlive: false });
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = Date.now();
     process.kill(before[0]!, 'SIGKILL');

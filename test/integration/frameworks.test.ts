@@ -216,7 +216,7 @@ for (const fw of frameworks.filter((f) => f.lifecycle)) {
     it('HUP under load from 20 keep-alive clients: 0 failed requests, and the new workers serve', async () => {
       const server = await start(['-w', '2', fw.entry()], { env: fw.env });
       const before = await workerPids(server.proc.pid!);
-      const loadRun = load(server.url, { clients: 20, durationMs: 8000, keepAlive: true });
+      const loadRun = load({ url: `${server.url}/pid`, clients: 20, durationMs: 8000, keepAlive: true });
       // Reload in the middle of the load, not before it starts.
       await sleep(2000);
       server.signal('SIGHUP');

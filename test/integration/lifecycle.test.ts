@@ -16,7 +16,7 @@ const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'tsg-life-'));
 describe('timeout', () => {
   it('kills a worker blocked past timeout, names the hung request, and the others keep serving', async () => {
     const server = await start(['-w', '2', '-t', '2', fixture('pid-app.mjs')]);
-    const loadRun = load(server.url, { clients: 4, durationMs: 5000, keepAlive: false });
+    const loadRun = load({ url: `${server.url}/pid`, clients: 4, durationMs: 5000, keepAlive: false });
     const hung = request(`${server.url}/busy?ms=60000`).catch((err: Error) => err);
     const sentAt = Date.now();
     const line = await server.waitFor(/WORKER TIMEOUT/, 10000);
@@ -40,7 +40,7 @@ describe('recycling', () => {
   for (const keepAlive of [true, false]) {
     it(`max_requests = 50: 2,000 requests from 20 clients (${keepAlive ? 'keep-alive' : 'Connection: close'}) without a failure`, async () => {
       const server = await start(['-w', '2', '--max-requests', '50', '--max-requests-jitter', '10', fixture('pid-app.mjs')]);
-      const result = await load(server.url, { clients: 20, total: 2000, keepAlive });
+      const result = await load({ url: `${server.url}/pid`, clients: 20, total: 2000, keepAlive });
       expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
       expect(result.ok).toBe(2000);
       // A worker keeps serving until its successor is ready, so lifetimes run past
@@ -52,7 +52,7 @@ describe('recycling', () => {
 
   it('max_worker_memory recycles a leaking worker without a failed request', async () => {
     const server = await start(['-w', '2', '--max-worker-memory', '120', fixture('leak-app.mjs')]);
-    const result = await load(server.url, { path: '/', clients: 4, durationMs: 5000, keepAlive: true });
+    const result = await load({ url: `${server.url}/`, clients: 4, durationMs: 5000, keepAlive: true });
     expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
     expect(result.bodies.size).toBeGreaterThan(2);
     expect(server.output()).toMatch(/uses \d+ MB, over max_worker_memory 120 MB: replacing it/);
@@ -86,7 +86,7 @@ describe('reload (HUP)', () => {
     const app = path.join(dir, 'app.mjs');
     writeFileSync(app, `export const app = (req, res) => res.end('v1');\n`);
     const server = await start(['-w', '2', app]);
-    const loadRun = load(server.url, { path: '/', clients: 20, durationMs: 10000, keepAlive: true });
+    const loadRun = load({ url: `${server.url}/`, clients: 20, durationMs: 10000, keepAlive: true });
     await sleep(3000);
     writeFileSync(app, `export const app = (req, res) => res.end('v2');\n`);
     server.signal('SIGHUP');

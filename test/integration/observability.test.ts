@@ -32,7 +32,7 @@ async function startWithMetrics(args: string[], env: NodeJS.ProcessEnv = {}) {
 describe('metrics', () => {
   it('http_requests_total summed over 3 workers equals the requests made, exactly', async () => {
     const { server, scrape } = await startWithMetrics(['-w', '3', fixture('pid-app.mjs')]);
-    const result = await load(server.url, { clients: 6, total: 600, keepAlive: false });
+    const result = await load({ url: `${server.url}/pid`, clients: 6, total: 600, keepAlive: false });
     expect(result.failed).toBe(0);
     expect(result.bodies.size).toBe(3);
     // A response is counted when it has been sent, a moment after the client has it.
@@ -52,12 +52,12 @@ describe('metrics', () => {
 
   it('a SIGSTOPped worker does not fail or slow a scrape: < 1 s, with the others’ data', async () => {
     const { server, scrape } = await startWithMetrics(['-w', '3', '-t', '0', fixture('pid-app.mjs')]);
-    await load(server.url, { clients: 3, total: 90, keepAlive: false });
+    await load({ url: `${server.url}/pid`, clients: 3, total: 90, keepAlive: false });
     await scrape(); // every worker's snapshot is known
     const [stopped] = await workerPids(server.proc.pid!);
     process.kill(stopped!, 'SIGSTOP');
     try {
-      await load(server.url, { clients: 3, total: 30, keepAlive: false });
+      await load({ url: `${server.url}/pid`, clients: 3, total: 30, keepAlive: false });
       const { text, ms } = await scrape();
       expect(ms).toBeLessThan(1000);
       expect(sum(text, 'tsgunicorn_scrape_worker_misses_total')).toBeGreaterThanOrEqual(1);
@@ -70,7 +70,7 @@ describe('metrics', () => {
 
   it('replacing workers never makes a counter go backwards', async () => {
     const { server, scrape } = await startWithMetrics(['-w', '2', fixture('pid-app.mjs')]);
-    await load(server.url, { clients: 4, total: 200, keepAlive: false });
+    await load({ url: `${server.url}/pid`, clients: 4, total: 200, keepAlive: false });
     await sleep(200);
     const before = sum((await scrape()).text, 'http_requests_total');
     expect(before).toBe(200);
@@ -84,7 +84,7 @@ describe('metrics', () => {
     await request(`${server.url}/pid`);
     server.signal('SIGHUP'); // then a whole generation retires
     await server.waitFor(/Reloaded/);
-    await load(server.url, { clients: 2, total: 20, keepAlive: false });
+    await load({ url: `${server.url}/pid`, clients: 2, total: 20, keepAlive: false });
     await sleep(200);
     const text = (await scrape()).text;
     expect(sum(text, 'http_requests_total')).toBe(221);

@@ -6,7 +6,8 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STACK_FRAME, asRoot, errorText, runAsOperator, scratch, selfSignedPair } from '../helpers/operator.js';
+import { STACK_FRAME, asRoot, errorText, runAsOperator, scratch } from '../helpers/operator.js';
+import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES } from '../helpers/tsgunicorn.js';
 
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
@@ -107,7 +108,7 @@ const CASES: Case[] = [
 
 beforeAll(async () => {
   // Two self-signed pairs: a.crt with b.key is a certificate and a key that do not belong together.
-  for (const name of ['a', 'b']) selfSignedPair(dir, name);
+  for (const name of ['a', 'b']) selfSigned(dir, name);
   writeFileSync(file('garbage.crt'), 'not a certificate\n');
   busy = net.createServer().listen(0, '127.0.0.1');
   await new Promise((resolve) => busy.once('listening', resolve));

@@ -4,12 +4,12 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { expect, it } from 'vitest';
-import { request, rawExchange } from '../helpers/http.js';
+import { rawExchange } from '../helpers/http.js';
+import { healthCheckArgs, healthCheckPassed } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { v1, v2 } from '../helpers/proxy-protocol.js';
 import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, HELLO_APP, startServer } from '../helpers/tsgunicorn.js';
-import { until } from '../helpers/wait.js';
 
 async function through(port: number, header: Buffer, path: string): Promise<string> {
   const socket = net.connect(port, '127.0.0.1');
@@ -34,23 +34,14 @@ it('logs the client address of v1 and v2 headers, and the health probe passes th
     '-',
     '--access-logformat',
     'peer=%(h)s %(U)s',
-    '--metrics-bind',
-    `127.0.0.1:${metricsPort}`,
-    '--health-check-path',
-    '/health',
-    '--health-check-period',
-    '0.2',
-    '--health-check-initial-delay',
-    '0',
+    ...healthCheckArgs(metricsPort, '/health'),
     HELLO_APP,
   ]);
   expect(await through(server.port, v2({ source: '203.0.113.7', port: 40001 }), '/')).toContain('Hello, tsgunicorn!');
   expect(await through(server.port, v1('PROXY TCP6 2001:db8::9 2001:db8::1 40002 80'), '/')).toContain('Hello, tsgunicorn!');
   await server.waitFor(/peer=203\.0\.113\.7 \/$/);
   await server.waitFor(/peer=2001:db8::9 \/$/);
-  await until('the health check passes', async () =>
-    (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.includes('tsgunicorn_health_status 1') ? true : undefined,
-  );
+  await healthCheckPassed(metricsPort);
   // The probe announced itself as LOCAL: it is logged with its real address.
   await server.waitFor(/peer=127\.0\.0\.1 \/health$/);
   // A request without the header is not served.
@@ -83,14 +74,7 @@ it("reads the header before the TLS handshake of a server script's own https ser
       '-',
       '--access-logformat',
       'peer=%(h)s %(U)s',
-      '--metrics-bind',
-      `127.0.0.1:${metricsPort}`,
-      '--health-check-path',
-      '/',
-      '--health-check-period',
-      '0.2',
-      '--health-check-initial-delay',
-      '0',
+      ...healthCheckArgs(metricsPort, '/'),
       `${FIXTURES}/server-scripts/own-tls.mjs`,
     ],
     { env: { TLS_CERT: certfile, TLS_KEY: keyfile, SCRIPT_PORT: String(await freePort()) } },
@@ -105,8 +89,6 @@ it("reads the header before the TLS handshake of a server script's own https ser
   expect(text).toMatch(/\r\ntls true$/);
   await server.waitFor(/peer=192\.0\.2\.77 \/tls$/);
   // The probe's LOCAL header goes before its TLS handshake too.
-  await until('the health check passes', async () =>
-    (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.includes('tsgunicorn_health_status 1') ? true : undefined,
-  );
+  await healthCheckPassed(metricsPort);
   await server.stop();
 });

@@ -19,7 +19,7 @@ describe('process faults', () => {
     const clients = 8;
     const server = await start(['-w', String(workers), APP]);
     const master = server.proc.pid!;
-    const loadRun = load(server.url, { clients, durationMs: 6000, keepAlive: false });
+    const loadRun = load({ url: `${server.url}/pid`, clients, durationMs: 6000, keepAlive: false });
     const killed: number[] = [];
     const startedAt = Date.now();
     for (let k = 0; k < 5; k++) {
@@ -52,7 +52,7 @@ describe('process faults', () => {
   it('an access log on /dev/full (ENOSPC): every request is served and the fault is logged once', async () => {
     const server = await start(['-w', '1', '--access-logfile', '/dev/full', APP]);
     // Long enough for the logger's once-a-second retry to reopen the file a few times.
-    const result = await load(server.url, { clients: 4, durationMs: 3500, keepAlive: true });
+    const result = await load({ url: `${server.url}/pid`, clients: 4, durationMs: 3500, keepAlive: true });
     expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
     expect(result.ok).toBeGreaterThan(100);
     expect((await request(`${server.url}/pid`)).status).toBe(200);
@@ -68,7 +68,7 @@ describe('process faults', () => {
     const log = path.join(mkdtempSync(path.join(os.tmpdir(), 'tsg-removed-')), 'access.log');
     const server = await start(['-w', '1', '--access-logfile', log, APP]);
     const [worker] = await workerPids(server.proc.pid!);
-    const loadRun = load(server.url, { clients: 2, durationMs: 4000, keepAlive: true });
+    const loadRun = load({ url: `${server.url}/pid`, clients: 2, durationMs: 4000, keepAlive: true });
     await until('first lines', () => (existsSync(log) && readFileSync(log, 'utf8').length > 0 ? true : undefined));
     unlinkSync(log);
     // The worker writes the access log: once it has reopened, new lines land in the new file.

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { request } from '../helpers/http.js';
+import { load, request } from '../helpers/http.js';
 import { FIXTURES, startServer, workerPids, type Running } from '../helpers/tsgunicorn.js';
 import { statusesOf } from '../fixtures/reliability/raw-client.js';
 import { sleep } from '../helpers/wait.js';
@@ -77,23 +77,10 @@ async function trickle(port: number, count: number, head: string, drip: string, 
 
 /** `clients` loops of GET /pid on fresh connections, `total` in all; the latencies of the successes. */
 async function normalClients(url: string, clients: number, total: number) {
-  const latencies: number[] = [];
-  const errors: string[] = [];
-  let started = 0;
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (started++ < total) {
-        const at = performance.now();
-        const reply = await request(`${url}/pid`).catch((err: Error) => err);
-        if (reply instanceof Error) errors.push(reply.message);
-        else if (reply.status !== 200) errors.push(`status ${reply.status}`);
-        else latencies.push(performance.now() - at);
-      }
-    }),
-  );
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN);
-  return { ok: latencies.length, errors, summary: `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms` };
+  const { ok, errors, latenciesMs } = await load({ url: `${url}/pid`, clients, total, durationMs: Infinity });
+  latenciesMs.sort((a, b) => a - b);
+  const pct = (p: number) => Math.round(latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(p * latenciesMs.length))] ?? NaN);
+  return { ok, errors, summary: `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms` };
 }
 
 describe('slow clients', () => {

@@ -2,14 +2,15 @@
 // are on tsgunicorn's sockets, with everything tsgunicorn does per request.
 import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { load, request } from '../helpers/http.js';
+import { healthCheckArgs, healthCheckPassed } from '../helpers/metrics.js';
 import { freePort, isListening } from '../helpers/ports.js';
-import { scratch, selfSignedPair } from '../helpers/operator.js';
+import { scratch } from '../helpers/operator.js';
+import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, runCli, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { until } from '../helpers/wait.js';
 
@@ -234,7 +235,7 @@ describe('the same service as an exported app', () => {
     const { server } = await startScript('plain.mjs', ['-w', '2']);
     const before = await workerPids(server.proc.pid!);
     const slow = request(`${server.url}/slow?ms=1500`);
-    const loadRun = load(server.url, { path: '/pid', clients: 8, durationMs: 4000, keepAlive: true });
+    const loadRun = load({ url: `${server.url}/pid`, clients: 8, durationMs: 4000, keepAlive: true });
     await new Promise((r) => setTimeout(r, 500));
     server.signal('SIGHUP');
     await server.waitFor(/Reloaded/);
@@ -264,43 +265,21 @@ describe('the same service as an exported app', () => {
   });
 
   it('the script’s own TLS (https.createServer) is served, and the health check speaks TLS to it', async () => {
-    const { cert, key } = selfSignedPair(tmp(), 'own');
+    const { certfile: cert, keyfile: key } = selfSigned(tmp(), 'own');
     const metricsPort = await freePort();
-    const { server } = await startScript(
-      'own-tls.mjs',
-      [
-        '-w',
-        '1',
-        '--metrics-bind',
-        `127.0.0.1:${metricsPort}`,
-        '--health-check-path',
-        '/',
-        '--health-check-period',
-        '0.2',
-        '--health-check-initial-delay',
-        '0',
-      ],
-      { TLS_CERT: cert, TLS_KEY: key },
-    );
-    const body = await new Promise<string>((resolve, reject) => {
-      https
-        .get(`https://127.0.0.1:${server.port}/`, { rejectUnauthorized: false }, (res) => {
-          let text = '';
-          res.on('data', (d) => (text += d));
-          res.on('end', () => resolve(text));
-        })
-        .on('error', reject);
+    const { server } = await startScript('own-tls.mjs', ['-w', '1', ...healthCheckArgs(metricsPort, '/')], {
+      TLS_CERT: cert,
+      TLS_KEY: key,
     });
+    const { body } = await request(`https://127.0.0.1:${server.port}/`, { rejectUnauthorized: false });
     expect(body).toBe('tls true');
     // Probes in plain HTTP would fail: the health check reads healthy only over TLS.
-    await until('the health check passes', async () =>
-      (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.includes('tsgunicorn_health_status 1') ? true : undefined,
-    );
+    await healthCheckPassed(metricsPort);
   });
 
   it('certfile with a server script is refused at boot with what to do', async () => {
     // A usable pair: a missing one is refused earlier, as a bad setting.
-    const { cert, key } = selfSignedPair(scratch(), 'script');
+    const { certfile: cert, keyfile: key } = selfSigned(scratch(), 'script');
     const result = await runCli(['-b', '127.0.0.1:0', '-w', '1', '--certfile', cert, '--keyfile', key, script('plain.cjs')], {
       env: { SCRIPT_PORT: String(await freePort()) },
     });

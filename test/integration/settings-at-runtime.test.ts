@@ -6,7 +6,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { request } from '../helpers/http.js';
-import { scratch, selfSignedPair } from '../helpers/operator.js';
+import { scratch } from '../helpers/operator.js';
+import { selfSigned } from '../helpers/tls.js';
 import { freePort } from '../helpers/ports.js';
 import { FIXTURES, serversStoppedAfterEach } from '../helpers/tsgunicorn.js';
 import { exchange } from '../fixtures/reliability/raw-client.js';
@@ -73,18 +74,18 @@ describe('timeouts', () => {
 describe('a reload to a bad certificate', () => {
   it('is refused in one line naming certfile and keyfile; the running workers keep serving', async () => {
     const dir = scratch();
-    const a = selfSignedPair(dir, 'a');
-    const b = selfSignedPair(dir, 'b');
+    const a = selfSigned(dir, 'a');
+    const b = selfSigned(dir, 'b');
     const ini = path.join(dir, 'app.ini');
     writeFileSync(ini, `bind = 127.0.0.1:${await freePort()}\nworkers = 1\n`);
     const server = await start(['-c', ini, APP]);
     const pid = (await request(`${server.url}/pid`)).body;
-    writeFileSync(ini, `bind = 127.0.0.1:${server.port}\nworkers = 1\ncertfile = ${a.cert}\nkeyfile = ${b.key}\n`);
+    writeFileSync(ini, `bind = 127.0.0.1:${server.port}\nworkers = 1\ncertfile = ${a.certfile}\nkeyfile = ${b.keyfile}\n`);
     server.signal('SIGHUP');
     const line = await server.waitFor(/Reload failed/);
     expect(line).toMatch(
       new RegExp(
-        `\\[ERROR\\] Reload failed: bad config: ${ini}:3: certfile ${a.cert} and keyfile ${b.key}: not a usable pair.*; generation 1 keeps serving`,
+        `\\[ERROR\\] Reload failed: bad config: ${ini}:3: certfile ${a.certfile} and keyfile ${b.keyfile}: not a usable pair.*; generation 1 keeps serving`,
       ),
     );
     const after = server.output().slice(server.output().indexOf('Handling signal: hup'));

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logging/logger.js';
 import type { JournalFields, JournalSink } from '../../src/systemd/journal.js';
 import { request, serve } from '../helpers/logging-request.js';
+import { until } from '../helpers/wait.js';
 
 const DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"';
 const ERROR_LINE =
@@ -19,18 +20,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const freshPath = (name: string): string => join(dir, `${++n}-${name}`);
 const read = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
-const lines = (path: string): string[] =>
-  read(path)
-    .split('\n')
-    .filter((l) => l !== '');
-
-async function waitFor(what: string, condition: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const nonEmptyLines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
+const lines = (path: string): string[] => nonEmptyLines(read(path));
+/** "LEVEL message" of each error log line in `text`. */
+const levelAndMessage = (text: string) => nonEmptyLines(text).map((l) => ERROR_LINE.exec(l)?.slice(6).join(' '));
 
 type LogSettings = Parameters<typeof createLogger>[0];
 function settings(over: Partial<LogSettings>): LogSettings {
@@ -125,7 +118,7 @@ describe('access log file', () => {
       entry.req.url = `/${i}`;
       log.access(entry);
     }
-    await waitFor('2,000 lines', () => lines(accesslog).length === 2000, 1000);
+    await until('2,000 lines', () => lines(accesslog).length === 2000, 1000);
     expect(Date.now() - started).toBeLessThan(1000);
     expect(lines(accesslog).map((l) => Number(ACCESS_LINE.exec(l)?.[1]))).toEqual(Array.from({ length: 2000 }, (_, i) => i));
     await log.close();
@@ -135,7 +128,7 @@ describe('access log file', () => {
     const accesslog = freshPath('access.log');
     const log = createLogger(settings({ accesslog }), { journal: null });
     log.access(await entryFor('before'));
-    await waitFor('the first line', () => read(accesslog) !== '');
+    await until('the first line', () => read(accesslog) !== '');
     renameSync(accesslog, `${accesslog}.1`);
     log.reopen();
     log.access(await entryFor('after'));
@@ -149,9 +142,9 @@ describe('access log file', () => {
     const errorlog = freshPath('error.log');
     const log = createLogger(settings({ accesslog, errorlog }), { journal: null });
     log.access(await entryFor('before'));
-    await waitFor('the first line', () => read(accesslog) !== '');
+    await until('the first line', () => read(accesslog) !== '');
     rmSync(accesslog);
-    await waitFor('the access log to be recreated', () => existsSync(accesslog));
+    await until('the access log to be recreated', () => existsSync(accesslog));
     log.access(await entryFor('after'));
     await new Promise((r) => setTimeout(r, 1500)); // another check finds nothing to do
     await log.close();
@@ -166,7 +159,7 @@ describe('access log file', () => {
     const log = createLogger(settings({ accesslog: '/dev/full', errorlog }), { journal: null });
     const entry = await entryFor('full');
     for (let i = 0; i < 50; i++) expect(() => log.access(entry)).not.toThrow();
-    await waitFor('the report', () => read(errorlog).includes('/dev/full'));
+    await until('the report', () => read(errorlog).includes('/dev/full'));
     // The 1 s check retries the file meanwhile: still reported only once.
     for (let round = 0; round < 5; round++) {
       await new Promise((r) => setTimeout(r, 500));
@@ -188,17 +181,17 @@ describe('access log file', () => {
     const errorlog = freshPath('error.log');
     const log = createLogger(settings({ accesslog, errorlog }), { journal: null });
     log.access(await entryFor('first'));
-    await waitFor('the first line', () => read(accesslog) !== '');
+    await until('the first line', () => read(accesslog) !== '');
     rmSync(logDir, { recursive: true });
-    await waitFor('the report', () => read(errorlog).includes('Cannot write'));
+    await until('the report', () => read(errorlog).includes('Cannot write'));
     await new Promise((r) => setTimeout(r, 1200)); // at least one more failed retry
     mkdirSync(logDir);
-    await waitFor('the file to be recreated', () => existsSync(accesslog));
+    await until('the file to be recreated', () => existsSync(accesslog));
     log.access(await entryFor('again'));
-    await waitFor('the recovery notice', () => read(errorlog).includes('writable again'));
+    await until('the recovery notice', () => read(errorlog).includes('writable again'));
     await log.close();
     expect(lines(accesslog).map((l) => ACCESS_LINE.exec(l)?.[1])).toEqual(['again']);
-    const said = lines(errorlog).map((l) => ERROR_LINE.exec(l)?.slice(6).join(' '));
+    const said = levelAndMessage(read(errorlog));
     expect(said.filter((s) => s?.includes('Cannot write'))).toHaveLength(1);
     expect(said.filter((s) => s?.includes('writable again'))).toEqual([`INFO The access log ${accesslog} is writable again`]);
   });
@@ -317,12 +310,7 @@ describe('stdout and stderr (built logger in a child process; needs npm run buil
       log.access(${FAKE_ENTRY});
       await log.close();`);
     expect(stdout).toBe('GET /x HTTP/1.1 200\n');
-    expect(
-      stderr
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => ERROR_LINE.exec(l)?.slice(5)),
-    ).toEqual([['99', 'INFO', 'hello']]);
+    expect(nonEmptyLines(stderr).map((l) => ERROR_LINE.exec(l)?.slice(5))).toEqual([['99', 'INFO', 'hello']]);
   });
 
   it('falls back to stdout/stderr when the journal refuses, saying so once', async () => {
@@ -332,12 +320,7 @@ describe('stdout and stderr (built logger in a child process; needs npm run buil
       for (let i = 0; i < 3; i++) { log.info('hello ' + i); log.access(${FAKE_ENTRY}); }
       await log.close();`);
     expect(stdout).toBe('GET /x HTTP/1.1 200\n'.repeat(3));
-    expect(
-      stderr
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => ERROR_LINE.exec(l)?.slice(6).join(' ')),
-    ).toEqual([
+    expect(levelAndMessage(stderr)).toEqual([
       'ERROR Cannot send to the journal; writing to stdout/stderr until it works again',
       'INFO hello 0',
       'INFO hello 1',
@@ -351,12 +334,7 @@ describe('stdout and stderr (built logger in a child process; needs npm run buil
       const log = createLogger({ accesslog: null, access_log_format: '', errorlog: ${JSON.stringify(errorlog)}, loglevel: 'info' }, { journal: null });
       for (let i = 0; i < 20; i++) { log.error('lost ' + i); await new Promise((r) => setTimeout(r, 100)); }
       await log.close();`);
-    expect(
-      stderr
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => ERROR_LINE.exec(l)?.slice(6).join(' ')),
-    ).toEqual([
+    expect(levelAndMessage(stderr)).toEqual([
       `ERROR Cannot write the error log ${errorlog}: ENOENT: no such file or directory, open '${errorlog}'; dropping its lines until it works again`,
     ]);
   });

@@ -1,12 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import {
-  createWorkerMetrics,
-  DURATION_BUCKETS,
-  PER_WORKER_METRICS,
-  type MetricsSnapshot,
-  type SnapshotMetric,
-} from '../../src/metrics/worker-metrics.js';
+import type { SnapshotMetric } from '../../src/metrics/family.js';
+import { createWorkerMetrics, DURATION_BUCKETS, PER_WORKER_METRICS, type MetricsSnapshot } from '../../src/metrics/worker-metrics.js';
 import { builtModule, isPromClient, recordLoads } from '../helpers/loaded-modules.js';
 
 const family = (snap: MetricsSnapshot, name: string) => {

@@ -1,4 +1,5 @@
-// The seed document's sample app, in TypeScript: serve it with
+// A first app to serve, in TypeScript with no build step: / says hello, and
+// /health is there for health_check_path. Serve it with
 //   tsgunicorn -w 3 -b 0.0.0.0:8000 packaging/examples/hello/app.ts
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
