@@ -72,7 +72,9 @@ async function main(argv: string[]): Promise<number> {
   let commandExit: Promise<number> | undefined;
   const { program, settingOf } = buildProgram(
     (code) => (doctorExit = code),
-    (code) => (commandExit = code),
+    (code) => {
+      commandExit = code;
+    },
   );
   program.exitOverride();
   let appArgument: string | undefined;
@@ -132,7 +134,10 @@ async function main(argv: string[]): Promise<number> {
     try {
       process.chdir(settings.chdir);
     } catch (err) {
-      return fail(`chdir ${settings.chdir}: ${(err as NodeJS.ErrnoException).code ?? err}${sandboxHint(settings.chdir, err)}`, EXIT.CONFIG);
+      return fail(
+        `chdir ${settings.chdir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}${sandboxHint(settings.chdir, err)}`,
+        EXIT.CONFIG,
+      );
     }
   }
   try {

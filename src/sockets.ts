@@ -32,7 +32,7 @@ interface RawHandle {
 // master's own event loop accept connections.
 const createServerHandle = (
   net as unknown as {
-    _createServerHandle(address: string | null, port: number, addressType: number, fd?: number): RawHandle | number;
+    _createServerHandle: (address: string | null, port: number, addressType: number, fd?: number) => RawHandle | number;
   }
 )._createServerHandle;
 

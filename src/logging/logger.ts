@@ -176,7 +176,7 @@ export function createLogger(
       if (closed) return;
       closed = true;
       if (watcher !== null) clearInterval(watcher);
-      await Promise.all([errorOutput, accessOutput, stderrOutput].map((o) => o?.close()));
+      await Promise.all([errorOutput, accessOutput, stderrOutput].flatMap((o) => (o ? [o.close()] : [])));
     },
   };
 }

@@ -113,7 +113,7 @@ export function createWorkerMetrics(): WorkerMetrics {
     acceptPaused() {
       acceptPauses++;
     },
-    async snapshot() {
+    snapshot() {
       const requests = seriesMethod.map((m, slot) => ({
         value: counts[slot]!,
         labels: { method: METHOD_LABELS[m]!, status: String(seriesStatus[slot]) },
@@ -132,7 +132,7 @@ export function createWorkerMetrics(): WorkerMetrics {
       // The monitor reports nanoseconds; it is reset so each snapshot covers its own interval.
       const lagSeconds = lag.count > 0 ? lag.percentile(99) / 1e9 : 0;
       lag.reset();
-      return {
+      return Promise.resolve({
         seq: ++seq,
         metrics: [
           family(REQUESTS_TOTAL, 'HTTP requests answered, by method and status code.', 'counter', requests),
@@ -154,7 +154,7 @@ export function createWorkerMetrics(): WorkerMetrics {
           ...processMetrics({ cpu: WORKER_CPU, memory: WORKER_RSS }),
           family(WORKER_LAG, '99th percentile of event-loop delay since the previous snapshot, in seconds.', 'gauge', single(lagSeconds)),
         ],
-      };
+      });
     },
   };
 }

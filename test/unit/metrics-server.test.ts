@@ -49,7 +49,9 @@ describe('startMetricsServer', () => {
   it('rejects a port in use', async () => {
     const log = { error: () => {} };
     const taken = Number(new URL(await start(() => Promise.resolve(''))).port);
-    await expect(startMetricsServer({ kind: 'tcp', host: '127.0.0.1', port: taken }, () => Promise.resolve(''), log)).rejects.toThrow(/EADDRINUSE/);
+    await expect(startMetricsServer({ kind: 'tcp', host: '127.0.0.1', port: taken }, () => Promise.resolve(''), log)).rejects.toThrow(
+      /EADDRINUSE/,
+    );
   });
 
   it('does not load prom-client: the master imports it whether or not metrics_bind is set', async () => {
