@@ -15,7 +15,7 @@ import { Master } from './master/master.js';
 import { instanceSettings } from './settings/instance.js';
 import { checkFiles } from './settings/preflight.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
-import { formatSetting, journalIdentifier, schema, settingNames, type SettingName } from './settings/schema.js';
+import { formatSetting, journalIdentifier, schema, settingNames, type SettingName, type Settings } from './settings/schema.js';
 import { BindError, checkCanListen } from './sockets.js';
 import { journalForStderr } from './systemd/journal.js';
 import { sandboxHint } from './systemd/sandbox.js';
@@ -65,9 +65,19 @@ function buildProgram(
   return { program, settingOf };
 }
 
-async function main(argv: string[]): Promise<number> {
-  const unsupported = unsupportedRuntime();
-  if (unsupported) return failWith(unsupported, EXIT.FAILURE);
+/** What the command line asks for, when it asks for a server (or a check of one). */
+interface CommandLine {
+  cli: CliValues;
+  instance: string | undefined;
+  printConfig: boolean;
+  checkConfig: boolean;
+  /** APP as typed, which may be a mistyped subcommand. */
+  appArgument: string | undefined;
+  subcommands: string[];
+}
+
+/** The command line, or the exit code when it was all there was to do (help, doctor, a control command, a usage error). */
+async function parseCommandLine(argv: string[]): Promise<CommandLine | number> {
   let doctorExit: number | undefined;
   let commandExit: Promise<number> | undefined;
   const { program, settingOf } = buildProgram(
@@ -97,8 +107,22 @@ async function main(argv: string[]): Promise<number> {
     if (name && value !== undefined) cli[name] = value as string | string[] | boolean;
   }
   if (appArgument) cli.app = appArgument;
+  return {
+    cli,
+    instance: options.instance as string | undefined,
+    printConfig: options.printConfig === true,
+    checkConfig: options.checkConfig === true,
+    appArgument,
+    subcommands: program.commands.map((c) => c.name()),
+  };
+}
 
-  const instance = options.instance as string | undefined;
+async function main(argv: string[]): Promise<number> {
+  const unsupported = unsupportedRuntime();
+  if (unsupported) return failWith(unsupported, EXIT.FAILURE);
+  const command = await parseCommandLine(argv);
+  if (typeof command === 'number') return command;
+  const { cli, instance } = command;
   // Errors before the server starts go to the journal under the name its entries will have.
   const fail = (message: string, code: number): number =>
     failWith(message, code, instance ?? (typeof cli.proc_name === 'string' ? cli.proc_name : null));
@@ -109,97 +133,81 @@ async function main(argv: string[]): Promise<number> {
     checkFiles(resolved.settings, resolved.sources);
     return resolved;
   };
-  let resolved: ResolvedSettings;
   try {
-    resolved = options.printConfig ? settingsOnly() : resolve();
+    if (command.printConfig) return await printConfig(settingsOnly(), instance);
+    const resolved = resolve();
+    checkApp(resolved.settings, command);
+    if (command.checkConfig) return await checkConfig(resolved, fail);
+    await checkHost(resolved.settings);
+    return await runMaster(resolved, resolve);
   } catch (err) {
-    if (err instanceof ConfigError) return fail(err.message, err.exitCode);
-    throw err;
+    const code = refusalCode(err);
+    if (code === null) throw err;
+    return fail((err as Error).message, code);
   }
-  const { settings } = resolved;
-  if (options.printConfig) {
-    // An instance listens where its socket unit does, whatever bind says.
-    const { instanceBind } = await import('./systemd/bind-check.js');
-    printConfig(resolved, instance ? instanceBind(instance, resolved) : null);
-    return EXIT.OK;
-  }
+}
+
+/** The exit code of an error that is the operator's to fix (its message says how), or null for a bug. */
+function refusalCode(err: unknown): number | null {
+  if (err instanceof ConfigError || err instanceof AppLoadError) return err.exitCode;
+  if (err instanceof BindError || err instanceof BelowMinimums) return EXIT.FAILURE;
+  return null;
+}
+
+class BelowMinimums extends Error {}
+
+/** Before anything is forked: a mistyped APP (or a subcommand that does not exist) never starts a server. */
+function checkApp(settings: Settings, { appArgument, subcommands }: CommandLine): void {
   if (!settings.app) {
     const config = settings.config ? `, nor in ${settings.config}` : ' (no config file given)';
-    return fail(
+    throw new ConfigError(
       `no app to serve: none on the command line, nor in the environment (TSGUNICORN_APP)${config}: give APP (tsgunicorn [options] app.ts) or set \`app\` in the config file`,
-      EXIT.CONFIG,
     );
   }
   if (settings.chdir) {
     try {
       process.chdir(settings.chdir);
     } catch (err) {
-      return fail(
+      throw new ConfigError(
         `chdir ${settings.chdir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}${sandboxHint(settings.chdir, err)}`,
-        EXIT.CONFIG,
       );
     }
   }
   try {
-    // Before anything is forked: a mistyped APP (or a subcommand that does not exist) never starts a server.
     resolveAppModule(parseAppSpec(settings.app).module, process.cwd());
   } catch (err) {
     // A word that is neither a file here nor a subcommand is most likely a mistyped subcommand.
-    const mistyped =
-      appArgument &&
-      !existsSync(appArgument) &&
-      unknownCommand(
-        appArgument,
-        program.commands.map((c) => c.name()),
-      );
-    if (mistyped) return fail(mistyped, EXIT.CONFIG);
-    if (err instanceof AppLoadError) return fail(err.message, err.exitCode);
-    throw err;
+    const mistyped = appArgument && !existsSync(appArgument) && unknownCommand(appArgument, subcommands);
+    throw mistyped ? new ConfigError(mistyped) : err;
   }
-  if (options.checkConfig) return checkConfig(resolved, fail);
-  if (settings.metrics_bind) {
-    try {
-      await checkCanListen('metrics_bind', settings.metrics_bind);
-    } catch (err) {
-      if (err instanceof BindError) return fail(err.message, EXIT.FAILURE);
-      throw err;
-    }
-  }
+}
 
+/** What the server needs of this machine beyond its own sockets: the metrics port, and the hardware minimums if required. */
+async function checkHost(settings: Settings): Promise<void> {
+  if (settings.metrics_bind) await checkCanListen('metrics_bind', settings.metrics_bind);
   if (settings.require_minimums) {
     const { table, ok } = await checkMachine();
-    if (!ok) return fail(`below the hardware minimums (require_minimums = true):\n${table}`, EXIT.FAILURE);
+    if (!ok) throw new BelowMinimums(`below the hardware minimums (require_minimums = true):\n${table}`);
   }
+}
 
+async function runMaster(resolved: ResolvedSettings, reloadSettings: () => ResolvedSettings): Promise<number> {
+  const { settings } = resolved;
   // The workers write the access log; the master only opening and watching it
   // would report each logrotate a second time.
   const logger = createLogger({ ...settings, accesslog: null }, { journal: journalForStderr(journalIdentifier(settings)) });
   const notifier = createNotifier(process.env, process.pid, (msg) => logger.debug(msg));
   const inherited = takeListenFds();
+  let code: number = EXIT.FAILURE;
   try {
     const hooks = await loadHooks(settings.hooks, process.cwd(), logger);
-    const master = new Master({
-      resolved,
-      reloadSettings: resolve,
-      logger,
-      hooks,
-      notifier,
-      inherited,
-      version,
-    });
-    const code = await master.run();
-    await logger.close();
-    return code;
+    code = await new Master({ resolved, reloadSettings, logger, hooks, notifier, inherited, version }).run();
   } catch (err) {
-    if (err instanceof BindError) {
-      logger.error(err.message);
-      await logger.close();
-      return EXIT.FAILURE;
-    }
-    logger.critical('The master failed', err);
-    await logger.close();
-    return EXIT.FAILURE;
+    if (err instanceof BindError) logger.error(err.message);
+    else logger.critical('The master failed', err);
   }
+  await logger.close();
+  return code;
 }
 
 /** `procName`: proc_name as far as it is known (settings may not have been read). */
@@ -211,7 +219,11 @@ function failWith(message: string, code: number, procName: string | null = null)
   return code;
 }
 
-function printConfig({ settings, sources }: ResolvedSettings, served: { value: string; source: string; note: string | null } | null): void {
+async function printConfig(resolved: ResolvedSettings, instance: string | undefined): Promise<number> {
+  const { settings, sources } = resolved;
+  // An instance listens where its socket unit does, whatever bind says.
+  const { instanceBind } = await import('./systemd/bind-check.js');
+  const served = instance ? instanceBind(instance, resolved) : null;
   const lines = settingNames.map((name) => {
     const value = served && name === 'bind' ? served.value : formatSetting(name, settings[name]);
     const line = `${schema[name].cliOnly ? '; ' : ''}${name} = ${value}`;
@@ -219,6 +231,7 @@ function printConfig({ settings, sources }: ResolvedSettings, served: { value: s
     return `${line.padEnd(48)} ; ${source}${served?.note && name === 'bind' ? `\n; ${served.note}` : ''}`;
   });
   process.stdout.write(`${lines.join('\n')}\n`);
+  return EXIT.OK;
 }
 
 // The modules below load only for the commands that need them: every module the
