@@ -40,38 +40,14 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   process.title = title;
   const logger = createLogger(settings, { journal: journalForStderr(journalIdentifier(settings)) });
   process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
-
-  let app: LoadedApp;
-  try {
-    app = await loadApp(settings.app!, process.cwd(), {
-      interface: settings.interface,
-      listenWaitMs: listenWaitMs(settings),
-      onFetchError: (err) => logger.error('Error in the fetch handler', err),
-      onParked: (asked, reason) => logParked(logger, asked, reason),
-    });
-  } catch (err) {
-    // Reported once by the master, which decides between exit 4 and a failed reload.
-    const { message, exitCode } = describeLoadFailure(err);
-    send({ type: 'app-error', message });
-    await logger.close();
-    process.exit(exitCode);
-  }
-  if (app.interface === 'server' && secure) {
-    // tsgunicorn's TLS wraps only servers of its own; the app's server is the app's.
-    const ownTls = app.server.secure
-      ? 'creates an https server with its own TLS, and certfile/keyfile are set too: remove certfile and keyfile'
-      : 'creates its own http server, and certfile/keyfile apply only to exported apps: remove them and terminate TLS in front (a proxy), or create the server with https.createServer';
-    send({ type: 'app-error', message: `${app.file} ${ownTls}` });
-    await logger.close();
-    process.exit(EXIT.APP_LOAD_ERROR);
-  }
+  const app = await loadAppOrExit(settings, secure, logger);
   const hooks = await loadHooks(settings.hooks, process.cwd(), logger);
 
   const board = new ActivityBoard();
   const beatMs = heartbeatIntervalMs(settings.timeout);
   setInterval(() => board.tick(), beatMs).unref();
   const metrics = createWorkerMetrics();
-  const handlerFor = (listener: RequestListener): RequestHandler =>
+  const { server, handler } = createServer(app, settings, secure, (listener) =>
     createRequestHandler({
       app: listener,
       fetchInterface: app.interface === 'fetch',
@@ -80,21 +56,8 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
       board,
       metrics,
       onMaxRequests: () => send({ type: 'recycle', reason: 'max_requests' }),
-    });
-  let handler: RequestHandler;
-  let server: Server;
-  if (app.interface === 'server') {
-    server = app.server.server;
-    handler = interceptRequests(server, handlerFor);
-  } else {
-    handler = handlerFor(app.listener);
-    server = secure
-      ? process
-          .getBuiltinModule('node:https')
-          .createServer({ cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) }, handler.listener)
-      : http.createServer(handler.listener);
-    if (app.upgrade) server.on('upgrade', app.upgrade);
-  }
+    }),
+  );
   pinServerSettings(server, settings);
   acceptProxyProtocol(server, settings, logger);
   const serving = await serveOnSockets(
@@ -121,12 +84,66 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     { fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
     logger,
   );
+  obeyMaster((mode) => drainAndExit(mode, serving, handler, settings, logger, metrics), handler, logger, metrics);
+}
 
+/** The app, or the worker exits with the reason sent to the master (which reports it once, as exit 4 or a failed reload). */
+async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger): Promise<LoadedApp> {
+  let refusal: { message: string; exitCode: number };
+  try {
+    const app = await loadApp(settings.app!, process.cwd(), {
+      interface: settings.interface,
+      listenWaitMs: listenWaitMs(settings),
+      onFetchError: (err) => logger.error('Error in the fetch handler', err),
+      onParked: (asked, reason) => logParked(logger, asked, reason),
+    });
+    if (app.interface !== 'server' || !secure) return app;
+    // tsgunicorn's TLS wraps only servers of its own; the app's server is the app's.
+    const ownTls = app.server.secure
+      ? 'creates an https server with its own TLS, and certfile/keyfile are set too: remove certfile and keyfile'
+      : 'creates its own http server, and certfile/keyfile apply only to exported apps: remove them and terminate TLS in front (a proxy), or create the server with https.createServer';
+    refusal = { message: `${app.file} ${ownTls}`, exitCode: EXIT.APP_LOAD_ERROR };
+  } catch (err) {
+    refusal = describeLoadFailure(err);
+  }
+  send({ type: 'app-error', message: refusal.message });
+  await logger.close();
+  process.exit(refusal.exitCode);
+}
+
+/** The HTTP server that serves the app: the server script's own, or one of ours around the exported app. */
+function createServer(
+  app: LoadedApp,
+  settings: Settings,
+  secure: boolean,
+  handlerFor: (listener: RequestListener) => RequestHandler,
+): { server: Server; handler: RequestHandler } {
+  if (app.interface === 'server') {
+    const server = app.server.server;
+    return { server, handler: interceptRequests(server, handlerFor) };
+  }
+  const handler = handlerFor(app.listener);
+  const server = secure
+    ? process
+        .getBuiltinModule('node:https')
+        .createServer({ cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) }, handler.listener)
+    : http.createServer(handler.listener);
+  if (app.upgrade) server.on('upgrade', app.upgrade);
+  return { server, handler };
+}
+
+/** What the master and signals ask of a serving worker. */
+function obeyMaster(
+  drainAndExit: (mode: 'retire' | 'stop') => Promise<void>,
+  handler: RequestHandler,
+  logger: Logger,
+  metrics: WorkerMetrics,
+): void {
   let stopping = false;
   const drain = (mode: 'retire' | 'stop'): void => {
     if (stopping) return;
     stopping = true;
-    void drainAndExit(mode, serving, handler, settings, logger, metrics);
+    void drainAndExit(mode);
   };
   process.on('SIGTERM', () => drain('stop'));
   // Workers never outlive the master: its IPC channel closes when it dies.
