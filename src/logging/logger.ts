@@ -111,27 +111,7 @@ export function createLogger(
     accesslog === null ? null : (accessOutput ??= new LogOutput(accesslog, 1, 'access log', toErrorLog, true));
   if (accessJournal === null) accessText();
 
-  // The journal socket can vanish (journald restarting); the entry then goes to
-  // the text stream, and the fault is said once until a send succeeds again.
-  let journalReported = false;
-  function send(sink: JournalSink, priority: number, message: string, fields: JournalFields | undefined): boolean {
-    let sent: boolean;
-    try {
-      sent = sink.send(priority, message, fields);
-    } catch {
-      sent = false;
-    }
-    if (sent) {
-      if (journalReported) {
-        journalReported = false;
-        toStderr('info', 'Sending to the journal works again');
-      }
-    } else if (!journalReported) {
-      journalReported = true;
-      toStderr('error', 'Cannot send to the journal; writing to stdout/stderr until it works again');
-    }
-    return sent;
-  }
+  const send = journalSender(toStderr);
 
   function log(level: Level, msg: string, err?: unknown): void {
     if (closed || SEVERITY[level] < threshold) return;
@@ -178,5 +158,30 @@ export function createLogger(
       if (watcher !== null) clearInterval(watcher);
       await Promise.all([errorOutput, accessOutput, stderrOutput].flatMap((o) => (o ? [o.close()] : [])));
     },
+  };
+}
+
+/**
+ * Sends entries to the journal. Its socket can vanish (journald restarting): the
+ * entry then goes to the text stream (false), and the fault is said on stderr
+ * once until a send succeeds again.
+ */
+function journalSender(toStderr: (level: Level, message: string) => void) {
+  let reported = false;
+  return (sink: JournalSink, priority: number, message: string, fields: JournalFields | undefined): boolean => {
+    let sent: boolean;
+    try {
+      sent = sink.send(priority, message, fields);
+    } catch {
+      sent = false;
+    }
+    if (sent && reported) {
+      reported = false;
+      toStderr('info', 'Sending to the journal works again');
+    } else if (!sent && !reported) {
+      reported = true;
+      toStderr('error', 'Cannot send to the journal; writing to stdout/stderr until it works again');
+    }
+    return sent;
   };
 }
