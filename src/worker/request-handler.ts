@@ -60,6 +60,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   let closeConnections = settings.keepalive === 0;
   let failingHealthPath: string | null = null;
   const trust = createProxyTrust(settings.forwarded_allow_ips);
+  const callApp = options.fetchInterface ? trust.forFetchApp(app) : app;
   const lineLimit = settings.limit_request_line;
   const rawHeaderLimit = settings.limit_request_fields * 2;
   const fieldLimit = settings.limit_request_field_size;
@@ -135,9 +136,8 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
       res.end('Draining\n');
       return;
     }
-    if (options.fetchInterface) trust.applyForwardedProto(req);
     try {
-      const result = app(req, res) as unknown;
+      const result = callApp(req, res) as unknown;
       if (result instanceof Promise) result.catch((err: unknown) => fail(req, res, err));
     } catch (err) {
       fail(req, res, err);
