@@ -92,13 +92,21 @@ export async function serveOnSockets(
     await listenOnFd(feeder, firstFd + i, settings.backlog);
     servers.push(feeder);
   }
-  if (settings.max_connections > 0) limitConnections(server, servers, settings.max_connections, onPause);
+  if (settings.max_connections > 0) limitConnections(servers, settings.max_connections, onPause);
   return { http: server, servers };
 }
 
 interface ListenHandle {
   readStart(): number;
   readStop(): number;
+  onconnection(this: ListenHandle, err: number, clientHandle: unknown): void;
+}
+
+/** What net.Server keeps of its own: the listening handle and its count of open connections. */
+interface ServerInternals {
+  _handle: ListenHandle | null;
+  _connections: number;
+  _emitCloseIfDrained(): void;
 }
 
 /**
@@ -109,28 +117,41 @@ interface ListenHandle {
  * would accept and then reset them instead. A connection accepted in the same
  * wake-up as the one that reached the limit is served, not reset: the limit may
  * be passed by those few.
+ *
+ * The count is the one each server keeps (what getConnections reports), read as
+ * a connection is accepted and as one closes: no listener per connection, which
+ * `Connection: close` traffic would pay on every request.
  */
-function limitConnections(http: Server, servers: net.Server[], max: number, onPause: () => void): void {
-  let open = 0;
+function limitConnections(servers: net.Server[], max: number, onPause: () => void): void {
+  const internals = servers as unknown as ServerInternals[];
   let paused = false;
-  const handles = () => servers.map((s) => (s as unknown as { _handle: ListenHandle | null })._handle);
-  const release = (): void => {
-    if (--open < max && paused) {
-      paused = false;
-      for (const handle of handles()) handle?.readStart();
-    }
+  const open = (): number => {
+    let count = 0;
+    for (const server of internals) count += server._connections;
+    return count;
   };
-  // Every connection reaches the HTTP server's 'connection' event, the feeders' too.
-  http.on('connection', (socket: net.Socket) => {
-    socket.once('close', release);
-    if (++open >= max && !paused) {
+  for (const server of internals) {
+    const handle = server._handle!;
+    const accept = handle.onconnection;
+    handle.onconnection = function (err, clientHandle) {
+      accept.call(this, err, clientHandle);
+      if (paused || open() < max) return;
       paused = true;
       // A listening handle does not count as reading until readStart: without it readStop does nothing.
-      for (const handle of handles()) {
-        handle?.readStart();
-        handle?.readStop();
+      for (const { _handle } of internals) {
+        _handle?.readStart();
+        _handle?.readStop();
       }
       onPause();
-    }
-  });
+    };
+    // Node calls it as each connection of the server closes, once the count is down.
+    const closed = server._emitCloseIfDrained;
+    server._emitCloseIfDrained = function () {
+      if (paused && open() < max) {
+        paused = false;
+        for (const { _handle } of internals) _handle?.readStart();
+      }
+      closed.call(this);
+    };
+  }
 }
