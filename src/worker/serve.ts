@@ -16,11 +16,14 @@ export interface Serving {
 }
 
 /**
- * The settings a server applies per connection and per request. They are
- * pinned: a framework that sets its own afterwards (Fastify's keepAliveTimeout,
- * `server.keepAliveTimeout = 65000` after listen) does not override them.
+ * The settings a server applies per connection and per request. On the app's own
+ * server (a server script's) they are pinned: a framework that sets its own
+ * afterwards (Fastify's keepAliveTimeout, `server.keepAliveTimeout = 65000` after
+ * listen) does not override them. Pinned means accessors on the object, which
+ * turn its properties into a dictionary that V8 reads more slowly on every
+ * connection: tsgunicorn's own server, which the app never holds, gets plain values.
  */
-export function pinServerSettings(server: Server, settings: Settings): void {
+export function applyServerSettings(server: Server, settings: Settings, pinned: boolean): void {
   const values: Record<string, number | boolean | undefined> = {
     // Node times an idle connection out at keepAliveTimeout + keepAliveTimeoutBuffer (1 s).
     keepAliveTimeout: timerDelay(settings.keepalive * 1000 + 1000) - 1000,
@@ -43,6 +46,10 @@ export function pinServerSettings(server: Server, settings: Settings): void {
       ...[settings.header_timeout, settings.request_timeout].filter((t) => t > 0).map((t) => t * 250),
     ),
   };
+  if (!pinned) {
+    Object.assign(server, values);
+    return;
+  }
   for (const [key, value] of Object.entries(values)) {
     Object.defineProperty(server, key, { get: () => value, set: () => {}, configurable: true, enumerable: true });
   }
