@@ -60,6 +60,7 @@ export function applyServerSettings(server: Server, settings: Settings, pinned: 
  * where app emits them to the listeners the app attached (before or after this call).
  */
 export function interceptRequests<T extends { listener: RequestListener }>(server: Server, wrap: (app: RequestListener) => T): T {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
   const emit = server.emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
   // EventEmitter keeps a lone listener as the function itself: calling it
   // directly spares emit()'s argument array on every request.
@@ -79,6 +80,7 @@ export function interceptRequests<T extends { listener: RequestListener }>(serve
     // 'connection' (one argument) comes with every connection: passed on
     // without materializing `arguments`; other events keep their exact arguments.
     if (arguments.length === 2) return emit.call(this, event, a);
+    // eslint-disable-next-line prefer-rest-params -- a rest parameter would build an array for every event
     return Reflect.apply(emit, this, arguments) as boolean;
   };
   return wrapped;
@@ -106,14 +108,14 @@ export async function serveOnSockets(
 interface ListenHandle {
   readStart(): number;
   readStop(): number;
-  onconnection(this: ListenHandle, err: number, clientHandle: unknown): void;
+  onconnection: (this: ListenHandle, err: number, clientHandle: unknown) => void;
 }
 
 /** What net.Server keeps of its own: the listening handle and its count of open connections. */
 interface ServerInternals {
   _handle: ListenHandle | null;
   _connections: number;
-  _emitCloseIfDrained(): void;
+  _emitCloseIfDrained: (this: ServerInternals) => void;
 }
 
 /**
