@@ -1,14 +1,18 @@
 // X-Forwarded-For / X-Forwarded-Proto, believed only from `forwarded_allow_ips`
 // (Gunicorn's rule): anyone else could claim any address or scheme.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, RequestListener } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { createAddressMatcher, unmapped } from '../settings/address-ranges.js';
 
 export interface ProxyTrust {
   /** The client's address for logs: the peer, or the nearest untrusted hop it forwarded for. */
   clientAddress(req: IncomingMessage): string;
-  /** For fetch apps, whose Request URL carries the scheme: honour a trusted X-Forwarded-Proto. */
-  applyForwardedProto(req: IncomingMessage): void;
+  /**
+   * A fetch app's listener whose Request URL carries the scheme a trusted
+   * X-Forwarded-Proto names. Only the adapter sees that absolute URL: req.url,
+   * which the logs and the in-flight label read, stays the target as sent.
+   */
+  forFetchApp(adapter: RequestListener): RequestListener;
 }
 
 export function createProxyTrust(allowed: string[]): ProxyTrust {
@@ -27,12 +31,28 @@ export function createProxyTrust(allowed: string[]): ProxyTrust {
       }
       return peer;
     },
-    applyForwardedProto(req) {
-      const proto = req.headers['x-forwarded-proto'];
-      if (typeof proto !== 'string' || (req.socket as TLSSocket).encrypted || !isTrusted(req.socket.remoteAddress ?? '')) return;
-      if (proto.trim().toLowerCase() === 'https' && req.url?.startsWith('/') && req.headers.host) {
-        req.url = `https://${req.headers.host}${req.url}`;
-      }
+    forFetchApp(adapter) {
+      return (req, res) => {
+        const asSent = req.url!;
+        if (!forwardsHttps(req) || !asSent.startsWith('/') || !req.headers.host) return adapter(req, res);
+        req.url = `https://${req.headers.host}${asSent}`;
+        // The adapter reads req.url once, as it builds the Request, before its first await.
+        try {
+          return adapter(req, res);
+        } finally {
+          req.url = asSent;
+        }
+      };
     },
   };
+
+  function forwardsHttps(req: IncomingMessage): boolean {
+    const proto = req.headers['x-forwarded-proto'];
+    return (
+      typeof proto === 'string' &&
+      proto.trim().toLowerCase() === 'https' &&
+      !(req.socket as TLSSocket).encrypted &&
+      isTrusted(req.socket.remoteAddress ?? '')
+    );
+  }
 }

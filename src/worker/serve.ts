@@ -16,11 +16,14 @@ export interface Serving {
 }
 
 /**
- * The settings a server applies per connection and per request. They are
- * pinned: a framework that sets its own afterwards (Fastify's keepAliveTimeout,
- * `server.keepAliveTimeout = 65000` after listen) does not override them.
+ * The settings a server applies per connection and per request. On the app's own
+ * server (a server script's) they are pinned: a framework that sets its own
+ * afterwards (Fastify's keepAliveTimeout, `server.keepAliveTimeout = 65000` after
+ * listen) does not override them. Pinned means accessors on the object, which
+ * turn its properties into a dictionary that V8 reads more slowly on every
+ * connection: tsgunicorn's own server, which the app never holds, gets plain values.
  */
-export function pinServerSettings(server: Server, settings: Settings): void {
+export function applyServerSettings(server: Server, settings: Settings, pinned: boolean): void {
   const values: Record<string, number | boolean | undefined> = {
     // Node times an idle connection out at keepAliveTimeout + keepAliveTimeoutBuffer (1 s).
     keepAliveTimeout: timerDelay(settings.keepalive * 1000 + 1000) - 1000,
@@ -43,6 +46,10 @@ export function pinServerSettings(server: Server, settings: Settings): void {
       ...[settings.header_timeout, settings.request_timeout].filter((t) => t > 0).map((t) => t * 250),
     ),
   };
+  if (!pinned) {
+    Object.assign(server, values);
+    return;
+  }
   for (const [key, value] of Object.entries(values)) {
     Object.defineProperty(server, key, { get: () => value, set: () => {}, configurable: true, enumerable: true });
   }
@@ -53,6 +60,7 @@ export function pinServerSettings(server: Server, settings: Settings): void {
  * where app emits them to the listeners the app attached (before or after this call).
  */
 export function interceptRequests<T extends { listener: RequestListener }>(server: Server, wrap: (app: RequestListener) => T): T {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
   const emit = server.emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
   // EventEmitter keeps a lone listener as the function itself: calling it
   // directly spares emit()'s argument array on every request.
@@ -72,6 +80,7 @@ export function interceptRequests<T extends { listener: RequestListener }>(serve
     // 'connection' (one argument) comes with every connection: passed on
     // without materializing `arguments`; other events keep their exact arguments.
     if (arguments.length === 2) return emit.call(this, event, a);
+    // eslint-disable-next-line prefer-rest-params -- a rest parameter would build an array for every event
     return Reflect.apply(emit, this, arguments) as boolean;
   };
   return wrapped;
@@ -92,13 +101,21 @@ export async function serveOnSockets(
     await listenOnFd(feeder, firstFd + i, settings.backlog);
     servers.push(feeder);
   }
-  if (settings.max_connections > 0) limitConnections(server, servers, settings.max_connections, onPause);
+  if (settings.max_connections > 0) limitConnections(servers, settings.max_connections, onPause);
   return { http: server, servers };
 }
 
 interface ListenHandle {
   readStart(): number;
   readStop(): number;
+  onconnection: (this: ListenHandle, err: number, clientHandle: unknown) => void;
+}
+
+/** What net.Server keeps of its own: the listening handle and its count of open connections. */
+interface ServerInternals {
+  _handle: ListenHandle | null;
+  _connections: number;
+  _emitCloseIfDrained: (this: ServerInternals) => void;
 }
 
 /**
@@ -109,28 +126,41 @@ interface ListenHandle {
  * would accept and then reset them instead. A connection accepted in the same
  * wake-up as the one that reached the limit is served, not reset: the limit may
  * be passed by those few.
+ *
+ * The count is the one each server keeps (what getConnections reports), read as
+ * a connection is accepted and as one closes: no listener per connection, which
+ * `Connection: close` traffic would pay on every request.
  */
-function limitConnections(http: Server, servers: net.Server[], max: number, onPause: () => void): void {
-  let open = 0;
+function limitConnections(servers: net.Server[], max: number, onPause: () => void): void {
+  const internals = servers as unknown as ServerInternals[];
   let paused = false;
-  const handles = () => servers.map((s) => (s as unknown as { _handle: ListenHandle | null })._handle);
-  const release = (): void => {
-    if (--open < max && paused) {
-      paused = false;
-      for (const handle of handles()) handle?.readStart();
-    }
+  const open = (): number => {
+    let count = 0;
+    for (const server of internals) count += server._connections;
+    return count;
   };
-  // Every connection reaches the HTTP server's 'connection' event, the feeders' too.
-  http.on('connection', (socket: net.Socket) => {
-    socket.once('close', release);
-    if (++open >= max && !paused) {
+  for (const server of internals) {
+    const handle = server._handle!;
+    const accept = handle.onconnection;
+    handle.onconnection = function (err, clientHandle) {
+      accept.call(this, err, clientHandle);
+      if (paused || open() < max) return;
       paused = true;
       // A listening handle does not count as reading until readStart: without it readStop does nothing.
-      for (const handle of handles()) {
-        handle?.readStart();
-        handle?.readStop();
+      for (const { _handle } of internals) {
+        _handle?.readStart();
+        _handle?.readStop();
       }
       onPause();
-    }
-  });
+    };
+    // Node calls it as each connection of the server closes, once the count is down.
+    const closed = server._emitCloseIfDrained;
+    server._emitCloseIfDrained = function () {
+      if (paused && open() < max) {
+        paused = false;
+        for (const { _handle } of internals) _handle?.readStart();
+      }
+      closed.call(this);
+    };
+  }
 }

@@ -19,7 +19,7 @@ import { acceptProxyProtocol } from '../proxy-protocol/accept.js';
 import { ActivityBoard } from './activity-board.js';
 import { startWatchdog } from './watchdog/start.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
-import { interceptRequests, pinServerSettings, serveOnSockets, type Serving } from './serve.js';
+import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
 
 // Not an ES import, for the reason given in metrics/server.ts: it would load the
 // bundled undici, tens of milliseconds of every worker's boot.
@@ -58,7 +58,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
       onMaxRequests: () => send({ type: 'recycle', reason: 'max_requests' }),
     }),
   );
-  pinServerSettings(server, settings);
+  applyServerSettings(server, settings, app.interface === 'server');
   acceptProxyProtocol(server, settings, logger);
   const serving = await serveOnSockets(
     server,

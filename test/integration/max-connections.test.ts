@@ -85,4 +85,26 @@ describe('max_connections', () => {
     expect(lines.length).toBeLessThanOrEqual(2);
     expect(lines[0]).toMatch(/\[WARNING\] Reached max_connections \(20\) once: stopped accepting until a connection closes/);
   });
+
+  it('counts the connections of every socket a worker accepts on', async () => {
+    const [first, second, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const bind = ['-b', `127.0.0.1:${first}`, '-b', `127.0.0.1:${second}`];
+    const server = await start(['-w', '1', '--max-connections', '2', ...bind, '--metrics-bind', `127.0.0.1:${metricsPort}`, APP]);
+    // The limit is reached on the second socket alone; a client of the first is served once one of those closes.
+    const full = openClients(second, 2);
+    await until('2 responses', () => answered(full) === 2 || failed(full).length > 0, 20000);
+    expect(failed(full)).toEqual([]);
+    await until('the pause in the metrics', async () =>
+      metricSum((await scrapeMetrics(metricsPort)).text, 'tsgunicorn_max_connections_pauses_total') >= 1 ? true : undefined,
+    );
+    const waiting = openClients(first, 1);
+    full[0]!.socket.destroy();
+    try {
+      await until('the waiting client served', () => answered(waiting) + failed(waiting).length === 1 || undefined, 20000);
+      expect(waiting[0]!.status).toBe(200);
+    } finally {
+      for (const c of [...full, ...waiting]) c.socket.destroy();
+    }
+    expect(server.output()).toMatch(/Reached max_connections \(2\) once/);
+  });
 });

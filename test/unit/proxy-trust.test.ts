@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { expect, it } from 'vitest';
 import { createProxyTrust } from '../../src/worker/proxy-trust.js';
 
@@ -13,14 +13,16 @@ it('believes X-Forwarded-For only from trusted peers, walking back over trusted 
   expect(createProxyTrust(['*']).clientAddress(req('198.51.100.1', { 'x-forwarded-for': '203.0.113.9' }))).toBe('203.0.113.9');
 });
 
-it('rewrites a fetch app URL to https only for a trusted X-Forwarded-Proto', () => {
+it("gives a fetch app's adapter the https URL only for a trusted X-Forwarded-Proto, and leaves req.url as sent", () => {
   const trust = createProxyTrust(['127.0.0.1']);
-  const trusted = req('127.0.0.1', { 'x-forwarded-proto': 'https', host: 'example.org' });
-  trust.applyForwardedProto(trusted);
-  expect(trusted.url).toBe('https://example.org/p');
-  const untrusted = req('198.51.100.1', { 'x-forwarded-proto': 'https', host: 'example.org' });
-  trust.applyForwardedProto(untrusted);
-  expect(untrusted.url).toBe('/p');
+  const seen: string[] = [];
+  const adapter = trust.forFetchApp((request) => void seen.push(request.url!));
+  const trusted = req('127.0.0.1', { 'x-forwarded-proto': 'https', host: 'example.org' }, '/p?q=1');
+  adapter(trusted, {} as ServerResponse);
+  const untrusted = req('198.51.100.1', { 'x-forwarded-proto': 'https', host: 'example.org' }, '/p?q=1');
+  adapter(untrusted, {} as ServerResponse);
+  expect(seen).toEqual(['https://example.org/p?q=1', '/p?q=1']);
+  expect([trusted.url, untrusted.url]).toEqual(['/p?q=1', '/p?q=1']);
 });
 
 it('trusts proxies by CIDR range, IPv4 and IPv6', () => {
