@@ -1,6 +1,6 @@
 // What an app module exports, and how tsgunicorn calls it: a node:http
 // listener, a fetch handler, or a framework object that starts its own server.
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { RequestListener } from 'node:http';
 import { AppLoadError } from './spec.js';
 
 export type Interface = 'node' | 'fetch';
@@ -50,7 +50,7 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'function') return `a function of ${value.length} parameter(s)`;
   if (typeof value !== 'object') return `a ${typeof value} (${JSON.stringify(value)})`;
   const keys = Object.keys(value);
-  const name = (value as object).constructor?.name;
+  const name = value.constructor?.name;
   const what = name && name !== 'Object' ? `an instance of ${name}` : 'an object';
   return keys.length === 0 ? `${what} with no properties` : `${what} with ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', …' : ''}`;
 }
@@ -76,11 +76,13 @@ export async function toListener(
   if (!handler) throw new AppLoadError(`${file}: ${name} has no fetch(request) method (interface = fetch)`);
   // Loaded only for fetch apps: it is a good part of a worker's boot time.
   const { getRequestListener } = await import('@hono/node-server');
+  // node:http ignores what a listener returns; the adapter's promise settles on its own (errorHandler).
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
   return getRequestListener(handler, {
     // Without it the adapter answers 500 and logs nothing; node listeners' errors are logged by the request handler.
     errorHandler: (err: unknown) => {
       onFetchError(err);
       return new Response('Internal Server Error\n', { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' } });
     },
-  }) as (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  });
 }

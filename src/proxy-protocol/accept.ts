@@ -34,6 +34,7 @@ export function acceptProxyProtocol(
   const refusals = refusalLog(logger);
   const secure = server instanceof tls.Server;
   const sources = new WeakMap<net.Socket, ProxiedAddress>();
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
   const emit = server.emit as (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
 
   function readHeader(socket: net.Socket): void {
@@ -94,6 +95,7 @@ export function acceptProxyProtocol(
       const source = sources.get((socket as { _parent?: net.Socket })._parent!);
       if (source !== undefined) stand(socket as net.Socket, source);
     }
+    // eslint-disable-next-line prefer-rest-params -- a rest parameter would build an array for every event
     return Reflect.apply(emit, this, arguments) as boolean;
   };
 }
