@@ -27,6 +27,8 @@ const WARMUP_S = 1;
 const READY_SAMPLES = 3;
 // Count files are rewritten every 200 ms; wait past that before reading them.
 const COUNT_SETTLE_MS = 450;
+// Workers settle after their first 200 (the watchdog thread starts after 'ready').
+const IDLE_SETTLE_MS = 1000;
 
 const durationS = Math.max(1, Math.round(Number(process.env.BENCH_DURATION ?? 6)));
 const tmpDir = mkdtempSync(join(tmpdir(), 'tsgunicorn-bench-'));
@@ -79,6 +81,9 @@ async function measure(spec, tls, tools, pass) {
     const ctx = context('measured');
     running = await spec.start(ctx);
     result.readyMs.push(running.readyMs);
+    // What a worker holds before load grows its heap: the fixed cost of what tsgunicorn adds.
+    await sleep(IDLE_SETTLE_MS);
+    result.idleWorkerRssKb = meanWorkerRssKb(running.masterPid);
     await runWrk(running.url, { durationS: WARMUP_S, close: false });
     for (const mode of MODES) {
       await sleep(COUNT_SETTLE_MS);
@@ -139,7 +144,14 @@ function better(a, b) {
   if (b.skipped || b.error) return a;
   const modes = Object.fromEntries(MODES.map((m) => [m, (b.modes[m]?.rps ?? 0) > (a.modes[m]?.rps ?? 0) ? b.modes[m] : a.modes[m]]));
   const larger = (key) => Math.max(a[key] ?? 0, b[key] ?? 0) || undefined;
-  return { ...a, modes, readyMs: [...a.readyMs, ...b.readyMs], rssKb: larger('rssKb'), workerRssKb: larger('workerRssKb') };
+  return {
+    ...a,
+    modes,
+    readyMs: [...a.readyMs, ...b.readyMs],
+    rssKb: larger('rssKb'),
+    idleWorkerRssKb: larger('idleWorkerRssKb'),
+    workerRssKb: larger('workerRssKb'),
+  };
 }
 const report = renderReport({ machine, durationS, results, elapsedS: (performance.now() - startedAt) / 1000 });
 process.stdout.write(report);

@@ -51,6 +51,7 @@ function startupRows(results) {
       String(r.spec.workers),
       r.readyMs.length > 1 ? `${Math.round(median(r.readyMs))} ms (median of ${r.readyMs.length})` : `${Math.round(r.readyMs[0])} ms`,
       mb(r.rssKb),
+      mb(r.idleWorkerRssKb),
       mb(r.workerRssKb),
     ]);
 }
@@ -102,7 +103,10 @@ export function renderReport({ machine, durationS, results, elapsedS }) {
     '',
     '## Startup and memory',
     '',
-    table(['Server', 'workers', 'spawn → first 200', 'master RSS after load', 'worker RSS after load (mean)'], startupRows(results)),
+    table(
+      ['Server', 'workers', 'spawn → first 200', 'master RSS after load', 'worker RSS idle (mean)', 'worker RSS after load (mean)'],
+      startupRows(results),
+    ),
     '',
     '## Targets',
     '',
