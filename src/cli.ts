@@ -244,15 +244,10 @@ async function checkMachine(): Promise<{ table: string; ok: boolean }> {
 }
 
 async function checkConfig({ settings }: ResolvedSettings, fail: (message: string, code: number) => number): Promise<number> {
-  const { listenWaitMs, loadApp } = await import('./app/load.js');
+  const { loadApp } = await import('./app/load.js');
   try {
     // As a worker loads it, so a server script's listen() binds nothing here either.
-    const app = await loadApp(settings.app!, process.cwd(), {
-      interface: settings.interface,
-      listenWaitMs: listenWaitMs(settings),
-      onFetchError: () => {},
-      onParked: () => {},
-    });
+    const app = await loadApp(settings, process.cwd(), { onFetchError: () => {}, onParked: () => {} });
     const what =
       app.interface === 'server'
         ? `a server script (it asks for ${app.server.asked}, which is never bound: tsgunicorn serves it on its own sockets)`

@@ -24,22 +24,24 @@ export type LoadedApp =
   | { interface: 'server'; server: CapturedServer; file: string };
 
 /** How long a module that exports nothing servable may take to call listen(): `timeout`, or 30 s when that is 0. */
-export const listenWaitMs = ({ timeout }: Pick<Settings, 'timeout'>): number => (timeout > 0 ? timeout : 30) * 1000;
+const listenWaitMs = ({ timeout }: Pick<Settings, 'timeout'>): number => (timeout > 0 ? timeout : 30) * 1000;
 
-export interface LoadOptions {
-  interface: 'auto' | Interface;
-  /** How long a module that exports nothing servable has to call listen(). */
-  listenWaitMs: number;
+export interface LoadEvents {
   /** An error thrown or rejected by a fetch handler (node listeners' are caught by the request handler). */
   onFetchError: (err: unknown) => void;
   onParked: ParkedListener;
 }
 
-export async function loadApp(spec: string, cwd: string, options: LoadOptions): Promise<LoadedApp> {
-  const parsed = parseAppSpec(spec);
+/** Loads settings.app (which the caller has checked is set) as a worker does. */
+export async function loadApp(
+  settings: Pick<Settings, 'app' | 'interface' | 'timeout'>,
+  cwd: string,
+  events: LoadEvents,
+): Promise<LoadedApp> {
+  const parsed = parseAppSpec(settings.app!);
   const file = resolveAppModule(parsed.module, cwd);
   const shown = path.basename(file);
-  captureListen(options.onParked);
+  captureListen(events.onParked);
   const releaseExitGuard = guardExitWhileLoading();
   try {
     const importing = import(pathToFileURL(file).href) as Promise<Record<string, unknown>>;
@@ -66,11 +68,11 @@ export async function loadApp(spec: string, cwd: string, options: LoadOptions): 
       const started = hasCaptured();
       if (started) return { interface: 'server', server: started, file };
     }
-    const shape = exported === undefined ? null : shapeOf(exported, options.interface, file, parsed.name);
+    const shape = exported === undefined ? null : shapeOf(exported, settings.interface, file, parsed.name);
     if (shape === 'node' || shape === 'fetch') {
       stopCapturing();
       const upgrade = typeof mod.upgrade === 'function' ? (mod.upgrade as UpgradeHandler) : null;
-      return { interface: shape, listener: await toListener(exported, shape, file, parsed.name, options.onFetchError), upgrade, file };
+      return { interface: shape, listener: await toListener(exported, shape, file, parsed.name, events.onFetchError), upgrade, file };
     }
     if (shape === 'listen') {
       const listening = (exported as { listen(): unknown }).listen();
@@ -80,11 +82,12 @@ export async function loadApp(spec: string, cwd: string, options: LoadOptions): 
     }
     // Nothing servable exported: a script that starts its server later (after
     // async set-up, as NestJS's main.js and Next.js's server.js do).
-    const server = await within(capturedServer(), options.listenWaitMs);
+    const waitMs = listenWaitMs(settings);
+    const server = await within(capturedServer(), waitMs);
     if (server) return { interface: 'server', server, file };
     const found = shape === 'listen' ? `${parsed.name}.listen() started no HTTP server` : `its exports: ${describeExports(mod)}`;
     throw new AppLoadError(
-      `${shown} neither exports an app nor starts a server with listen() within ${options.listenWaitMs / 1000} s (${found}). ` +
+      `${shown} neither exports an app nor starts a server with listen() within ${waitMs / 1000} s (${found}). ` +
         'Export the app (export default app, or APP = MODULE:NAME), or let the file call listen() itself',
       EXIT.WORKER_BOOT_ERROR,
     );

@@ -44,19 +44,22 @@ export const directory: Kind<string> = {
   format: (v) => v,
 };
 
-export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): Kind<number> {
-  const form = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`;
+/** A number written as `pattern` allows, from min to max. */
+function boundedNumber(form: string, pattern: RegExp, min: number, max: number): Kind<number> {
   return {
     form,
     parse(s) {
       const t = s.trim();
-      if (!/^-?\d+$/.test(t)) return fail(form, s);
       const n = Number(t);
-      if (n < min || n > max) return fail(form, s);
-      return n;
+      return pattern.test(t) && n >= min && n <= max ? n : fail(form, s);
     },
     format: String,
   };
+}
+
+export function integer(min = 0, max = Number.MAX_SAFE_INTEGER): Kind<number> {
+  const form = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`;
+  return boundedNumber(form, /^-?\d+$/, min, max);
 }
 
 /**
@@ -71,18 +74,7 @@ export const timerDelay = (ms: number): number => Math.min(ms, MAX_TIMER_MS);
 
 /** Seconds, fractions allowed: "30", "0.5"; at most MAX_SECONDS. */
 export function seconds(min = 0): Kind<number> {
-  const form = `a number of seconds from ${min} to ${MAX_SECONDS}`;
-  return {
-    form,
-    parse(s) {
-      const t = s.trim();
-      if (!/^\d+(\.\d+)?$/.test(t)) return fail(form, s);
-      const n = Number(t);
-      if (n < min || n > MAX_SECONDS) return fail(form, s);
-      return n;
-    },
-    format: String,
-  };
+  return boundedNumber(`a number of seconds from ${min} to ${MAX_SECONDS}`, /^\d+(\.\d+)?$/, min, MAX_SECONDS);
 }
 
 const truthy = new Set(['true', 'yes', 'on', '1']);

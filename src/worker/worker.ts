@@ -4,7 +4,7 @@
 import type { RequestListener, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { listenWaitMs, loadApp, type LoadedApp } from '../app/load.js';
+import { loadApp, type LoadedApp } from '../app/load.js';
 import { describeLoadFailure } from '../app/spec.js';
 import { hasCaptured, type ParkReason } from '../app/server-script.js';
 import { loadHooks } from '../hooks.js';
@@ -91,9 +91,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
 async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger): Promise<LoadedApp> {
   let refusal: { message: string; exitCode: number };
   try {
-    const app = await loadApp(settings.app!, process.cwd(), {
-      interface: settings.interface,
-      listenWaitMs: listenWaitMs(settings),
+    const app = await loadApp(settings, process.cwd(), {
       onFetchError: (err) => logger.error('Error in the fetch handler', err),
       onParked: (asked, reason) => logParked(logger, asked, reason),
     });
