@@ -2,6 +2,7 @@
 // systemd's STATUS= line, and the numbers behind the control socket's status.
 // It reads the master's facts at each report and decides nothing.
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { HealthStatus } from '../health/health-check.js';
 import type { Logger } from '../logging/logger.js';
 import { MetricsAggregator, type RestartReason } from '../metrics/aggregator.js';
@@ -56,7 +57,9 @@ export class Reporting {
     const { metrics_bind } = settings();
     if (metrics_bind) {
       this.metricsServer = await startMetricsServer(metrics_bind, () => this.scrape(), logger);
-      logger.info(`Metrics at: http://${formatAddress(metrics_bind)}/metrics`);
+      // The port bound, not the one asked for: `:0` takes a free one.
+      const { port } = this.metricsServer.address() as AddressInfo;
+      logger.info(`Metrics at: http://${formatAddress({ ...metrics_bind, port })}/metrics`);
     }
     if (notifier.enabled) {
       this.timer = setInterval(() => void this.publishStatus(), STATUS_INTERVAL_MS);

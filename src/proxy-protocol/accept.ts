@@ -14,6 +14,12 @@ import { parseProxyHeader, type ProxiedAddress, type ProxyProtocolMode } from '.
 
 export const REFUSAL_SUMMARY_MS = 10_000;
 
+/** Node's HTTP parser on a socket: `incoming` is null until a request's headers are complete. */
+type ParsedSocket = net.Socket & { parser?: { incoming: unknown } | null };
+
+/** The error Node's server ends a slow request with (lib/_http_server.js onRequestTimeout): its socket handler answers 408. */
+const requestTimeout = (): Error => Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+
 /** The client a proxied connection stands for, on the raw socket (HTTP) or its TLS socket. */
 function stand(socket: net.Socket, source: ProxiedAddress): void {
   Object.defineProperties(socket, {
@@ -34,6 +40,7 @@ export function acceptProxyProtocol(
   const refusals = refusalLog(logger);
   const secure = server instanceof tls.Server;
   const sources = new WeakMap<net.Socket, ProxiedAddress>();
+  const tlsSockets = new WeakMap<net.Socket, net.Socket>();
   // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
   const emit = server.emit as (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
 
@@ -44,6 +51,7 @@ export function acceptProxyProtocol(
       socket.destroy();
       return;
     }
+    const acceptedAt = performance.now();
     let received: Buffer | null = null;
     const done = (): void => {
       clearTimeout(timer);
@@ -78,11 +86,31 @@ export function acceptProxyProtocol(
         if (secure) sources.set(socket, result.source);
       }
       emit.call(server, 'connection', socket);
+      holdToHeaderTimeout(socket, acceptedAt);
       // The HTTP server reads the socket natively from here on, and the bytes
       // after the header through 'data'; a TLS socket takes them from the buffer itself.
       if (!secure) socket.resume();
     };
     socket.on('data', onData).on('error', onError).on('end', onEnd);
+  }
+
+  /**
+   * header_timeout counts from the connection, PROXY header included, as for a
+   * client that sends its request at once. Node's own clock starts again at the
+   * request's first byte, so what is left of it is kept here, for the first
+   * request: at the deadline, one whose headers are not complete is ended as Node
+   * ends it, with the timeout error its socket handler answers 408 to.
+   */
+  function holdToHeaderTimeout(raw: net.Socket, acceptedAt: number): void {
+    const left = settings.header_timeout * 1000 - (performance.now() - acceptedAt);
+    const timer = setTimeout(() => {
+      if (raw.destroyed) return;
+      // The socket the HTTP parser reads: the TLS socket once the handshake is done.
+      const http = secure ? tlsSockets.get(raw) : raw;
+      if (http === undefined) raw.destroy();
+      else if ((http as ParsedSocket).parser?.incoming === null) http.emit('error', requestTimeout());
+    }, left);
+    raw.once('close', () => clearTimeout(timer));
   }
 
   server.emit = function (this: net.Server, event: string | symbol, socket?: unknown): boolean {
@@ -92,8 +120,10 @@ export function acceptProxyProtocol(
     }
     if (event === 'secureConnection') {
       // Node's TLS socket keeps the socket it wraps as _parent.
-      const source = sources.get((socket as { _parent?: net.Socket })._parent!);
+      const raw = (socket as { _parent?: net.Socket })._parent!;
+      const source = sources.get(raw);
       if (source !== undefined) stand(socket as net.Socket, source);
+      tlsSockets.set(raw, socket as net.Socket);
     }
     // eslint-disable-next-line prefer-rest-params -- a rest parameter would build an array for every event
     return Reflect.apply(emit, this, arguments) as boolean;

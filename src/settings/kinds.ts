@@ -104,14 +104,17 @@ export function choice<const C extends string>(...choices: C[]): Kind<C> {
 
 /** A comma-separated list; the CLI form repeats the flag instead. */
 export function list<T>(item: Kind<T>): Kind<T[]> {
+  const form = `a comma-separated list of ${item.form.replace(/^an? /, '')}s`;
   return {
-    form: `a comma-separated list of ${item.form.replace(/^an? /, '')}s`,
-    parse: (s) =>
-      s
-        .split(',')
-        .map((p) => p.trim())
-        .filter((p) => p !== '')
-        .map((p) => item.parse(p)),
+    form,
+    parse(s) {
+      if (s.trim() === '') return [];
+      const items = s.split(',').map((p) => p.trim());
+      // `10.0.0.0/8,,` is a typo, not a shorter list: say so rather than drop the gap.
+      if (items.includes(''))
+        throw new InvalidValue(`expected ${form}, got ${JSON.stringify(s)}: an item is empty (two commas in a row, or one at an end)`);
+      return items.map((p) => item.parse(p));
+    },
     format: (v) => v.map((x) => item.format(x)).join(', '),
   };
 }

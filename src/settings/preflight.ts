@@ -21,6 +21,8 @@ export function checkFiles(settings: Settings, sources: Record<SettingName, Sour
   inDirectory('pidfile', settings.pidfile, 'the PID file');
   inDirectory('errorlog', settings.errorlog, 'the error log');
   inDirectory('accesslog', settings.accesslog, 'the access log');
+  if (settings.control_socket !== 'auto' && settings.control_socket !== 'off')
+    inDirectory('control_socket', settings.control_socket, 'the control socket');
   if (settings.hooks) {
     const file = path.resolve(base, settings.hooks);
     if (!isFile(file)) throw new ConfigError(`${where('hooks')}: ${file} does not exist: give the path of the module exporting the hooks`);

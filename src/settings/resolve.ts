@@ -1,10 +1,10 @@
 // Combines the layers of settings: defaults < config file < environment < command
 // line, remembering where each value came from. Any bad input stops here with one
 // message that names where it was written and the form expected.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ini from 'ini';
-import { InvalidValue } from './kinds.js';
+import { InvalidValue, formatAddress, type Address } from './kinds.js';
 import { EXIT } from '../ipc.js';
 import { ENV_PREFIX, envName, schema, settingNames, type SettingName, type Settings } from './schema.js';
 
@@ -108,20 +108,14 @@ function readEnv(env: NodeJS.ProcessEnv): Map<SettingName, { text: string; sourc
 }
 
 function readConfigFile(file: string, assign: Assign): void {
-  let content: string;
-  try {
-    content = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
-    throw new ConfigError(`config file ${file}: cannot read it (${why})`);
-  }
+  const content = readSettingsText(file);
   const lines = content.split(/\r?\n/);
   const lineOf = (key: string): number => {
     const re = new RegExp(`^\\s*${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\[\\])?\\s*(=|$)`);
     const i = lines.findIndex((l) => re.test(l));
     return i + 1;
   };
+  checkRepeatedKeys(file, lines);
   const parsed = ini.parse(content) as Record<string, unknown>;
   for (const [key, raw] of Object.entries(parsed)) {
     const line = lineOf(key) || lines.findIndex((l) => l.trim() === `[${key}]`) + 1;
@@ -140,6 +134,50 @@ function readConfigFile(file: string, assign: Assign): void {
     const texts = key === 'raw_env' ? everyValue(lines, key) : Array.isArray(raw) ? raw.map(String) : [raw === true ? 'true' : String(raw)];
     assign(key, parseEvery(key, texts, where), { kind: 'file', file, line });
   }
+}
+
+/** A config file of settings is a few kilobytes; a file past this is not one (a log, /dev/zero). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * The config file's text. Opened without blocking and checked before reading: a
+ * FIFO would wait for a writer forever and a device could be read without end.
+ */
+function readSettingsText(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err);
+    throw new ConfigError(`config file ${file}: cannot read it (${why})`);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new ConfigError(`config file ${file}: not a regular file: give the path of an ini file`);
+    if (stat.size > MAX_CONFIG_BYTES)
+      throw new ConfigError(
+        `config file ${file}: ${stat.size} bytes, more than a config file holds (1 MiB at most): is it the right file?`,
+      );
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Settings written twice: ini keeps the last silently, so a forgotten line would override the one being edited. */
+function checkRepeatedKeys(file: string, lines: string[]): void {
+  const end = lines.findIndex((l) => /^\s*\[/.test(l));
+  const firstLine = new Map<string, number>();
+  lines.slice(0, end < 0 ? lines.length : end).forEach((l, i) => {
+    const key = /^\s*([^=;#[\s]+)\s*=/.exec(l)?.[1];
+    // raw_env lines add up, and `key[] =` lines are a list's items.
+    if (!key || key === 'raw_env') return;
+    const first = firstLine.get(key);
+    if (first !== undefined)
+      throw new ConfigError(`${file}:${i + 1}: ${key} is set again (first at line ${first}): keep one of the two lines`);
+    firstLine.set(key, i + 1);
+  });
 }
 
 /** The values of every `key =` and `key[] =` line (settings sit above any section), in order, each as ini reads it. */
@@ -162,6 +200,40 @@ function checkCombinations(settings: Settings, sources: Record<SettingName, Sour
     const missing = settings.certfile ? 'keyfile' : 'certfile';
     throw new ConfigError(`${describeSource(sources[set])}: ${set} is set but ${missing} is not: HTTPS needs both`);
   }
+  if (settings.proxy_protocol !== 'off' && settings.proxy_allow_ips.length === 0) {
+    throw new ConfigError(
+      `${describeSource(sources.proxy_allow_ips)}: proxy_allow_ips is empty while proxy_protocol is ${settings.proxy_protocol}: ` +
+        'every connection would be refused, the health check included: list the load balancers (or * for any)',
+    );
+  }
+  settings.bind.forEach((a, i) => {
+    const earlier = settings.bind.slice(0, i).find((b) => sameListener(a, b));
+    if (earlier)
+      throw new ConfigError(
+        `${describeSource(sources.bind)}: bind: ${formatAddress(a)} and ${formatAddress(earlier)} are the same listening address: give each once`,
+      );
+  });
+  const metrics = settings.metrics_bind;
+  const taken = metrics && settings.bind.find((b) => sameListener(metrics, b));
+  if (metrics && taken) {
+    throw new ConfigError(
+      `${describeSource(sources.metrics_bind)}: metrics_bind: ${formatAddress(metrics)} is also where the app listens (bind ${formatAddress(taken)}): give the metrics a port of their own`,
+    );
+  }
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/** Two addresses that cannot both be bound: the same path or fd, or one TCP port on the same host or a wildcard. */
+function sameListener(a: Address, b: Address): boolean {
+  if (a.kind === 'tcp' && b.kind === 'tcp') {
+    if (a.port === 0 || a.port !== b.port) return false;
+    const [x, y] = [a.host.toLowerCase(), b.host.toLowerCase()];
+    // `::` takes IPv4 too (dual stack); 0.0.0.0 takes every IPv4 address.
+    return x === y || x === '::' || y === '::' || (WILDCARDS.has(x) && !y.includes(':')) || (WILDCARDS.has(y) && !x.includes(':'));
+  }
+  if (a.kind === 'unix' && b.kind === 'unix') return path.resolve(a.path) === path.resolve(b.path);
+  return a.kind === 'fd' && b.kind === 'fd' && a.fd === b.fd;
 }
 
 const isSettingName = (name: string): name is SettingName => Object.hasOwn(schema, name);

@@ -27,7 +27,10 @@ export function applyServerSettings(server: Server, settings: Settings, pinned: 
   const values: Record<string, number | boolean | undefined> = {
     // Node times an idle connection out at keepAliveTimeout + keepAliveTimeoutBuffer (1 s).
     keepAliveTimeout: timerDelay(settings.keepalive * 1000 + 1000) - 1000,
-    headersTimeout: settings.header_timeout * 1000,
+    // The whole request must come within request_timeout, so its headers must too.
+    // (Node swaps the two when headersTimeout is the longer, which made a 3 s
+    // request_timeout a 20 s one for a slow body.)
+    headersTimeout: Math.min(settings.header_timeout, settings.request_timeout || Infinity) * 1000,
     requestTimeout: settings.request_timeout * 1000,
     // Node's parser caps the request line and headers together; the request
     // handler then applies Gunicorn's per-line and per-field limits with 414/431.

@@ -30,6 +30,15 @@ async function startWithMetrics(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 describe('metrics', () => {
+  it('metrics_bind on port 0 logs the port it took, where the metrics are served', async () => {
+    const server = await startServer(['-w', '1', '--metrics-bind', '127.0.0.1:0', fixture('pid-app.mjs')]);
+    servers.push(server);
+    const line = await server.waitFor(/Metrics at: http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    const port = /:(\d+)\/metrics/.exec(line)![1];
+    expect(Number(port)).toBeGreaterThan(0);
+    expect((await scrapeMetrics(Number(port))).status).toBe(200);
+  });
+
   it('http_requests_total summed over 3 workers equals the requests made, exactly', async () => {
     const { server, scrape } = await startWithMetrics(['-w', '3', fixture('pid-app.mjs')]);
     const result = await load({ url: `${server.url}/pid`, clients: 6, total: 600, keepAlive: false });

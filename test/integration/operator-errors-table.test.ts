@@ -2,6 +2,7 @@
 // each case ends with its documented exit code (2 for a bad setting, 1 for an
 // address that cannot be listened on) and one line that names the setting and the
 // cause, with no stack trace and no worker started.
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -75,7 +76,15 @@ const CASES: Case[] = [
   { what: 'an empty error log', args: ['--error-logfile', ''], code: 2, message: /option --error-logfile: errorlog: expected a file or -, got ""/ },
   { what: 'a control socket written as a bind address', args: ['--control-socket', `unix:${dir}/control.sock`], code: 2, message: /control_socket: expected auto, off or the path of a Unix socket, got "unix:.*": write the path without unix:/ },
   { what: 'a control socket group with a space', args: ['--control-socket-group', 'www data'], code: 2, message: /control_socket_group: expected a group name or GID, got "www data"/ },
+  { what: 'the same address bound twice', args: ['-b', '127.0.0.1:18551', '-b', '127.0.0.1:18551'], code: 2, message: /command line --bind: bind: 127\.0\.0\.1:18551 and 127\.0\.0\.1:18551 are the same listening address: give each once/ },
+  { what: 'an address and the wildcard on its port', args: ['-b', '127.0.0.1:18552', '-b', '0.0.0.0:18552'], code: 2, message: /bind: 0\.0\.0\.0:18552 and 127\.0\.0\.1:18552 are the same listening address/ },
+  { what: 'metrics_bind on the app\'s address', args: ['-b', '127.0.0.1:18553', '--metrics-bind', '127.0.0.1:18553'], code: 2, message: /command line --metrics-bind: metrics_bind: 127\.0\.0\.1:18553 is also where the app listens \(bind 127\.0\.0\.1:18553\): give the metrics a port of their own/ },
+  { what: 'a control socket in a missing directory', args: ['--control-socket', `${MISSING}/control.sock`], code: 2, message: /command line --control-socket: control_socket: \/nonexistent-dir\/control\.sock: the directory \/nonexistent-dir does not exist/ },
+  { what: 'a config file that is a FIFO', args: ['-c', 'FIFO'], code: 2, message: /config file .*settings\.fifo: not a regular file: give the path of an ini file/ },
+  { what: 'a config file of 2 MiB', args: ['-c', 'HUGE'], code: 2, message: /config file .*huge\.ini: 2097152 bytes, more than a config file holds \(1 MiB at most\)/ },
+  { what: 'a forwarded_allow_ips with an empty item', args: ['--forwarded-allow-ips', '10.0.0.0/8,,'], code: 2, message: /forwarded_allow_ips: expected a comma-separated list of .*, got "10\.0\.0\.0\/8,,": an item is empty/ },
   // Environment.
+  { what: 'TSGUNICORN_CONFIG=/dev/zero', env: { TSGUNICORN_CONFIG: '/dev/zero' }, code: 2, message: /config file \/dev\/zero: not a regular file/ },
   { what: 'TSGUNICORN_WORKERS=0', env: { TSGUNICORN_WORKERS: '0' }, code: 2, message: /environment TSGUNICORN_WORKERS: workers: expected an integer from 1 to 1024/ },
   { what: 'TSGUNICORN_WORKERS=40000', env: { TSGUNICORN_WORKERS: '40000' }, code: 2, message: /environment TSGUNICORN_WORKERS: workers: expected an integer from 1 to 1024/ },
   { what: 'TSGUNICORN_BIND with a non-ASCII host', env: { TSGUNICORN_BIND: 'ünïcode:8000' }, code: 2, message: /environment TSGUNICORN_BIND: bind: .*is neither an IP address nor a host name/ },
@@ -104,12 +113,17 @@ const CASES: Case[] = [
   { what: 'a metrics_bind with a port past 65535', ini: 'workers = 1\nmetrics_bind = 127.0.0.1:99999\n', code: 2, message: /bad\.ini:2: metrics_bind: expected HOST:PORT or \[IPV6\]:PORT, as in 127\.0\.0\.1:9100, got "127\.0\.0\.1:99999"$/ },
   { what: 'a metrics_bind on a unix socket', ini: 'metrics_bind = unix:/run/tsgunicorn/metrics.sock\n', code: 2, message: /bad\.ini:1: metrics_bind: .*only a TCP address is served here/ },
   { what: 'a health_check_path that is a URL', ini: 'health_check_path = http://localhost/health\n', code: 2, message: /bad\.ini:1: health_check_path: expected a URL path, as in \/health, got "http:\/\/localhost\/health"/ },
+  { what: 'a setting written twice', ini: 'workers = 2\nbind = 127.0.0.1:0\nworkers = 3\n', code: 2, message: /bad\.ini:3: workers is set again \(first at line 1\): keep one of the two lines/ },
+  { what: 'proxy_protocol with no proxy allowed', ini: 'proxy_protocol = v2\nproxy_allow_ips =\n', code: 2, message: /bad\.ini:2: proxy_allow_ips is empty while proxy_protocol is v2: every connection would be refused, the health check included/ },
+  { what: 'proxy_allow_ips with a trailing comma', ini: 'proxy_allow_ips = 10.0.0.0/8,\n', code: 2, message: /bad\.ini:1: proxy_allow_ips: .*an item is empty/ },
 ];
 
 beforeAll(async () => {
   // Two self-signed pairs: a.crt with b.key is a certificate and a key that do not belong together.
   for (const name of ['a', 'b']) selfSigned(dir, name);
   writeFileSync(file('garbage.crt'), 'not a certificate\n');
+  execFileSync('mkfifo', [file('settings.fifo')]);
+  writeFileSync(file('huge.ini'), Buffer.alloc(2 * 1024 * 1024, '; padding\n'));
   busy = net.createServer().listen(0, '127.0.0.1');
   await new Promise((resolve) => busy.once('listening', resolve));
 });
@@ -119,7 +133,12 @@ describe(`operator errors: ${CASES.length} bad inputs, each one line and its exi
   it('has at least 40 cases', () => expect(CASES.length).toBeGreaterThanOrEqual(40));
 
   it.each(CASES.map((c) => [`${c.ini ? 'ini' : c.env ? 'env' : 'flag'}: ${c.what}`, c] as const))('%s', async (_, c) => {
-    const args = (c.args ?? []).map((a) => (a === 'PORT' ? `127.0.0.1:${busyPort()}` : a));
+    const named: Record<string, () => string> = {
+      PORT: () => `127.0.0.1:${busyPort()}`,
+      FIFO: () => file('settings.fifo'),
+      HUGE: () => file('huge.ini'),
+    };
+    const args = (c.args ?? []).map((a) => named[a]?.() ?? a);
     const env = c.env ?? {};
     if (c.ini !== undefined) {
       const ini = file('bad.ini');

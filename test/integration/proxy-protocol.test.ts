@@ -92,3 +92,25 @@ it("reads the header before the TLS handshake of a server script's own https ser
   await healthCheckPassed(metricsPort);
   await server.stop();
 });
+
+it('header_timeout counts from the connection: time spent on the PROXY header is part of it', async () => {
+  const headerTimeout = 4;
+  const server = await startServer(['-w', '1', '--proxy-protocol', 'v1', '--header-timeout', String(headerTimeout), HELLO_APP]);
+  const socket = net.connect(server.port, '127.0.0.1');
+  let text = '';
+  socket.on('data', (d) => (text += String(d)));
+  const closed = new Promise((resolve) => socket.on('error', () => {}).on('close', resolve));
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const openedAt = Date.now();
+  const header = v1('PROXY TCP4 203.0.113.7 192.0.2.1 40001 80');
+  // Most of header_timeout goes on the PROXY header, then the request's headers start and stall.
+  socket.write(header.subarray(0, 10));
+  await new Promise((resolve) => setTimeout(resolve, (headerTimeout - 1) * 1000));
+  socket.write(Buffer.concat([header.subarray(10), Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n')]));
+  await closed;
+  const lifetime = Date.now() - openedAt;
+  expect(text).toMatch(/^HTTP\/1\.1 408 /);
+  // Counted from the PROXY header's end, it would be header_timeout more: 7 s.
+  expect(lifetime).toBeLessThan((headerTimeout + 2) * 1000);
+  await server.stop();
+});

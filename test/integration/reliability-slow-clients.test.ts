@@ -138,6 +138,25 @@ describe('slow clients', () => {
     );
   });
 
+  it('a body that stops coming is cut by request_timeout, even when header_timeout is longer', async () => {
+    const requestTimeout = 3;
+    const headerTimeout = 20;
+    const server = await start(['-w', '1', '--header-timeout', String(headerTimeout), '--request-timeout', String(requestTimeout), APP]);
+    const socket = net.connect(server.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    const closed = new Promise((resolve) => socket.on('error', () => {}).on('close', resolve));
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const openedAt = Date.now();
+    // 3 bytes of a 100-byte body, then nothing.
+    socket.write('POST /body HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc');
+    await closed;
+    const lifetime = Date.now() - openedAt;
+    expect(statusesOf(received)[0]).toBe(408);
+    // Cut by header_timeout, it would live 20 s.
+    expect(lifetime).toBeLessThan(requestTimeout * 1000 + SLACK_MS);
+  });
+
   it('readers that never read a large response do not block other clients', async () => {
     const server = await start(['-w', '2', APP]);
     const before = (await workerPids(server.proc.pid!)).sort();
