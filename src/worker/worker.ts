@@ -39,7 +39,10 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const title = `tsgunicorn: worker [${titleName(settings)}]`;
   process.title = title;
   const logger = createLogger(settings, { journal: journalForStderr(journalIdentifier(settings)) });
-  process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
+  const bootCrash = (err: unknown) => void failBoot(describeLoadFailure(err), logger);
+  // Until it serves, the app's own error ends the boot at once, as under plain node (exit 4, not a timeout).
+  process.on('uncaughtException', bootCrash);
+  process.on('unhandledRejection', bootCrash);
   const app = await loadAppOrExit(settings, secure, logger);
   const hooks = await loadHooks(settings.hooks, process.cwd(), logger);
 
@@ -65,7 +68,6 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     FIRST_LISTEN_FD,
     socketCount,
     settings,
-    app.interface === 'server' ? app.server.callback : null,
     pauseReporter(settings.max_connections, logger, metrics),
   );
   // A framework's server may name the process after itself (Next.js does).
@@ -84,17 +86,31 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     { fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
     logger,
   );
-  obeyMaster((mode) => drainAndExit(mode, serving, handler, settings, logger, metrics), handler, logger, metrics);
+  process.off('uncaughtException', bootCrash);
+  process.off('unhandledRejection', bootCrash);
+  process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
+  obeyMaster(
+    (mode) => drainAndExit(mode, serving, handler, settings, logger, metrics),
+    app.interface === 'server' ? server : null,
+    handler,
+    logger,
+    metrics,
+  );
 }
 
 /** The app, or the worker exits with the reason sent to the master (which reports it once, as exit 4 or a failed reload). */
 async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger): Promise<LoadedApp> {
   let refusal: { message: string; exitCode: number };
   try {
-    const app = await loadApp(settings, process.cwd(), {
-      onFetchError: (err) => logger.error('Error in the fetch handler', err),
-      onParked: (asked, reason) => logParked(logger, asked, reason),
-    });
+    const app = await loadApp(
+      settings,
+      process.cwd(),
+      {
+        onFetchError: (err) => logger.error('Error in the fetch handler', err),
+        onParked: (asked, reason) => logParked(logger, asked, reason),
+      },
+      { fd: FIRST_LISTEN_FD, backlog: settings.backlog },
+    );
     if (app.interface !== 'server' || !secure) return app;
     // tsgunicorn's TLS wraps only servers of its own; the app's server is the app's.
     const ownTls = app.server.secure
@@ -104,6 +120,11 @@ async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger
   } catch (err) {
     refusal = describeLoadFailure(err);
   }
+  return failBoot(refusal, logger);
+}
+
+/** Sends the reason to the master (which reports it once, as exit 4 or a failed reload) and exits. */
+async function failBoot(refusal: { message: string; exitCode: number }, logger: Logger): Promise<never> {
   send({ type: 'app-error', message: refusal.message });
   await logger.close();
   process.exit(refusal.exitCode);
@@ -133,6 +154,7 @@ function createServer(
 /** What the master and signals ask of a serving worker. */
 function obeyMaster(
   drainAndExit: (mode: 'retire' | 'stop') => Promise<void>,
+  appServer: Server | null,
   handler: RequestHandler,
   logger: Logger,
   metrics: WorkerMetrics,
@@ -151,6 +173,15 @@ function obeyMaster(
     logger.critical('Uncaught exception in the app; this worker stops and is replaced', err);
     drain('stop');
   });
+  // The app closed the server it is served through: nothing reaches it any more,
+  // unless it listens again (in its close callback, say), which serves on.
+  appServer?.on('close', () =>
+    setImmediate(() => {
+      if (stopping || appServer.listening) return;
+      logger.error('The app closed its server (server.close()) and did not listen again; this worker stops and is replaced');
+      drain('stop');
+    }),
+  );
   process.on('message', (message: MasterMessage) => {
     switch (message.type) {
       case 'retire':
@@ -204,13 +235,21 @@ function pauseReporter(max: number, logger: Logger, metrics: WorkerMetrics): () 
 }
 
 function logParked(logger: Logger, asked: string, reason: ParkReason): void {
+  const served = hasCaptured()?.asked;
   if (reason === 'alias') {
-    logger.debug(`The app's server for ${asked} is served on tsgunicorn's sockets with its first server`);
+    logger.debug(`The app's server for ${asked} is served on tsgunicorn's sockets with its main server`);
+    return;
+  }
+  if (reason === 'late-main') {
+    logger.warning(
+      `The app's server asking for ${asked} ($PORT or tsgunicorn's port) started after its server for ${served}, ` +
+        `which tsgunicorn already serves: ${asked} is NOT served. Start the main server first, or serve the other one's routes from it`,
+    );
     return;
   }
   const why =
     reason === 'second-server'
-      ? `tsgunicorn serves only the app's first server (${hasCaptured()?.asked}) on its sockets`
+      ? `tsgunicorn serves one server of the app on its sockets (${served}: the one asking for $PORT or tsgunicorn's port, else the first)`
       : 'the app is served from its export';
   logger.warning(
     `The app started another HTTP server, asking for ${asked}; it is not bound, since ${why}. ` +
