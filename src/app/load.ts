@@ -3,6 +3,7 @@
 // the module starts its own HTTP server, that server (a server script).
 import type { IncomingMessage, RequestListener } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EXIT } from '../ipc.js';
@@ -46,7 +47,7 @@ export interface LoadEvents {
  * server script's server listens on `target` (null: nothing is bound, as for --check-config).
  */
 export async function loadApp(
-  settings: Pick<Settings, 'app' | 'interface' | 'timeout' | 'bind'>,
+  settings: Pick<Settings, 'app' | 'app_args' | 'interface' | 'timeout' | 'bind'>,
   cwd: string,
   events: LoadEvents,
   target: ServeTarget | null = null,
@@ -54,6 +55,7 @@ export async function loadApp(
   const parsed = parseAppSpec(settings.app!);
   const file = resolveAppModule(parsed.module, cwd);
   const shown = path.basename(file);
+  process.argv = [process.argv[0]!, mainPath(path.resolve(cwd, parsed.module), file), ...settings.app_args];
   captureListen({ target, mainPorts: mainPorts(settings), onParked: events.onParked });
   // An explicit NAME is what is served: servers the module starts while imported are not.
   if (parsed.explicitName) stopCapturing();
@@ -109,6 +111,15 @@ export async function loadApp(
   } finally {
     releaseExitGuard();
   }
+}
+
+/**
+ * process.argv[1] as when APP is run: the path as given, made absolute (a .bin
+ * link stays a link, as node leaves it), except for a shell shim, which execs
+ * node on the script it names.
+ */
+function mainPath(given: string, file: string): string {
+  return statSync(given).isFile() && realpathSync(given) !== file ? file : given;
 }
 
 /** $PORT and the ports tsgunicorn binds: a server asking for one of them is the app's main server. */
