@@ -29,6 +29,9 @@ const send = (message: WorkerMessage): void => {
   if (process.connected) process.send!(message);
 };
 
+/** Set once the boot failed: the worker exits, and must not say it is ready meanwhile. */
+let bootFailed = false;
+
 process.once('message', (message: MasterMessage) => {
   if (message.type === 'boot') void boot(message.settings, message.sockets, message.secure, message.workerId);
 });
@@ -39,10 +42,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const title = `tsgunicorn: worker [${titleName(settings)}]`;
   process.title = title;
   const logger = createLogger(settings, { journal: journalForStderr(journalIdentifier(settings)) });
-  const bootCrash = (err: unknown) => void failBoot(describeLoadFailure(err), logger);
-  // Until it serves, the app's own error ends the boot at once, as under plain node (exit 4, not a timeout).
-  process.on('uncaughtException', bootCrash);
-  process.on('unhandledRejection', bootCrash);
+  const stopFailingBoot = failBootOnAppErrors(logger);
   const app = await loadAppOrExit(settings, secure, logger);
   const hooks = await loadHooks(settings.hooks, process.cwd(), logger);
 
@@ -73,6 +73,8 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   // A framework's server may name the process after itself (Next.js does).
   process.title = title;
   await hooks.run('post_worker_init', { pid: process.pid, id: workerId });
+  // The app failed meanwhile (an error in its listen() callback): the worker is exiting with it.
+  if (bootFailed) return;
   send({
     type: 'ready',
     app:
@@ -86,8 +88,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     { fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
     logger,
   );
-  process.off('uncaughtException', bootCrash);
-  process.off('unhandledRejection', bootCrash);
+  stopFailingBoot();
   process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
   obeyMaster(
     (mode) => drainAndExit(mode, serving, handler, settings, logger, metrics),
@@ -123,8 +124,27 @@ async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger
   return failBoot(refusal, logger);
 }
 
+/**
+ * Until the worker serves, an error the app throws or a rejection it leaves
+ * unhandled ends the boot at once with that error (exit 4), as plain node exits
+ * on it, rather than a wait for listen() that never comes; unless the app
+ * handles such errors itself, as node then lets it.
+ */
+function failBootOnAppErrors(logger: Logger): () => void {
+  const events = ['uncaughtException', 'unhandledRejection'] as const;
+  const handlers = events.map((event) => {
+    const handler = (err: unknown) => {
+      if (process.listenerCount(event) === 1) void failBoot(describeLoadFailure(err), logger);
+    };
+    process.on(event, handler);
+    return handler;
+  });
+  return () => events.forEach((event, i) => process.off(event, handlers[i]!));
+}
+
 /** Sends the reason to the master (which reports it once, as exit 4 or a failed reload) and exits. */
 async function failBoot(refusal: { message: string; exitCode: number }, logger: Logger): Promise<never> {
+  bootFailed = true;
   send({ type: 'app-error', message: refusal.message });
   await logger.close();
   process.exit(refusal.exitCode);

@@ -4,6 +4,7 @@
 // not HTTP.
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -43,6 +44,25 @@ describe('the served server, as plain node has it', () => {
     expect(await json(`${url}/address-at-listen`)).toEqual({ atListen: sock, listeningAtListen: true, now: sock });
   });
 
+  it('Fastify, which reads address() to log it, boots under a unix bind alone and serves there', async () => {
+    const sock = path.join(mkdtempSync(path.join(os.tmpdir(), 'tsg-life-')), 'app.sock');
+    const server = await start(['-w', '2', '-b', `unix:${sock}`, path.join(FIXTURES, 'frameworks', 'fastify', 'server.js')], {
+      waitReady: false,
+    });
+    await server.waitFor(/Booted 2 workers/);
+    const body = await new Promise<string>((resolve, reject) => {
+      http
+        .get({ socketPath: sock, path: '/pid' }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve(text));
+        })
+        .on('error', reject);
+    });
+    expect(body).toMatch(/^\d+$/);
+    expect(server.output()).toContain(`Server listening at ${sock}`);
+  });
+
   it('an app that closes its server ends that worker, which is logged and replaced', async () => {
     const server = await start(['-w', '1', script('lifecycle.mjs')], { env: { SCRIPT_PORT: String(await freePort()) } });
     const pid = (await request(`${server.url}/close`)).body.replace('closing ', '');
@@ -70,7 +90,7 @@ describe('the served server, as plain node has it', () => {
       env: { SCRIPT_PORT: String(await freePort()), TLS_CERT: certfile, TLS_KEY: keyfile },
     });
     expect(server.output()).toMatch(new RegExp(`Listening at: https://127\\.0\\.0\\.1:${server.port} `));
-    expect(server.output()).toMatch(new RegExp(`own-tls\\.mjs asked for :\\d+; serving on https://127\\.0\\.0\\.1:${server.port}`));
+    await server.waitFor(new RegExp(`own-tls\\.mjs asked for :\\d+; serving on https://127\\.0\\.0\\.1:${server.port}`));
     expect(server.output()).not.toMatch(/http:\/\/127/);
   });
 });
@@ -146,7 +166,7 @@ describe('a boot that fails ends at once, with the app’s own error', () => {
     });
     expect(result.code).toBe(4);
     expect(result.stderr).toMatch(
-      /TypeError: boom in the listen callback\n\s+at Server\.<anonymous> \(file:\/\/.*listen-callback-throws\.mjs:5:/,
+      /TypeError: boom in the listen callback\n\s+at Server\.<anonymous> \(file:\/\/.*listen-callback-throws\.mjs:7:/,
     );
   });
 });
