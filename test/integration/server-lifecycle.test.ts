@@ -4,7 +4,6 @@
 // not HTTP.
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -50,15 +49,7 @@ describe('the served server, as plain node has it', () => {
       waitReady: false,
     });
     await server.waitFor(/Booted 2 workers/);
-    const body = await new Promise<string>((resolve, reject) => {
-      http
-        .get({ socketPath: sock, path: '/pid' }, (res) => {
-          let text = '';
-          res.on('data', (d) => (text += d));
-          res.on('end', () => resolve(text));
-        })
-        .on('error', reject);
-    });
+    const { body } = await request('http://localhost/pid', { socketPath: sock });
     expect(body).toMatch(/^\d+$/);
     expect(server.output()).toContain(`Server listening at ${sock}`);
   });
