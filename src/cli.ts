@@ -14,6 +14,7 @@ import { createLogger } from './logging/logger.js';
 import { Master } from './master/master.js';
 import { instanceSettings } from './settings/instance.js';
 import { checkFiles } from './settings/preflight.js';
+import { words } from './settings/kinds.js';
 import { ConfigError, describeSource, resolveSettings, type CliValues, type ResolvedSettings } from './settings/resolve.js';
 import { formatSetting, journalIdentifier, schema, settingNames, type SettingName, type Settings } from './settings/schema.js';
 import { BindError, checkCanListen } from './sockets.js';
@@ -32,6 +33,7 @@ function buildProgram(
     .description('Serve a Node.js web app with a master process and pre-forked workers (the Gunicorn of Node.js).')
     .version(version, '-v, --version')
     .argument('[APP]', 'MODULE[:NAME] or MODULE:factory(ARGS): a .js/.mjs/.cjs/.ts file and the export to serve (default: app)')
+    .argument('[ARGS...]', 'after --: the arguments the app gets in process.argv, as with node APP ARGS (app_args)')
     .helpOption('-h, --help', 'Show this help')
     .addOption(
       new Option('--check-config', 'Validate the settings and import the app, then exit (0 when all is well)').helpGroup('Commands:'),
@@ -88,8 +90,10 @@ async function parseCommandLine(argv: string[]): Promise<CommandLine | number> {
   );
   program.exitOverride();
   let appArgument: string | undefined;
-  program.action((app?: string) => {
+  let appArgs: string[] = [];
+  program.action((app: string | undefined, args: string[]) => {
     appArgument = app;
+    appArgs = args;
   });
   try {
     await program.parseAsync(argv);
@@ -107,6 +111,17 @@ async function parseCommandLine(argv: string[]): Promise<CommandLine | number> {
     if (name && value !== undefined) cli[name] = value as string | string[] | boolean;
   }
   if (appArgument) cli.app = appArgument;
+  if (appArgs.length > 0) {
+    // Only after --: a stray word is more likely a mistake than an argument for the app.
+    const dashes = argv.indexOf('--');
+    if (dashes === -1 || argv.length - dashes - 1 < appArgs.length) {
+      return failWith(
+        `unexpected argument ${JSON.stringify(appArgs[0])}: arguments for the app go after --, as in tsgunicorn [options] APP -- ARGS`,
+        EXIT.CONFIG,
+      );
+    }
+    cli.app_args = words.format(appArgs);
+  }
   return {
     cli,
     instance: options.instance as string | undefined,

@@ -3,12 +3,22 @@
 // the module starts its own HTTP server, that server (a server script).
 import type { IncomingMessage, RequestListener } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EXIT } from '../ipc.js';
 import type { Settings } from '../settings/schema.js';
 import { describeValue, shapeOf, toListener, unservableExport, type Interface } from './exports.js';
-import { captureListen, capturedServer, hasCaptured, stopCapturing, type CapturedServer, type ParkedListener } from './server-script.js';
+import {
+  captureListen,
+  capturedServer,
+  hasCaptured,
+  resumeCapturing,
+  stopCapturing,
+  type CapturedServer,
+  type ParkedListener,
+  type ServeTarget,
+} from './server-script.js';
 import { AppLoadError, parseAppSpec, resolveAppModule } from './spec.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -32,29 +42,35 @@ export interface LoadEvents {
   onParked: ParkedListener;
 }
 
-/** Loads settings.app (which the caller has checked is set) as a worker does. */
+/**
+ * Loads settings.app (which the caller has checked is set) as a worker does. A
+ * server script's server listens on `target` (null: nothing is bound, as for --check-config).
+ */
 export async function loadApp(
-  settings: Pick<Settings, 'app' | 'interface' | 'timeout'>,
+  settings: Pick<Settings, 'app' | 'app_args' | 'interface' | 'timeout' | 'bind'>,
   cwd: string,
   events: LoadEvents,
+  target: ServeTarget | null = null,
 ): Promise<LoadedApp> {
   const parsed = parseAppSpec(settings.app!);
   const file = resolveAppModule(parsed.module, cwd);
   const shown = path.basename(file);
-  captureListen(events.onParked);
+  process.argv = [process.argv[0]!, mainPath(path.resolve(cwd, parsed.module), file), ...settings.app_args];
+  captureListen({ target, mainPorts: mainPorts(settings), onParked: events.onParked });
+  // An explicit NAME is what is served: servers the module starts while imported are not.
+  if (parsed.explicitName) stopCapturing();
   const releaseExitGuard = guardExitWhileLoading();
   try {
     const importing = import(pathToFileURL(file).href) as Promise<Record<string, unknown>>;
-    // A module may wait (top-level await) for its server to be listening, which
-    // happens only once the worker serves it: the first listen() decides.
+    // A module may wait (top-level await) for its server's listening event: its
+    // listen() decides, not the end of the import.
     const first = await Promise.race([importing, capturedServer()]);
     if (isCaptured(first)) {
       importing.catch(rethrowOutsideLoad);
       return { interface: 'server', server: first, file };
     }
     const mod = first;
-    const listened = hasCaptured();
-    if (listened) return { interface: 'server', server: listened, file };
+    if (hasCaptured()) return { interface: 'server', server: await capturedServer(), file };
 
     let exported = parsed.name in mod ? mod[parsed.name] : parsed.name === 'app' && !parsed.explicitName ? mod.default : undefined;
     if (exported === undefined && parsed.explicitName) {
@@ -64,9 +80,9 @@ export async function loadApp(
     if (parsed.args) {
       if (typeof exported !== 'function')
         throw new AppLoadError(`${file}: ${parsed.name} is not a function, so it cannot be called as a factory`);
+      resumeCapturing();
       exported = await (exported as (...a: unknown[]) => unknown)(...parsed.args);
-      const started = hasCaptured();
-      if (started) return { interface: 'server', server: started, file };
+      if (hasCaptured()) return { interface: 'server', server: await capturedServer(), file };
     }
     const shape = exported === undefined ? null : shapeOf(exported, settings.interface, file, parsed.name);
     if (shape === 'node' || shape === 'fetch') {
@@ -75,6 +91,7 @@ export async function loadApp(
       return { interface: shape, listener: await toListener(exported, shape, file, parsed.name, events.onFetchError), upgrade, file };
     }
     if (shape === 'listen') {
+      resumeCapturing();
       const listening = (exported as { listen(): unknown }).listen();
       if (listening instanceof Promise) listening.catch(rethrowOutsideLoad);
     } else if (parsed.explicitName) {
@@ -94,6 +111,22 @@ export async function loadApp(
   } finally {
     releaseExitGuard();
   }
+}
+
+/**
+ * process.argv[1] as when APP is run: the path as given, made absolute (a .bin
+ * link stays a link, as node leaves it), except for a shell shim, which execs
+ * node on the script it names.
+ */
+function mainPath(given: string, file: string): string {
+  return statSync(given).isFile() && realpathSync(given) !== file ? file : given;
+}
+
+/** $PORT and the ports tsgunicorn binds: a server asking for one of them is the app's main server. */
+function mainPorts({ bind }: Pick<Settings, 'bind'>): number[] {
+  const ports = bind.flatMap((address) => (address.kind === 'tcp' && address.port > 0 ? [address.port] : []));
+  const port = Number(process.env.PORT);
+  return Number.isInteger(port) && port > 0 ? [port, ...ports] : ports;
 }
 
 function isCaptured(value: unknown): value is CapturedServer {

@@ -1,7 +1,7 @@
 // The APP spec (`MODULE[:NAME]` or `MODULE:factory(ARGS)`) and the file it names:
 // MODULE is a .js/.mjs/.cjs/.ts file, or a directory standing for its package's
 // entry point. Checked in the CLI before anything is forked, and again in workers.
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../ipc.js';
 
@@ -78,10 +78,12 @@ export function resolveAppModule(module: string, cwd: string): string {
   const target = path.resolve(cwd, module);
   const stat = statOrNull(target);
   if (!stat) throw new AppLoadError(`APP module ${target} does not exist`);
-  const file = stat.isDirectory() ? entryPointOf(target) : target;
-  if (!MODULE_EXTENSIONS.test(file)) {
+  const found = stat.isDirectory() ? entryPointOf(target) : target;
+  const file = MODULE_EXTENSIONS.test(found) ? found : binScript(found);
+  if (!file) {
     throw new AppLoadError(
-      `APP ${JSON.stringify(module)}: MODULE must be a .js, .mjs, .cjs or .ts file or a directory, as in app.ts or build/`,
+      `APP ${JSON.stringify(module)}: MODULE must be a .js, .mjs, .cjs or .ts file, a directory, or a package's bin ` +
+        '(a node_modules/.bin link, or a node script starting with #!), as in app.ts, build/ or node_modules/.bin/react-router-serve',
     );
   }
   try {
@@ -92,6 +94,28 @@ export function resolveAppModule(module: string, cwd: string): string {
   }
   checkTypeScriptSupport(file);
   return file;
+}
+
+/**
+ * The script a package's bin runs, or null: what a node_modules/.bin link points
+ * to, a file node runs itself (`#!/usr/bin/env node`), or the script a shell
+ * shim (pnpm's, cmd-shim's) runs with `exec node "$basedir/…"`.
+ */
+function binScript(file: string): string | null {
+  const real = realpathSync(file);
+  if (MODULE_EXTENSIONS.test(real)) return real;
+  let head: string;
+  try {
+    head = readFileSync(real, 'utf8').slice(0, 4096);
+  } catch {
+    return null;
+  }
+  const shebang = /^#!(.*)/.exec(head)?.[1];
+  if (!shebang) return null;
+  if (/\bnode\b/.test(shebang)) return real;
+  const shimmed = /"\$basedir\/([^"]+)"/g;
+  for (const [, target] of head.matchAll(shimmed)) if (MODULE_EXTENSIONS.test(target!)) return path.resolve(path.dirname(file), target!);
+  return null;
 }
 
 function entryPointOf(dir: string): string {

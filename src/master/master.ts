@@ -80,7 +80,6 @@ export class Master {
     logger.info(`Starting tsgunicorn ${this.options.version}`);
     if (!(await hooks.run('on_starting', this.hookView()))) return EXIT.FAILURE;
     this.sockets = await this.openSockets(this.settings);
-    for (const socket of this.sockets) logger.info(`Listening at: ${socket.label} (${process.pid})`);
     this.checkBind(this.options.resolved);
     if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
     this.installSignals();
@@ -98,6 +97,10 @@ export class Master {
     }
     this.phase = 'running';
     const served = this.servedApp();
+    // Said once the app is known: a server script's own TLS makes them https.
+    if (served?.interface === 'server' && served.secure)
+      for (const socket of this.sockets) socket.label = socket.label.replace(/^http:/, 'https:');
+    for (const socket of this.sockets) logger.info(`Listening at: ${socket.label} (${process.pid})`);
     logger.info(
       `Booted ${this.desiredWorkers} worker${this.desiredWorkers === 1 ? '' : 's'} (${describeServed(served, this.settings.app!)})`,
     );

@@ -24,6 +24,27 @@ export const text: Kind<string> = {
   format: (v) => v,
 };
 
+/**
+ * Command-line arguments written as one text (ini, environment): words split at
+ * whitespace; "double quotes" keep a word with spaces together, and inside them
+ * \" and \\ stand for " and \. No other shell syntax: nothing is expanded.
+ * format() quotes exactly what parse() reads back, so the `--` form of the
+ * command line round-trips.
+ */
+export const words: Kind<string[]> = {
+  form: 'arguments separated by spaces ("double quotes" around one holding spaces, \\" for a quote inside)',
+  parse(s) {
+    const found: string[] = [];
+    const word = /\s*(?:"((?:[^"\\]|\\["\\])*)"|([^\s"]+))(?=\s|$)/y;
+    let match: RegExpExecArray | null;
+    while (s.slice(word.lastIndex).trim() !== '' && (match = word.exec(s))) {
+      found.push(match[1] !== undefined ? match[1].replace(/\\(["\\])/g, '$1') : match[2]!);
+    }
+    return s.slice(word.lastIndex).trim() === '' ? found : fail(words.form, s);
+  },
+  format: (v) => v.map((w) => (/^[^\s"]+$/.test(w) ? w : `"${w.replace(/(["\\])/g, '\\$1')}"`)).join(' '),
+};
+
 /** A value that may be unset: an empty value means "not set". */
 export function optional<T>(kind: Kind<T>): Kind<T | null> {
   return {

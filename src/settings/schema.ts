@@ -22,6 +22,7 @@ import {
   tcpAddress,
   text,
   urlPath,
+  words,
   workerCount,
   type Kind,
 } from './kinds.js';
@@ -61,6 +62,13 @@ const specs = {
     flags: '--app <APP>',
     section: 'Config',
     help: 'The app to serve: MODULE[:NAME] or MODULE:factory(ARGS) (same as the positional APP).',
+  }),
+  app_args: def({
+    kind: words,
+    default: [],
+    flags: '--app-args <ARGS>',
+    section: 'Config',
+    help: 'Arguments the app gets in process.argv after its path, as with `node APP ARGS` (on the command line, also `tsgunicorn [options] APP -- ARGS`).',
   }),
   chdir: def({
     kind: optional(directory),

@@ -5,7 +5,7 @@
 // same request handling, TLS and upgrade listeners.
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import net from 'node:net';
-import { listenOnFd } from '../app/server-script.js';
+import { listenOnFd, startAccepting } from '../app/server-script.js';
 import { timerDelay } from '../settings/kinds.js';
 import type { Settings } from '../settings/schema.js';
 
@@ -94,11 +94,12 @@ export async function serveOnSockets(
   firstFd: number,
   count: number,
   settings: Settings,
-  onListening: (() => void) | null,
   onPause: () => void,
 ): Promise<Serving> {
   const servers: net.Server[] = [server];
-  await listenOnFd(server, firstFd, settings.backlog, onListening);
+  // A server script's server already listens there (server-script.ts), not yet accepting.
+  if (server.listening) startAccepting(server);
+  else await listenOnFd(server, firstFd, settings.backlog);
   for (let i = 1; i < count; i++) {
     const feeder = net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
     await listenOnFd(feeder, firstFd + i, settings.backlog);

@@ -29,6 +29,9 @@ const send = (message: WorkerMessage): void => {
   if (process.connected) process.send!(message);
 };
 
+/** Set once the boot failed: the worker exits, and must not say it is ready meanwhile. */
+let bootFailed = false;
+
 process.once('message', (message: MasterMessage) => {
   if (message.type === 'boot') void boot(message.settings, message.sockets, message.secure, message.workerId);
 });
@@ -39,7 +42,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const title = `tsgunicorn: worker [${titleName(settings)}]`;
   process.title = title;
   const logger = createLogger(settings, { journal: journalForStderr(journalIdentifier(settings)) });
-  process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
+  const stopFailingBoot = failBootOnAppErrors(logger);
   const app = await loadAppOrExit(settings, secure, logger);
   const hooks = await loadHooks(settings.hooks, process.cwd(), logger);
 
@@ -65,12 +68,13 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     FIRST_LISTEN_FD,
     socketCount,
     settings,
-    app.interface === 'server' ? app.server.callback : null,
     pauseReporter(settings.max_connections, logger, metrics),
   );
   // A framework's server may name the process after itself (Next.js does).
   process.title = title;
   await hooks.run('post_worker_init', { pid: process.pid, id: workerId });
+  // The app failed meanwhile (an error in its listen() callback): the worker is exiting with it.
+  if (bootFailed) return;
   send({
     type: 'ready',
     app:
@@ -84,17 +88,30 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     { fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
     logger,
   );
-  obeyMaster((mode) => drainAndExit(mode, serving, handler, settings, logger, metrics), handler, logger, metrics);
+  stopFailingBoot();
+  process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
+  obeyMaster(
+    (mode) => drainAndExit(mode, serving, handler, settings, logger, metrics),
+    app.interface === 'server' ? server : null,
+    handler,
+    logger,
+    metrics,
+  );
 }
 
 /** The app, or the worker exits with the reason sent to the master (which reports it once, as exit 4 or a failed reload). */
 async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger): Promise<LoadedApp> {
   let refusal: { message: string; exitCode: number };
   try {
-    const app = await loadApp(settings, process.cwd(), {
-      onFetchError: (err) => logger.error('Error in the fetch handler', err),
-      onParked: (asked, reason) => logParked(logger, asked, reason),
-    });
+    const app = await loadApp(
+      settings,
+      process.cwd(),
+      {
+        onFetchError: (err) => logger.error('Error in the fetch handler', err),
+        onParked: (asked, reason) => logParked(logger, asked, reason),
+      },
+      { fd: FIRST_LISTEN_FD, backlog: settings.backlog },
+    );
     if (app.interface !== 'server' || !secure) return app;
     // tsgunicorn's TLS wraps only servers of its own; the app's server is the app's.
     const ownTls = app.server.secure
@@ -104,6 +121,30 @@ async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger
   } catch (err) {
     refusal = describeLoadFailure(err);
   }
+  return failBoot(refusal, logger);
+}
+
+/**
+ * Until the worker serves, an error the app throws or a rejection it leaves
+ * unhandled ends the boot at once with that error (exit 4), as plain node exits
+ * on it, rather than a wait for listen() that never comes; unless the app
+ * handles such errors itself, as node then lets it.
+ */
+function failBootOnAppErrors(logger: Logger): () => void {
+  const events = ['uncaughtException', 'unhandledRejection'] as const;
+  const handlers = events.map((event) => {
+    const handler = (err: unknown) => {
+      if (process.listenerCount(event) === 1) void failBoot(describeLoadFailure(err), logger);
+    };
+    process.on(event, handler);
+    return handler;
+  });
+  return () => events.forEach((event, i) => process.off(event, handlers[i]!));
+}
+
+/** Sends the reason to the master (which reports it once, as exit 4 or a failed reload) and exits. */
+async function failBoot(refusal: { message: string; exitCode: number }, logger: Logger): Promise<never> {
+  bootFailed = true;
   send({ type: 'app-error', message: refusal.message });
   await logger.close();
   process.exit(refusal.exitCode);
@@ -133,6 +174,7 @@ function createServer(
 /** What the master and signals ask of a serving worker. */
 function obeyMaster(
   drainAndExit: (mode: 'retire' | 'stop') => Promise<void>,
+  appServer: Server | null,
   handler: RequestHandler,
   logger: Logger,
   metrics: WorkerMetrics,
@@ -151,6 +193,15 @@ function obeyMaster(
     logger.critical('Uncaught exception in the app; this worker stops and is replaced', err);
     drain('stop');
   });
+  // The app closed the server it is served through: nothing reaches it any more,
+  // unless it listens again (in its close callback, say), which serves on.
+  appServer?.on('close', () =>
+    setImmediate(() => {
+      if (stopping || appServer.listening) return;
+      logger.error('The app closed its server (server.close()) and did not listen again; this worker stops and is replaced');
+      drain('stop');
+    }),
+  );
   process.on('message', (message: MasterMessage) => {
     switch (message.type) {
       case 'retire':
@@ -204,13 +255,21 @@ function pauseReporter(max: number, logger: Logger, metrics: WorkerMetrics): () 
 }
 
 function logParked(logger: Logger, asked: string, reason: ParkReason): void {
+  const served = hasCaptured()?.asked;
   if (reason === 'alias') {
-    logger.debug(`The app's server for ${asked} is served on tsgunicorn's sockets with its first server`);
+    logger.debug(`The app's server for ${asked} is served on tsgunicorn's sockets with its main server`);
+    return;
+  }
+  if (reason === 'late-main') {
+    logger.warning(
+      `The app's server asking for ${asked} ($PORT or tsgunicorn's port) started after its server for ${served}, ` +
+        `which tsgunicorn already serves: ${asked} is NOT served. Start the main server first, or serve the other one's routes from it`,
+    );
     return;
   }
   const why =
     reason === 'second-server'
-      ? `tsgunicorn serves only the app's first server (${hasCaptured()?.asked}) on its sockets`
+      ? `tsgunicorn serves one server of the app on its sockets (${served}: the one asking for $PORT or tsgunicorn's port, else the first)`
       : 'the app is served from its export';
   logger.warning(
     `The app started another HTTP server, asking for ${asked}; it is not bound, since ${why}. ` +

@@ -103,3 +103,20 @@ export function buildNext(): Promise<Build> {
     }
   });
 }
+
+/**
+ * React Router (framework mode): `react-router build`, as its guide's `npm run
+ * build` runs it, into build/server and build/client. Built where node finds the
+ * repository's node_modules (the cache is inside it), as an app's own would.
+ */
+export function buildReactRouter(): Promise<Build> {
+  const src = path.join(FRAMEWORKS, 'react-router');
+  return cached('react-router', 'build/server/index.js', async (out) => {
+    cpSync(src, out, { recursive: true, filter: (from) => !OUTPUTS.has(path.basename(from)) && path.basename(from) !== 'build' });
+    await run(process.execPath, [path.join(ROOT, 'node_modules', '.bin', 'react-router'), 'build'], {
+      cwd: out,
+      env: { ...process.env, NODE_ENV: 'production' },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  });
+}

@@ -150,7 +150,9 @@ describe('more than one server, or none', () => {
       .split('\n')
       .filter((l) => l.includes('[WARNING] The app started another HTTP server'));
     expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toContain(`asking for :${admin}; it is not bound, since tsgunicorn serves only the app's first server (:${asked})`);
+    expect(warnings[0]).toContain(
+      `asking for :${admin}; it is not bound, since tsgunicorn serves one server of the app on its sockets (:${asked}:`,
+    );
     expect(server.output().match(/admin listening callback/g)).toHaveLength(2);
     expect(server.output()).not.toMatch(/EADDRINUSE/);
   });

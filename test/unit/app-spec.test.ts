@@ -39,9 +39,11 @@ describe('the file APP names', () => {
     expect(() => resolveAppModule('missing.mjs', dir)).toThrow(`APP module ${path.join(dir, 'missing.mjs')} does not exist`);
   });
 
-  it('only JavaScript and TypeScript files', () => {
-    const dir = tree({ 'app.py': '' });
-    expect(() => resolveAppModule('app.py', dir)).toThrow(/MODULE must be a .js, .mjs, .cjs or .ts file or a directory/);
+  it('only JavaScript and TypeScript files, directories and package bins', () => {
+    const dir = tree({ 'app.py': '', 'tool.sh': '#!/bin/sh\nexec python3 "$basedir/app.py" "$@"\n' });
+    for (const refused of ['app.py', 'tool.sh']) {
+      expect(() => resolveAppModule(refused, dir)).toThrow(/MODULE must be a .js, .mjs, .cjs or .ts file, a directory, or a package's bin/);
+    }
   });
 
   it("a directory stands for its package.json main, with Node's extension and index fallbacks", () => {

@@ -6,11 +6,41 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { LEVELS } from '../../src/logging/levels.js';
-import { controlSocket, group, headerName, logFile, optional, tcpAddress, urlPath, type TcpAddress } from '../../src/settings/kinds.js';
+import {
+  controlSocket,
+  group,
+  headerName,
+  logFile,
+  optional,
+  tcpAddress,
+  urlPath,
+  words,
+  type TcpAddress,
+} from '../../src/settings/kinds.js';
 import { resolveSettings } from '../../src/settings/resolve.js';
 import { formatSetting, schema, settingNames, type Settings } from '../../src/settings/schema.js';
 
 const TCP_FORM = 'expected HOST:PORT or [IPV6]:PORT, as in 127.0.0.1:9100';
+
+describe('words (app_args)', () => {
+  it.each([
+    ['build/server/index.js', ['build/server/index.js']],
+    ['  --mode  "two words" ', ['--mode', 'two words']],
+    ['"a \\"quote\\"" "back\\\\slash" "" a\\b', ['a "quote"', 'back\\slash', '', 'a\\b']],
+    ['', []],
+  ])('parses %j', (text, expected) => {
+    expect(words.parse(text)).toEqual(expected);
+  });
+
+  it('formats what it parses back, whatever the arguments hold (the -- form of the command line)', () => {
+    const args = ['plain', 'two words', 'a "quote"', 'back\\slash', '', 'tab\there', "it's"];
+    expect(words.parse(words.format(args))).toEqual(args);
+  });
+
+  it.each(['"unclosed', 'a"b', '"a"b'])('refuses %j, saying the form', (text) => {
+    expect(() => words.parse(text)).toThrow(/expected arguments separated by spaces/);
+  });
+});
 
 describe('tcpAddress (metrics_bind)', () => {
   it.each([
