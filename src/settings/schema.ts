@@ -16,6 +16,7 @@ import {
   list,
   logFile,
   megabytes,
+  moduleSpecifier,
   nonEmptyList,
   optional,
   seconds,
@@ -82,6 +83,14 @@ const specs = {
     flags: '--hooks <MODULE>',
     section: 'Config',
     help: 'A module exporting server hooks: on_starting, when_ready, on_reload, post_worker_init, worker_exit, on_exit.',
+  }),
+  preload: def({
+    kind: list(moduleSpecifier),
+    default: [],
+    flags: '--preload <MODULES>',
+    section: 'Config',
+    repeatable: true,
+    help: "Modules (package names or paths) each worker loads before the app, in order, as node --require/--import would (ESM or CommonJS): APM agents such as @opentelemetry/auto-instrumentations-node/register, dd-trace/init or newrelic. Looked up from chdir, then from the app's directory; one that fails to load stops the boot.",
   }),
   reload: def({
     kind: boolean,
