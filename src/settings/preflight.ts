@@ -33,7 +33,7 @@ export function checkFiles(settings: Settings, sources: Record<SettingName, Sour
       try {
         resolvePreload(specifier, dirs);
       } catch (err) {
-        throw new ConfigError(`${where('preload')}: ${(err as Error).message}`);
+        throw new ConfigError(`${describeSource(sources.preload)}: ${(err as Error).message}`);
       }
     }
   }
