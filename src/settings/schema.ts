@@ -224,14 +224,14 @@ const specs = {
     default: '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
     flags: '--access-logformat <FORMAT>',
     section: 'Logging',
-    help: "The access log line, in Gunicorn's atoms (h l u t r m U q H s B b f a T M D L p {header}i {header}o {var}e).",
+    help: "The access log line, in Gunicorn's atoms (h l u t r m U q H s B b f a T M D L p {header}i {header}o {var}e), and trace_id and span_id (the request's trace, - when none).",
   }),
   access_log_json: def({
     kind: boolean,
     default: false,
     flags: '--access-log-json',
     section: 'Logging',
-    help: 'Write each access log entry as one JSON object per line (time, method, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, headers) instead of access_log_format.',
+    help: 'Write each access log entry as one JSON object per line (time, method, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, trace_id and span_id when the request has a trace, headers) instead of access_log_format.',
   }),
   access_log_headers: def({
     kind: list(headerName),
