@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { unescape as percentDecode } from 'node:querystring';
 import { clfTimestamp } from './timestamps.js';
+import { traceOf } from './trace-context.js';
 
 export interface AccessEntry {
   req: IncomingMessage;
@@ -121,6 +122,9 @@ const ATOMS: Record<string, Atom> = {
     return `${Math.floor(us / 1e6)}.${String(us % 1e6).padStart(6, '0')}`;
   },
   p: (e) => `<${e.pid}>`,
+  // Hex digits only (trace-context.ts validates them), so nothing to escape.
+  trace_id: (e) => traceOf(e)?.traceId ?? '-',
+  span_id: (e) => traceOf(e)?.spanId ?? '-',
 };
 
 const unknownAtom: Atom = () => '-';

@@ -1,10 +1,12 @@
 // The JSON access log: one object per line with the journal entry's fields
 // (logger.ts accessFields) plus the query, the time and configured request
-// headers. Every string goes through JSON.stringify, which escapes quotes,
-// backslashes and all control characters (a client's bytes cannot end the line or
-// forge a field) and, being well-formed, lone surrogates too.
+// headers. Every string from the client goes through JSON.stringify, which
+// escapes quotes, backslashes and all control characters (a client's bytes
+// cannot end the line or forge a field) and, being well-formed, lone surrogates
+// too; the trace ids are validated hex digits (trace-context.ts).
 import type { AccessEntry } from './access-format.js';
 import { isoSecond } from './timestamps.js';
+import { traceOf } from './trace-context.js';
 
 const str = JSON.stringify as (value: string) => string;
 
@@ -27,6 +29,8 @@ export function compileJsonAccess(headers: readonly string[]): (e: AccessEntry) 
       `,"path":${str(q === -1 ? url : url.slice(0, q))},"query":${str(q === -1 ? '' : url.slice(q + 1))}` +
       `,"status":${e.res.statusCode},"bytes":${e.bytes},"duration_us":${Math.max(0, Math.floor(e.durationUs))}` +
       `,"remote_addr":${str(e.remoteAddr)},"user_agent":${ua === undefined ? 'null' : str(ua)},"worker_pid":${e.pid}`;
+    const trace = traceOf(e);
+    if (trace !== null) line += `,"trace_id":"${trace.traceId}","span_id":"${trace.spanId}"`;
     if (keys.length > 0) {
       line += ',"headers":{';
       for (let i = 0; i < keys.length; i++) {

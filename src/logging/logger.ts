@@ -11,6 +11,7 @@ import { compileJsonAccess } from './access-json.js';
 import type { Level } from './levels.js';
 import { LogOutput, type Report } from './log-output.js';
 import { errorLogTimestamp } from './timestamps.js';
+import { traceOf } from './trace-context.js';
 
 export interface Logger {
   debug(msg: string): void;
@@ -62,6 +63,7 @@ function errorFields(err: unknown): JournalFields | undefined {
 function accessFields(e: AccessEntry): JournalFields {
   const url = e.req.url ?? '';
   const q = url.indexOf('?');
+  const trace = traceOf(e);
   return {
     HTTP_METHOD: e.req.method,
     HTTP_PATH: q === -1 ? url : url.slice(0, q),
@@ -71,6 +73,8 @@ function accessFields(e: AccessEntry): JournalFields {
     REMOTE_ADDR: e.remoteAddr,
     USER_AGENT: e.req.headers['user-agent'],
     WORKER_PID: e.pid,
+    TRACE_ID: trace?.traceId,
+    SPAN_ID: trace?.spanId,
   };
 }
 

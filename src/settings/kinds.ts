@@ -198,6 +198,20 @@ export const keyValueList: Kind<string[]> = {
 };
 
 /**
+ * A module to load as `node --require`/`--import` would: a package name or a
+ * path. Not a flag ("--require x" written whole) nor a value holding spaces,
+ * which no package name or sane path has and which is a typo here.
+ */
+export const moduleSpecifier: Kind<string> = {
+  form: 'a module',
+  parse(s) {
+    const t = s.trim();
+    return t !== '' && !t.startsWith('-') && !/\s/.test(t) ? t : fail(moduleSpecifier.form, s);
+  },
+  format: (v) => v,
+};
+
+/**
  * A path the master requests itself (health_check_path): it goes into a request
  * line as written, so it starts with / and holds no space or control character
  * (Node refuses to send one, at probe time) and no fragment (never sent).

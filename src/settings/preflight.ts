@@ -5,6 +5,7 @@
 // not for --print-config, which shows settings before their directories exist.
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { preloadSearchDirs, resolvePreload } from '../app/preload.js';
 import { ConfigError, describeSource, type Source } from './resolve.js';
 import type { SettingName, Settings } from './schema.js';
 
@@ -28,6 +29,16 @@ export function checkFiles(settings: Settings, sources: Record<SettingName, Sour
     if (!isFile(file)) throw new ConfigError(`${where('hooks')}: ${file} does not exist: give the path of the module exporting the hooks`);
   }
   if (settings.certfile && settings.keyfile) checkCertificate(settings, where);
+  if (settings.preload.length > 0) {
+    const dirs = preloadSearchDirs(settings.app, base);
+    for (const specifier of settings.preload) {
+      try {
+        resolvePreload(specifier, dirs);
+      } catch (err) {
+        throw new ConfigError(`${describeSource(sources.preload)}: ${(err as Error).message}`);
+      }
+    }
+  }
 }
 
 function checkCertificate(settings: Settings, where: (name: SettingName) => string): void {

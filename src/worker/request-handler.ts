@@ -103,19 +103,22 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     if (oldest === undefined) markOldest(tracked);
     board.setInFlight(inFlight.size);
     metrics.requestStarted();
-    res.on('close', onClose);
     if (closeConnections) res.setHeader('connection', 'close');
     if (failingHealthPath !== null && isPath(req.url!, failingHealthPath)) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('Draining\n');
-      return;
+    } else {
+      try {
+        const result = callApp(req, res) as unknown;
+        if (result instanceof Promise) result.catch((err: unknown) => fail(req, res, err));
+      } catch (err) {
+        fail(req, res, err);
+      }
     }
-    try {
-      const result = callApp(req, res) as unknown;
-      if (result instanceof Promise) result.catch((err: unknown) => fail(req, res, err));
-    } catch (err) {
-      fail(req, res, err);
-    }
+    // Added once the app ran ('close' always comes later): an APM agent binds the
+    // response to its span as the request passes it, so this listener runs in
+    // that span's context, where the access log finds the trace (trace-context.ts).
+    res.on('close', onClose);
   }
 
   return {

@@ -58,20 +58,22 @@ export function applyServerSettings(server: Server, settings: Settings, pinned: 
   }
 }
 
+type Emit = (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
+
 /**
- * Routes the server's 'request' events through the listener `wrap(app)` makes,
- * where app emits them to the listeners the app attached (before or after this call).
+ * Routes the server's 'request' events through the listener `wrap(app)` makes
+ * (tsgunicorn's per-request services, once per request), where app reaches the
+ * app's listeners the way node's server does: through the server's emit as it is
+ * at that moment. That is the prototype's (http.Server.prototype.emit, or https's),
+ * which APM agents wrap (OpenTelemetry, dd-trace, New Relic), before or after
+ * this server exists; or an emit the app set on the server itself before listening.
  */
 export function interceptRequests<T extends { listener: RequestListener }>(server: Server, wrap: (app: RequestListener) => T): T {
   // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
-  const emit = server.emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
-  // EventEmitter keeps a lone listener as the function itself: calling it
-  // directly spares emit()'s argument array on every request.
-  const emitter = server as unknown as { _events: Record<string, unknown> };
+  const own = Object.hasOwn(server, 'emit') ? (server.emit as Emit) : null;
+  const proto = Object.getPrototypeOf(server) as { emit: Emit };
   const app: RequestListener = (req, res) => {
-    const listener = emitter._events.request;
-    if (typeof listener === 'function') listener.call(server, req, res);
-    else emit.call(server, 'request', req, res);
+    (own ?? proto.emit).call(server, 'request', req, res);
   };
   const wrapped = wrap(app);
   const listener = wrapped.listener;
@@ -80,6 +82,7 @@ export function interceptRequests<T extends { listener: RequestListener }>(serve
       listener(a as IncomingMessage, b as ServerResponse);
       return true;
     }
+    const emit = own ?? proto.emit;
     // 'connection' (one argument) comes with every connection: passed on
     // without materializing `arguments`; other events keep their exact arguments.
     if (arguments.length === 2) return emit.call(this, event, a);

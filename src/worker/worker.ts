@@ -3,8 +3,10 @@
 // the master with the heartbeat pipe at HEARTBEAT_FD and the sockets after it.
 import type { RequestListener, Server } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import { loadApp, type LoadedApp } from '../app/load.js';
+import { preloadSearchDirs, runPreloads } from '../app/preload.js';
 import { describeLoadFailure } from '../app/spec.js';
 import { hasCaptured, type ParkReason } from '../app/server-script.js';
 import { loadHooks } from '../hooks.js';
@@ -21,9 +23,13 @@ import { startWatchdog } from './watchdog/start.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
 
-// Not an ES import, for the reason given in metrics/server.ts: it would load the
-// bundled undici, tens of milliseconds of every worker's boot.
-const http = process.getBuiltinModule('node:http');
+// node:http and node:https are required where tsgunicorn creates its server, as an
+// app's server code requires them under node: an APM agent that hooks require
+// (OpenTelemetry, dd-trace, New Relic) patches them then, even when the app
+// itself never requires them (a fetch app). Not an ES import, for the reason
+// given in metrics/server.ts: it would load the bundled undici, tens of
+// milliseconds of every worker's boot.
+const require = createRequire(import.meta.url);
 
 const send = (message: WorkerMessage): void => {
   if (process.connected) process.send!(message);
@@ -103,6 +109,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
 async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger): Promise<LoadedApp> {
   let refusal: { message: string; exitCode: number };
   try {
+    await runPreloads(settings.preload, preloadSearchDirs(settings.app, process.cwd()));
     const app = await loadApp(
       settings,
       process.cwd(),
@@ -163,10 +170,11 @@ function createServer(
   }
   const handler = handlerFor(app.listener);
   const server = secure
-    ? process
-        .getBuiltinModule('node:https')
-        .createServer({ cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) }, handler.listener)
-    : http.createServer(handler.listener);
+    ? (require('node:https') as typeof import('node:https')).createServer(
+        { cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) },
+        handler.listener,
+      )
+    : (require('node:http') as typeof import('node:http')).createServer(handler.listener);
   if (app.upgrade) server.on('upgrade', app.upgrade);
   return { server, handler };
 }
