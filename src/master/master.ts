@@ -150,7 +150,10 @@ export class Master {
     for (const worker of this.exits.splice(0)) this.judgeExit(worker);
     if (this.stopSequence.requested) return this.stepStopping();
     const { workers } = this.workforce;
-    for (const worker of this.killRequests) worker.terminate('killed');
+    for (const worker of this.killRequests) {
+      if (worker.state !== 'retiring') this.reporting?.countRestart('killed');
+      worker.terminate('killed');
+    }
     this.killRequests.clear();
     killHung(workers, this.settings, this.logger, (reason) => this.reporting?.countRestart(reason));
     replaceOverMemory(workers, this.settings, this.logger);

@@ -9,7 +9,7 @@ import type { Settings } from '../settings/schema.js';
 import { WorkerProcess, type SpawnOptions } from './worker-process.js';
 
 /** Workers booting at once: imports compete for the CPUs, and 1,024 forks in one go exhaust a pids limit. */
-const MAX_BOOTING = Math.max(8, 2 * os.availableParallelism());
+export const MAX_BOOTING = Math.max(8, 2 * os.availableParallelism());
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
 
