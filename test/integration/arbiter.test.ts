@@ -77,7 +77,7 @@ describe('reload races', () => {
     set('hold-v2', '2'); // the second v2 worker stays booting
     const mark = server.output().length;
     server.signal('SIGHUP');
-    const [[, readyPid]] = await linesAfter(server, mark, /Worker \(pid:(\d+)\) ready in/);
+    const readyPid = (await linesAfter(server, mark, /Worker \(pid:(\d+)\) ready in/))[0]![1]!;
     await until('the second v2 worker held', () => existsSync(path.join(dir, 'claim-v2-2')));
     process.kill(Number(readyPid), 'SIGKILL');
     await linesAfter(server, mark, new RegExp(`Worker \\(pid:${readyPid}\\) was sent SIGKILL`));
