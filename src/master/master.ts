@@ -6,7 +6,7 @@
 // request, an exit) and wake the master; one step, step(), run after every event
 // and on a short tick, decides what follows: stop, reload, spawn, retire. So
 // events compose in any order, and a stop wins over everything.
-import { unlinkSync, watch, writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { EXIT, type ServedApp } from '../ipc.js';
 import { heartbeatIntervalMs } from '../heartbeat.js';
 import type { Hooks } from '../hooks.js';
@@ -14,13 +14,10 @@ import type { Logger } from '../logging/logger.js';
 import { MAX_WORKERS, resolveWorkerCount } from '../settings/kinds.js';
 import type { ResolvedSettings } from '../settings/resolve.js';
 import { titleName, type Settings } from '../settings/schema.js';
-import { bindAddresses, inheritSocket, type ListenSocket } from '../sockets.js';
-import { bindDisagreement } from '../systemd/bind-check.js';
+import type { ListenSocket } from '../sockets.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
-import { serviceUnit } from '../systemd/sandbox.js';
 import type { ReloadFailure } from '../status-line.js';
-import { MODULE_EXTENSIONS } from '../app/spec.js';
-import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
+import type { Notifier } from '../systemd/notify.js';
 import type { ReloadOutcome } from '../control/protocol.js';
 import { controlSocketPath } from '../control/paths.js';
 import type { ControlServer } from '../control/server.js';
@@ -28,7 +25,9 @@ import { bootFailure, describeBootFailure, type BootFailure } from './boot-failu
 import { startControl } from './control-handlers.js';
 import type { Liveness } from './liveness.js';
 import { reapOrphansAsInit } from './reaper.js';
-import { ReloadQueue, type ReloadRequest, type Rollout } from './reload-queue.js';
+import { Reloads, type Rollout } from './reload.js';
+import { checkBind, openSockets, workerEnv } from './listeners.js';
+import { watchSources } from './source-watcher.js';
 import type { ReportedFacts, Reporting } from './reporting.js';
 import { installSignals } from './signals.js';
 import { StopSequence } from './stop-sequence.js';
@@ -56,7 +55,7 @@ export class Master {
   private phase: 'booting' | 'running' | 'stopping' = 'booting';
   private readonly logger: Logger;
   private readonly workforce: Workforce;
-  private readonly reloads = new ReloadQueue();
+  private readonly reloads: Reloads;
   private readonly stopSequence: StopSequence;
   private readonly healthSupervision = new HealthSupervision();
   // What handlers recorded for the next step.
@@ -89,11 +88,23 @@ export class Master {
         settings,
         fds: this.sockets.map((s) => s.fd),
         secure: Boolean(settings.certfile),
-        env: this.workerEnv(settings),
+        env: workerEnv(settings, this.sockets),
       }),
       changed,
       exited: (worker) => this.recordExit(worker),
       restarted: (reason) => this.reporting?.countRestart(reason),
+    });
+    this.reloads = new Reloads({
+      logger: this.logger,
+      notifier: options.notifier,
+      hooks: options.hooks,
+      workforce: this.workforce,
+      serving: () => ({ generation: this.generation, settings: this.settings, count: this.desiredWorkers }),
+      reloadSettings: () => this.reloadSettings(),
+      onReload: () => options.hooks.run('on_reload', this.hookView()).then(() => undefined),
+      commit: (rollout) => this.commit(rollout),
+      failed: (reason, detail) => this.reloadFailed(reason, detail),
+      wake: changed,
     });
     this.stopSequence = new StopSequence({
       logger: this.logger,
@@ -115,9 +126,9 @@ export class Master {
     process.title = `tsgunicorn: master [${titleName(this.settings)}]`;
     logger.info(`Starting tsgunicorn ${this.options.version}`);
     if (!(await hooks.run('on_starting', this.hookView()))) return EXIT.FAILURE;
-    this.sockets = await this.openSockets(this.settings);
+    this.sockets = await openSockets(this.settings, this.options.inherited);
     for (const socket of this.sockets) logger.info(`Listening at: ${socket.label} (${process.pid})`);
-    this.checkBind(this.options.resolved);
+    checkBind(this.options.resolved, this.options.inherited, this.sockets, logger);
     if (this.settings.pidfile) writeFileSync(this.settings.pidfile, `${process.pid}\n`);
     installSignals(logger, {
       reload: () => void this.requestReload(),
@@ -163,7 +174,7 @@ export class Master {
       if (this.healthSupervision.decide(this.liveness, this.settings, watchdog, this.logger)) this.reloads.request('health', false);
     }
     if (this.phase === 'booting') return this.stepBoot();
-    this.stepRollout();
+    this.reloads.step();
     if (!this.reloads.current) this.workforce.balance(this.generation, this.settings, this.desiredWorkers);
   }
 
@@ -204,58 +215,6 @@ export class Master {
     this.stopSequence.step(this.wasServing);
   }
 
-  private stepRollout(): void {
-    const rollout = this.reloads.current;
-    if (!rollout) {
-      const next = this.reloads.next();
-      if (next) this.startRollout(next);
-      return;
-    }
-    if (rollout.failure) return this.endFailedRollout(rollout, rollout.failure);
-    if (!rollout.started) return;
-    this.workforce.balance(rollout.generation, rollout.settings, rollout.count);
-    if (this.workforce.ready(rollout.generation) >= rollout.count) this.commit(rollout);
-  }
-
-  // HUP: a new generation with fresh code and re-read settings; the old one retires
-  // only once every new worker accepts connections.
-  private startRollout(request: ReloadRequest): void {
-    this.options.notifier.reloading();
-    let settings = this.settings;
-    if (request.rereadConfig) {
-      let next: ResolvedSettings;
-      try {
-        next = this.options.reloadSettings();
-      } catch (err) {
-        const outcome = this.reloadFailed(`bad config: ${(err as Error).message}`, null);
-        for (const waiter of request.waiters) waiter(outcome);
-        return this.wake(); // a reload queued meanwhile
-      }
-      const rebind = JSON.stringify(next.settings.bind) !== JSON.stringify(this.settings.bind) && this.options.inherited.length === 0;
-      if (rebind) {
-        this.logger.warning('bind changed in the config: restart the server to listen on the new addresses');
-        next.settings.bind = this.settings.bind;
-      }
-      this.checkBind(next);
-      settings = next.settings;
-    }
-    const count = request.rereadConfig ? resolveWorkerCount(settings.workers) : this.desiredWorkers;
-    const rollout: Rollout = {
-      ...request,
-      generation: this.generation + 1,
-      settings,
-      count,
-      started: !request.rereadConfig,
-      failure: null,
-    };
-    this.reloads.current = rollout;
-    if (rollout.started) return this.wake();
-    void this.options.hooks.run('on_reload', this.hookView()).then(() => {
-      rollout.started = true;
-      this.wake();
-    });
-  }
-
   /** All the new generation serves: it takes over, with its settings and count; the old one retires. */
   private commit(rollout: Rollout): void {
     this.settings = rollout.settings;
@@ -273,18 +232,18 @@ export class Master {
     this.logger.info(`Reloaded: ${this.desiredWorkers} new worker(s) serving`);
     this.logListenRedirect(this.servedApp());
     this.options.notifier.ready();
-    this.reloads.settle({ ok: true, generation: this.generation });
-    this.wake(); // a reload queued meanwhile
   }
 
-  /** A worker of the new generation did not boot: the rest of it leaves, then the failure is told; the old one serves on. */
-  private endFailedRollout(rollout: Rollout, failure: BootFailure): void {
-    const left = [...this.workforce.workers].filter((w) => w.generation === rollout.generation && w.state !== 'exited');
-    // One that already serves finishes its requests first: no client sees the failed reload.
-    for (const worker of left) worker.retire('reload');
-    if (left.length > 0) return;
-    this.reloads.settle(this.reloadFailed(failure.reason, failure.detail));
-    this.wake();
+  /** HUP's settings: the config re-read, with bind kept (a new address needs a restart). */
+  private reloadSettings(): ResolvedSettings {
+    const next = this.options.reloadSettings();
+    const { inherited } = this.options;
+    if (JSON.stringify(next.settings.bind) !== JSON.stringify(this.settings.bind) && inherited.length === 0) {
+      this.logger.warning('bind changed in the config: restart the server to listen on the new addresses');
+      next.settings.bind = this.settings.bind;
+    }
+    checkBind(next, inherited, this.sockets, this.logger);
+    return next;
   }
 
   // One entry per failed reload: the reason on its first line, then the stack if there is one.
@@ -314,10 +273,9 @@ export class Master {
   /** TTIN, TTOU, scale: the count from now on, and of a rollout under way (which would commit its own). */
   private changeCount(change: (count: number) => number): number {
     this.desiredWorkers = change(this.desiredWorkers);
-    const rollout = this.reloads.current;
-    if (rollout) rollout.count = change(rollout.count);
+    const rolloutCount = this.reloads.changeCount(change);
     this.wake();
-    return rollout?.count ?? this.desiredWorkers;
+    return rolloutCount ?? this.desiredWorkers;
   }
 
   private recordExit(worker: WorkerProcess): void {
@@ -370,7 +328,7 @@ export class Master {
     if (this.stopSequence.requested) return this.closeServices();
     notifier.ready();
     await hooks.run('when_ready', this.hookView());
-    if (this.settings.reload && !this.stopSequence.requested) this.watchSources();
+    if (this.settings.reload && !this.stopSequence.requested) this.closeWatcher = watchSources(logger, () => void this.requestReload());
   }
 
   private controlHost() {
@@ -399,23 +357,6 @@ export class Master {
       },
       reopenLogs: () => this.reopenLogs(),
     };
-  }
-
-  // `reload`, for development: a changed source file reloads like HUP does.
-  private watchSources(): void {
-    const root = process.cwd();
-    let pending: NodeJS.Timeout | undefined;
-    const watcher = watch(root, { recursive: true }, (_event, file) => {
-      if (!file || /(^|\/)(node_modules|\.[^/]+)(\/|$)/.test(file)) return;
-      if (!MODULE_EXTENSIONS.test(file) && !file.endsWith('.json')) return;
-      clearTimeout(pending);
-      pending = setTimeout(() => {
-        this.logger.info(`${file} changed: reloading`);
-        void this.requestReload();
-      }, 200);
-    });
-    watcher.on('error', (err) => this.logger.warning(`reload: cannot watch ${root} (${err.message}); edit, then send HUP`));
-    this.closeWatcher = () => watcher.close();
   }
 
   /** The listeners close: nothing but the workers' exits matters from now on. */
@@ -460,41 +401,6 @@ export class Master {
     if (served?.interface !== 'server') return;
     const module = this.settings.app!.split(':')[0]!;
     this.logger.info(`${module} asked for ${served.asked}; serving on ${this.sockets.map((s) => s.label).join(', ')}`);
-  }
-
-  /** Says when the config's bind is not where systemd's sockets listen (bind edited, socket unit not restarted). */
-  private checkBind({ settings, sources }: ResolvedSettings): void {
-    if (this.options.inherited.length === 0 || sources.bind.kind !== 'file') return;
-    const where = `${sources.bind.file}:${sources.bind.line}`;
-    const warning = bindDisagreement(
-      settings.bind,
-      this.sockets.map((s) => s.address),
-      where,
-      serviceUnit(),
-    );
-    if (warning) this.logger.warning(warning);
-  }
-
-  private async openSockets(settings: Settings): Promise<ListenSocket[]> {
-    const scheme = settings.certfile ? 'https' : 'http';
-    if (this.options.inherited.length > 0) {
-      // Socket activation: systemd's sockets take precedence over `bind`.
-      return this.options.inherited.map(({ fd, name }) => inheritSocket(fd, `fd ${fd} ${name} from systemd`, scheme));
-    }
-    return bindAddresses(settings.bind, scheme);
-  }
-
-  private workerEnv(settings: Settings): NodeJS.ProcessEnv {
-    const env = systemdChildEnv(process.env);
-    for (const pair of settings.raw_env) {
-      const eq = pair.indexOf('=');
-      env[pair.slice(0, eq)] = pair.slice(eq + 1);
-    }
-    // Many apps read PORT (Next.js's server.js, `app.listen(process.env.PORT)`); unless the
-    // user set it, it names the port they are really served on.
-    const tcp = this.sockets.find((s) => s.target !== null && 'port' in s.target)?.target;
-    if (env.PORT === undefined && tcp && 'port' in tcp) env.PORT = String(tcp.port);
-    return env;
   }
 
   /** What metrics and STATUS= report, read at each report. */
