@@ -58,7 +58,12 @@ export class Workforce {
     }
     const booting = [...this.workers].filter((w) => w.state === 'booting').length;
     const spawns = Math.min(target - fresh.length, MAX_BOOTING - booting);
-    if (spawns > 0 && !this.backingOff()) for (let i = 0; i < spawns; i++) this.spawn(settings, generation);
+    // A fork that fails ends the batch: the next ones would fail alike.
+    for (let i = 0; i < spawns && !this.backingOff(); i++) if (!this.spawn(settings, generation)) break;
+    if (this.forkFailing && fresh.length >= target) {
+      this.forkFailing = false;
+      this.options.logger.info(`Workers start again: ${target} running`);
+    }
     const replaced = [...this.workers].filter((w) => w.generation === generation && w.replacing).sort((a, b) => a.startedAt - b.startedAt);
     let retiring = this.ready(generation) + replaced.length - target;
     for (const worker of replaced) {
@@ -73,10 +78,13 @@ export class Workforce {
    * did not boot (bootFailure, the log entry): wait before the next, longer each time.
    */
   backOff(failure: { forkError: Error } | { bootFailure: string }): void {
-    this.backoffMs = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, this.backoffMs * 2));
-    this.notBefore = Date.now() + this.backoffMs;
+    // Several failures of one batch make one wait, not a wait doubled for each.
+    if (!this.backingOff()) {
+      this.backoffMs = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, this.backoffMs * 2));
+      this.notBefore = Date.now() + this.backoffMs;
+    }
     if ('forkError' in failure) {
-      // A fork failure repeats until the host has room: said once, not at every retry.
+      // A fork failure repeats until the host has room: said once, until every worker wanted runs.
       if (!this.forkFailing) {
         this.options.logger.error(
           `Cannot start a worker: ${failure.forkError.message}; retrying, at most every ${BACKOFF_MAX_MS / 1000} s, until it works`,
@@ -104,13 +112,15 @@ export class Workforce {
     return Date.now() < this.notBefore;
   }
 
-  private spawn(settings: Settings, generation: number): void {
+  /** False when the fork failed. */
+  private spawn(settings: Settings, generation: number): boolean {
     let worker: WorkerProcess;
     try {
       worker = new WorkerProcess({ ...this.options.spawnOptions(settings), generation, id: this.nextId++ });
     } catch (err) {
       // Node throws some fork failures instead of emitting 'error': they cost this worker, never the master.
-      return this.backOff({ forkError: err as Error });
+      this.backOff({ forkError: err as Error });
+      return false;
     }
     this.workers.add(worker);
     if (worker.pid > 0) this.options.logger.info(`Booting worker with pid: ${worker.pid}`);
@@ -122,8 +132,6 @@ export class Workforce {
     worker.once('ready', () => {
       this.options.logger.debug(`Worker (pid:${worker.pid}) ready in ${Date.now() - worker.startedAt} ms`);
       this.backoffMs = 0;
-      if (this.forkFailing) this.options.logger.info('Workers start again');
-      this.forkFailing = false;
       this.options.changed();
     });
     worker.once('exit', () => {
@@ -131,5 +139,6 @@ export class Workforce {
       this.options.exited(worker);
       this.options.changed();
     });
+    return worker.pid > 0;
   }
 }

@@ -255,7 +255,8 @@ describe('no orphans: SIGKILL of the master', () => {
       const { dir, set } = raceDir('v1');
       set('hold-v1', how === 'waiting on a timer' ? '1' : '1 busy');
       const server = await start(['-w', '2', APP], { env: { RACE_DIR: dir }, waitReady: false });
-      await until('both workers importing', () => existsSync(path.join(dir, 'claim-v1-2')));
+      // Two workers importing at once, one of them spinning, on a loaded machine: give them time.
+      await until('both workers importing', () => existsSync(path.join(dir, 'claim-v1-2')), 60000);
       const workers = await workerPids(server.proc.pid!);
       expect(workers).toHaveLength(2);
       server.signal('SIGKILL');
