@@ -57,7 +57,7 @@ for (const dir of dirs) {
       .slice(0, 5)
       .join('\n');
     const hints = {
-      reaper: 'as PID 1 it will not reap orphaned processes',
+      reaper: 'as PID 1 it will not reap orphaned processes, and a worker booting when the master is killed lives on until its import ends',
       watchdog: "each worker's heartbeat runs on a node:worker_threads thread instead",
     };
     const hint = hints[name] ?? 'is libsystemd-dev installed?';

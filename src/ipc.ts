@@ -19,7 +19,8 @@ export const HEARTBEAT_FD = 4;
 export const FIRST_LISTEN_FD = 5;
 
 export type MasterMessage =
-  | { type: 'boot'; settings: Settings; sockets: number; secure: boolean; workerId: number }
+  /** `masterPid`: the worker leaves at once if its parent is already someone else (the master died before it could watch). */
+  | { type: 'boot'; settings: Settings; sockets: number; secure: boolean; workerId: number; masterPid: number }
   /** Stop accepting and leave once in-flight requests finish: recycling and reload. */
   | { type: 'retire' }
   /**

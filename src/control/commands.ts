@@ -3,6 +3,8 @@
 // load with the CLI (whose process becomes the master); what they do is in
 // client.ts, loaded when one runs.
 import { Command, Option } from 'commander';
+import { EXIT } from '../ipc.js';
+import { isScaleCount, SCALE_FORM } from './protocol.js';
 
 type Run = (code: Promise<number>) => void;
 
@@ -34,6 +36,11 @@ export function addControlCommands(program: Command, run: Run): void {
     .addOption(socketOption())
     .action((first: string, second: string | undefined, options: { socket?: string }) => {
       const [name, count] = nameThenValue(first, second);
+      // Decimal digits only: Number() would take 1e3, 0x10 and ' 4 '.
+      if (!/^\d+$/.test(count) || !isScaleCount(Number(count))) {
+        process.stderr.write(`tsgunicorn: error: scale: N must be ${SCALE_FORM}, not '${count}'\n`);
+        return run(Promise.resolve(EXIT.CONFIG));
+      }
       run(client().then((c) => c.simple(name, options, { v: 1, cmd: 'scale', workers: Number(count) })));
     });
   program

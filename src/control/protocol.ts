@@ -4,6 +4,7 @@
 // ("Operating a running server"); a change that breaks clients bumps VERSION.
 import type { HealthStatus } from '../health/health-check.js';
 import type { RestartReason } from '../metrics/aggregator.js';
+import { MAX_WORKERS } from '../settings/kinds.js';
 
 export const PROTOCOL_VERSION = 1;
 /** A request line longer than this is refused and the connection closed. */
@@ -54,6 +55,12 @@ export interface StatusReport {
   workers: WorkerReport[];
 }
 
+/** What `scale` takes: the bound of `workers` and TTIN. */
+export const SCALE_FORM = `a whole number from 1 to ${MAX_WORKERS}`;
+
+/** A worker count `scale` accepts. */
+export const isScaleCount = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_WORKERS;
+
 /** A refusal the client sees as the reply's error (thrown by the master's handlers). */
 export class ControlError extends Error {}
 
@@ -79,8 +86,8 @@ export function parseRequest(line: string): ControlRequest | string {
       if (request.wait !== undefined && typeof request.wait !== 'boolean') return 'reload: wait must be true or false';
       return { v: 1, cmd: 'reload', wait: request.wait === true };
     case 'scale':
-      if (!Number.isInteger(request.workers) || (request.workers as number) < 1) return 'scale: workers must be a whole number ≥ 1';
-      return { v: 1, cmd: 'scale', workers: request.workers as number };
+      if (!isScaleCount(request.workers)) return `scale: workers must be ${SCALE_FORM}, not ${JSON.stringify(request.workers)}`;
+      return { v: 1, cmd: 'scale', workers: request.workers };
     case 'kill-worker':
       if (!Number.isInteger(request.pid) || (request.pid as number) < 1) return 'kill-worker: pid must be a process id';
       return { v: 1, cmd: 'kill-worker', pid: request.pid as number };

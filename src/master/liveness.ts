@@ -34,8 +34,7 @@ export interface HealthRecord {
 export class Liveness extends EventEmitter<{ probe: [] }> {
   private healthCheck: HealthCheck | null = null;
   private watchdogTimer: NodeJS.Timeout | undefined;
-  /** Set by the master when it gives up on the app: no more WATCHDOG=1, so systemd restarts the service. */
-  watchdogStopped = false;
+  private watchdogStopped = false;
 
   constructor(private readonly options: LivenessOptions) {
     super();
@@ -77,6 +76,19 @@ export class Liveness extends EventEmitter<{ probe: [] }> {
   /** drain_delay: the path answers 503 on purpose now, so the probe stops; its last record stays. */
   stopHealthCheck(): void {
     this.healthCheck?.stop();
+  }
+
+  /** The master gives up on the app: no more WATCHDOG=1, so systemd restarts the service. */
+  stopWatchdogPings(): void {
+    this.watchdogStopped = true;
+  }
+
+  resumeWatchdogPings(): void {
+    this.watchdogStopped = false;
+  }
+
+  get pingsWatchdog(): boolean {
+    return !this.watchdogStopped;
   }
 
   get health(): HealthRecord {

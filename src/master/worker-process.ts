@@ -35,18 +35,18 @@ export interface SpawnOptions {
  */
 export type WorkerLifecycle =
   | { state: 'booting' }
-  /** `replacing`: a successor boots for it (recycling); it serves until that one is ready. */
-  | { state: 'ready'; replacing: boolean }
+  /** `replacing`: why a successor boots for it (recycling); it serves until that one is ready. */
+  | { state: 'ready'; replacing: RestartReason | null }
   /** `reason`: why the master ended it; `wasReady`: it had served (one that exits without is a boot failure). */
   | { state: 'retiring'; reason: RestartReason; wasReady: boolean }
   | { state: 'exited'; reason: RestartReason | null; wasReady: boolean };
 
 /**
- * Events: 'ready'; 'heartbeat' (Heartbeat); 'recycle' (reason); 'exit' (code,
- * signal). 'exit' is always the last.
+ * Events: 'ready'; 'recycle' (reason); 'exit' (code, signal). 'exit' is always
+ * the last, also for a worker that could not be spawned (`spawnError`).
  */
 export class WorkerProcess extends EventEmitter {
-  readonly child: ChildProcess;
+  private readonly child: ChildProcess;
   readonly pid: number;
   readonly generation: number;
   readonly id: number;
@@ -63,6 +63,11 @@ export class WorkerProcess extends EventEmitter {
   served: ServedApp | null = null;
   /** The snapshot a draining worker sends as it leaves. */
   finalMetrics: unknown = null;
+  /** Why the process could not be started (fork failed: EAGAIN under a pids limit, ENOMEM). */
+  spawnError: Error | null = null;
+  /** How it ended, once exited: its exit code, or null when a signal ended it. */
+  exitCode: number | null = null;
+  exitSignal: NodeJS.Signals | null = null;
   private lastBeatAt = 0;
   private nextMetricsId = 0;
   private readonly pendingMetrics = new Map<number, (data: unknown) => void>();
@@ -84,10 +89,24 @@ export class WorkerProcess extends EventEmitter {
       cwd: options.settings.chdir ?? process.cwd(),
     });
     this.pid = this.child.pid ?? -1;
+    if (this.child.pid === undefined) {
+      // A fork that failed (EAGAIN under a pids limit) costs this worker, never the
+      // master: Node reports it as an 'error' event, and no 'exit' follows.
+      this.child.once('error', (err) => {
+        this.spawnError = err;
+        this.lifecycle = { state: 'exited', reason: null, wasReady: false };
+        if (this.child.connected) this.child.disconnect();
+        for (const stream of this.child.stdio) stream?.destroy();
+        this.emit('exit', null, null);
+      });
+      return;
+    }
     this.readHeartbeats();
     this.child.on('message', (message: WorkerMessage) => this.onMessage(message));
     this.child.once('exit', (code, signal) => {
       const finish = () => {
+        this.exitCode = code;
+        this.exitSignal = signal;
         this.lifecycle = { state: 'exited', reason: this.retireReason, wasReady: this.everReady };
         for (const resolve of this.pendingMetrics.values()) resolve(null);
         this.pendingMetrics.clear();
@@ -103,7 +122,14 @@ export class WorkerProcess extends EventEmitter {
         finish();
       });
     });
-    this.send({ type: 'boot', settings: options.settings, sockets: options.fds.length, secure: options.secure, workerId: options.id });
+    this.send({
+      type: 'boot',
+      settings: options.settings,
+      sockets: options.fds.length,
+      secure: options.secure,
+      workerId: options.id,
+      masterPid: process.pid,
+    });
   }
 
   get state(): WorkerLifecycle['state'] {
@@ -116,8 +142,9 @@ export class WorkerProcess extends EventEmitter {
     return l.state === 'retiring' || l.state === 'exited' ? l.reason : null;
   }
 
-  get replacing(): boolean {
-    return this.lifecycle.state === 'ready' && this.lifecycle.replacing;
+  /** Why a successor is wanted for this serving worker (recycling), or null. */
+  get replacing(): RestartReason | null {
+    return this.lifecycle.state === 'ready' ? this.lifecycle.replacing : null;
   }
 
   /** It reached 'ready' at some point. */
@@ -126,9 +153,9 @@ export class WorkerProcess extends EventEmitter {
     return l.state === 'ready' || ((l.state === 'retiring' || l.state === 'exited') && l.wasReady);
   }
 
-  /** Recycling: a successor is booting for it (true), or failed to (false). */
-  setReplacing(replacing: boolean): void {
-    if (this.lifecycle.state === 'ready') this.lifecycle = { state: 'ready', replacing };
+  /** Recycling: it serves until a successor is ready. */
+  replaceFor(reason: RestartReason): void {
+    if (this.lifecycle.state === 'ready') this.lifecycle = { state: 'ready', replacing: reason };
   }
 
   send(message: MasterMessage): void {
@@ -136,20 +163,24 @@ export class WorkerProcess extends EventEmitter {
   }
 
   kill(signal: NodeJS.Signals): void {
-    if (this.state !== 'exited') this.child.kill(signal);
+    if (this.state !== 'exited' && this.spawnError === null) this.child.kill(signal);
   }
 
-  /** Graceful stop: finish in-flight requests, then exit (SIGTERM when the channel is gone). */
+  /**
+   * Graceful stop: finish in-flight requests, then exit. SIGTERM when the channel
+   * is gone, or while booting: a worker listens for messages only once it serves.
+   */
   stop(): void {
     if (this.state === 'exited') return;
-    if (this.child.connected) this.send({ type: 'stop' });
-    else this.child.kill('SIGTERM');
+    if (this.child.connected && this.state !== 'booting') this.send({ type: 'stop' });
+    else this.kill('SIGTERM');
   }
 
-  /** Stop accepting and leave once in-flight requests finish. */
+  /** Stop accepting and leave once in-flight requests finish; one still booting has none, and ends at once. */
   retire(reason: RestartReason): void {
     if (this.state === 'exited' || this.state === 'retiring') return;
-    this.lifecycle = { state: 'retiring', reason, wasReady: this.everReady };
+    if (this.state === 'booting') return this.terminate(reason);
+    this.lifecycle = { state: 'retiring', reason, wasReady: true };
     this.send({ type: 'retire' });
   }
 
@@ -157,7 +188,7 @@ export class WorkerProcess extends EventEmitter {
   terminate(reason: RestartReason): void {
     if (this.state === 'exited') return;
     this.lifecycle = { state: 'retiring', reason, wasReady: this.everReady };
-    this.child.kill('SIGKILL');
+    this.kill('SIGKILL');
   }
 
   /** What the control socket's status shows of this worker; `requests` comes from its metrics. */
@@ -202,7 +233,7 @@ export class WorkerProcess extends EventEmitter {
   private onMessage(message: WorkerMessage): void {
     switch (message.type) {
       case 'ready':
-        if (this.state === 'booting') this.lifecycle = { state: 'ready', replacing: false };
+        if (this.state === 'booting') this.lifecycle = { state: 'ready', replacing: null };
         this.served = message.app;
         this.lastProgressAt = Date.now();
         this.emit('ready');

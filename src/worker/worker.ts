@@ -20,6 +20,7 @@ import { journalForStderr } from '../systemd/journal.js';
 import { acceptProxyProtocol } from '../proxy-protocol/accept.js';
 import { ActivityBoard } from './activity-board.js';
 import { startWatchdog } from './watchdog/start.js';
+import { checkMaster, serving } from './master-death.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
 
@@ -39,7 +40,9 @@ const send = (message: WorkerMessage): void => {
 let bootFailed = false;
 
 process.once('message', (message: MasterMessage) => {
-  if (message.type === 'boot') void boot(message.settings, message.sockets, message.secure, message.workerId);
+  if (message.type !== 'boot') return;
+  checkMaster(message.masterPid);
+  void boot(message.settings, message.sockets, message.secure, message.workerId);
 });
 // A terminal's HUP reaches the whole process group; reloading is the master's job.
 process.on('SIGHUP', () => {});
@@ -69,7 +72,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   );
   applyServerSettings(server, settings, app.interface === 'server');
   acceptProxyProtocol(server, settings, logger);
-  const serving = await serveOnSockets(
+  const listening = await serveOnSockets(
     server,
     FIRST_LISTEN_FD,
     socketCount,
@@ -97,12 +100,13 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   stopFailingBoot();
   process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
   obeyMaster(
-    (mode) => drainAndExit(mode, serving, handler, settings, logger, metrics),
+    (mode) => drainAndExit(mode, listening, handler, settings, logger, metrics),
     app.interface === 'server' ? server : null,
     handler,
     logger,
     metrics,
   );
+  serving();
 }
 
 /** The app, or the worker exits with the reason sent to the master (which reports it once, as exit 4 or a failed reload). */

@@ -157,8 +157,8 @@ describe('commands that change the server', () => {
     expect(await runCli(['scale', '1', '--socket', sock])).toMatchObject({ code: 0 });
     await until('1 worker', async () => (await count()) === 1);
     const refused = await runCli(['scale', '0', '--socket', sock]);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('scale: workers must be a whole number ≥ 1');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe("tsgunicorn: error: scale: N must be a whole number from 1 to 1024, not '0'\n");
   });
 
   it('reopen-logs reopens the log files: after a rename, new lines go to a new file', async () => {

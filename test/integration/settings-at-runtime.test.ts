@@ -11,7 +11,7 @@ import { selfSigned } from '../helpers/tls.js';
 import { freePort } from '../helpers/ports.js';
 import { FIXTURES, serversStoppedAfterEach } from '../helpers/tsgunicorn.js';
 import { exchange } from '../fixtures/reliability/raw-client.js';
-import { sleep } from '../helpers/wait.js';
+import { requestInFlight } from '../helpers/in-flight.js';
 
 const start = serversStoppedAfterEach();
 const APP = path.join(FIXTURES, 'reliability/app.mjs');
@@ -49,10 +49,11 @@ describe('timeouts', () => {
 
   it('the longest graceful_timeout (2147483 s) lets a stop finish the request in flight', async () => {
     // The master's backstop after graceful_timeout (+ 2 s) would overflow a timer and kill at once.
-    const server = await start(['-w', '1', '--graceful-timeout', '2147483', '--keep-alive', '2147483', APP]);
-    const slow = request(`${server.url}/slowpid?ms=1500`);
-    // Sent before TERM: a request still in the backlog when the worker stops accepting would not be in flight.
-    await sleep(300);
+    const sock = path.join(scratch(), 'control.sock');
+    const server = await start(['-w', '1', '--graceful-timeout', '2147483', '--keep-alive', '2147483', '--control-socket', sock, APP]);
+    const slow = request(`${server.url}/slowpid?ms=3000`);
+    // In flight before TERM: a request still in the backlog when the worker stops accepting would not be.
+    await requestInFlight(sock);
     server.signal('SIGTERM');
     expect((await slow).status).toBe(200);
     expect(await server.exited()).toBe(0);

@@ -24,8 +24,10 @@ describe('parseRequest', () => {
     ['{"v":1}', 'unknown command undefined'],
     ['{"v":1,"cmd":"__proto__"}', 'unknown command "__proto__"'],
     ['{"v":1,"cmd":"reload","wait":"yes"}', 'reload: wait must be true or false'],
-    ['{"v":1,"cmd":"scale","workers":0}', 'scale: workers must be a whole number ≥ 1'],
-    ['{"v":1,"cmd":"scale","workers":1.5}', 'scale: workers must be a whole number ≥ 1'],
+    ['{"v":1,"cmd":"scale","workers":0}', 'scale: workers must be a whole number from 1 to 1024, not 0'],
+    ['{"v":1,"cmd":"scale","workers":1.5}', 'scale: workers must be a whole number from 1 to 1024, not 1.5'],
+    ['{"v":1,"cmd":"scale","workers":1025}', 'scale: workers must be a whole number from 1 to 1024, not 1025'],
+    ['{"v":1,"cmd":"scale","workers":"16"}', 'scale: workers must be a whole number from 1 to 1024, not "16"'],
     ['{"v":1,"cmd":"kill-worker","pid":"812"}', 'kill-worker: pid must be a process id'],
   ])('refuses %s: %s', (line, reason) => {
     expect(parseRequest(line)).toBe(reason);
