@@ -7,12 +7,12 @@ import { afterEach, expect, it } from 'vitest';
 import { interceptRequests } from '../../src/worker/serve.js';
 import { request } from '../helpers/http.js';
 
-const protoEmit = http.Server.prototype.emit;
+type Emit = (this: http.Server, event: string | symbol, ...args: unknown[]) => boolean;
+// eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was
+const protoEmit = http.Server.prototype.emit as Emit;
 afterEach(() => {
   http.Server.prototype.emit = protoEmit;
 });
-
-type Emit = typeof protoEmit;
 /** A wrapper of emit as agents write them, counting the 'request' events it passes on. */
 function counting(emit: Emit): { emit: Emit; seen: string[] } {
   const seen: string[] = [];
@@ -21,7 +21,7 @@ function counting(emit: Emit): { emit: Emit; seen: string[] } {
     emit: function (this: http.Server, event: string | symbol, ...args: unknown[]) {
       if (event === 'request') seen.push((args[0] as http.IncomingMessage).url!);
       return emit.apply(this, [event, ...args]);
-    } as Emit,
+    },
   };
 }
 
@@ -37,7 +37,7 @@ async function serving(server: http.Server, services: string[]): Promise<string>
 }
 
 it("runs the services once, then the prototype's emit as it is at request time, wrapped before or after", async () => {
-  const before = counting(http.Server.prototype.emit);
+  const before = counting(protoEmit);
   http.Server.prototype.emit = before.emit;
   const handled: string[] = [];
   const services: string[] = [];
@@ -48,7 +48,8 @@ it("runs the services once, then the prototype's emit as it is at request time, 
   const url = await serving(server, services);
   try {
     expect((await request(`${url}/one`)).body).toBe('ok');
-    const after = counting(http.Server.prototype.emit);
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- wrapped as an agent does
+    const after = counting(http.Server.prototype.emit as Emit);
     http.Server.prototype.emit = after.emit;
     expect((await request(`${url}/two`)).body).toBe('ok');
 
