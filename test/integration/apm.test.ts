@@ -69,7 +69,7 @@ async function traced(url: string, file: string): Promise<void> {
     const reply = await request(`${url}/users/${i}`, { headers: { traceparent: traceparent(i) } });
     expect(reply.status).toBe(200);
   }
-  await until(`${REQUESTS} SERVER spans in ${file}`, () => serverSpans(file).length >= REQUESTS);
+  await until(`${REQUESTS} SERVER spans in ${file}`, () => serverSpans(file).length >= REQUESTS, 30_000);
 }
 
 interface Shape {
