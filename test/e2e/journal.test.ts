@@ -1,5 +1,6 @@
 // Logging to journald: the master's start lines, one structured entry per
-// request with `accesslog = -` (none lost to journald's rate limit), and an app
+// request with `accesslog = -` (with its trace, when the request has one; none
+// lost to journald's rate limit), and an app
 // exception as one entry with its stack.
 import { describe, expect, it } from 'vitest';
 import { diagnose, installExampleApp, journalEntries, property, start, useMachine } from './fixture.js';
@@ -66,6 +67,26 @@ describe.each(SUITES)('%s: journal', (suite) => {
       expect(e.WORKER_PID).toMatch(/^\d+$/);
       expect(e.WORKER_PID).not.toBe(mainPid);
     }
+
+    // A request in a W3C trace: its entry names the trace; a malformed traceparent (uppercase hex) adds nothing.
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    expect((await request('http://127.0.0.1:8000/e2e-traced', { headers: { traceparent } })).status).toBe(200);
+    expect((await request('http://127.0.0.1:8000/e2e-badly-traced', { headers: { traceparent: traceparent.toUpperCase() } })).status).toBe(
+      200,
+    );
+    const [traced, badlyTraced] = await waitFor(
+      async () => {
+        const found = await journalEntries(m, unit, 'HTTP_STATUS=200');
+        const byPath = (p: string) => found.find((e) => e.HTTP_PATH === p);
+        const pair = [byPath('/e2e-traced'), byPath('/e2e-badly-traced')];
+        return pair[0] && pair[1] ? pair : undefined;
+      },
+      10_000,
+      () => `no access entries for /e2e-traced and /e2e-badly-traced in journalctl -u ${unit}`,
+    );
+    expect(traced).toMatchObject({ TRACE_ID: '4bf92f3577b34da6a3ce929d0e0e4736', SPAN_ID: '00f067aa0ba902b7' });
+    expect(badlyTraced).not.toHaveProperty('TRACE_ID');
+    expect(badlyTraced).not.toHaveProperty('SPAN_ID');
   });
 
   it("loses no access entry to journald's rate limit in a burst of thousands of requests", async () => {

@@ -69,7 +69,7 @@ async function traced(url: string, file: string): Promise<void> {
     const reply = await request(`${url}/users/${i}`, { headers: { traceparent: traceparent(i) } });
     expect(reply.status).toBe(200);
   }
-  await until(`${REQUESTS} SERVER spans in ${file}`, () => serverSpans(file).length >= REQUESTS);
+  await until(`${REQUESTS} SERVER spans in ${file}`, () => serverSpans(file).length >= REQUESTS, 30_000);
 }
 
 interface Shape {
@@ -82,6 +82,9 @@ const SHAPES: Shape[] = [
   { name: 'a server script (Express app.listen)', file: 'express-script.cjs', route: '/users/:id' },
   { name: 'an exported Express app', file: 'express-app.cjs', route: '/users/:id' },
   { name: 'an exported fetch app', file: 'fetch-app.cjs', route: undefined },
+  // No Koa or Fastify instrumentation is loaded: the span has no route, under node as here.
+  { name: 'an exported Koa app', file: 'koa-app.cjs', route: undefined },
+  { name: 'an exported Fastify instance (started with its listen())', file: 'fastify-app.cjs', route: undefined },
 ];
 const LOADS = [
   { name: 'required by the app', env: { TRACE_IN_APP: '1' }, node: [] as string[], tsgunicorn: [] as string[] },
