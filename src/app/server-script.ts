@@ -284,8 +284,9 @@ function park(server: net.Server, asked: NormalizedListen, callback: (() => void
     process.nextTick(listening);
     return;
   }
-  // Set now, as node's listen() with a host does, so that listen() again throws at once.
-  bound(null);
+  // As under node, listening only once the host is looked up; except a server
+  // that yielded its place, whose listening event node emits meanwhile.
+  if (!emit) bound(null);
   process.getBuiltinModule('node:dns').lookup(asked.host, (err, ip, family) => {
     if (err) {
       internals._handle = null;
