@@ -106,7 +106,7 @@ export function captureListen(capture: CaptureOptions): void {
     if (captured?.server === this && options.target) return listenAgain(this, args, options.target);
     const described = describeListen(asked);
     const main = isMainPort(asked);
-    if (state === 'capturing' && (!captured || (!decided && main && !captured.main && options.target && isTcp(captured.server)))) {
+    if (state === 'capturing' && (!captured || (!decided && main && !captured.main && (!options.target || isTcp(captured.server))))) {
       const previous = captured;
       captured = { server: this as Server, asked: described, secure, request: asked, main };
       if (options.target) listenOn(this, options.target, callback, previous?.server);
