@@ -110,18 +110,21 @@ async function parseCommandLine(argv: string[]): Promise<CommandLine | number> {
     const name = settingOf.get(attribute);
     if (name && value !== undefined) cli[name] = value as string | string[] | boolean;
   }
-  if (appArgument) cli.app = appArgument;
-  if (appArgs.length > 0) {
+  // Everything after -- is the app's: with APP from the config file, `tsgunicorn -c app.ini -- ARGS` has no APP before it.
+  const dashes = argv.indexOf('--');
+  const afterDashes = dashes === -1 ? [] : argv.slice(dashes + 1);
+  if (afterDashes.length > appArgs.length) {
+    appArgument = undefined;
+    appArgs = afterDashes;
+  } else if (afterDashes.length < appArgs.length) {
     // Only after --: a stray word is more likely a mistake than an argument for the app.
-    const dashes = argv.indexOf('--');
-    if (dashes === -1 || argv.length - dashes - 1 < appArgs.length) {
-      return failWith(
-        `unexpected argument ${JSON.stringify(appArgs[0])}: arguments for the app go after --, as in tsgunicorn [options] APP -- ARGS`,
-        EXIT.CONFIG,
-      );
-    }
-    cli.app_args = words.format(appArgs);
+    return failWith(
+      `unexpected argument ${JSON.stringify(appArgs[0])}: arguments for the app go after --, as in tsgunicorn [options] APP -- ARGS`,
+      EXIT.CONFIG,
+    );
   }
+  if (appArgument) cli.app = appArgument;
+  if (appArgs.length > 0) cli.app_args = words.format(appArgs);
   return {
     cli,
     instance: options.instance as string | undefined,

@@ -106,7 +106,7 @@ export function captureListen(capture: CaptureOptions): void {
     if (captured?.server === this && options.target) return listenAgain(this, args, options.target);
     const described = describeListen(asked);
     const main = isMainPort(asked);
-    if (state === 'capturing' && (!captured || (!decided && main && !captured.main && options.target && isTcp(captured.server)))) {
+    if (state === 'capturing' && (!captured || (!decided && main && !captured.main && (!options.target || isTcp(captured.server))))) {
       const previous = captured;
       captured = { server: this as Server, asked: described, secure, request: asked, main };
       if (options.target) listenOn(this, options.target, callback, previous?.server);
@@ -284,8 +284,9 @@ function park(server: net.Server, asked: NormalizedListen, callback: (() => void
     process.nextTick(listening);
     return;
   }
-  // Set now, as node's listen() with a host does, so that listen() again throws at once.
-  bound(null);
+  // As under node, listening only once the host is looked up; except a server
+  // that yielded its place, whose listening event node emits meanwhile.
+  if (!emit) bound(null);
   process.getBuiltinModule('node:dns').lookup(asked.host, (err, ip, family) => {
     if (err) {
       internals._handle = null;

@@ -29,10 +29,21 @@ describe('APP -- ARGS', () => {
     expect(JSON.parse((await request(server.url)).body)).toEqual(await plainArgv(script('argv.mjs'), ARGS));
   });
 
-  it('app_args in the config file (or TSGUNICORN_APP_ARGS) gives the same', async () => {
+  it('app_args in the config file, or TSGUNICORN_APP_ARGS, gives the same', async () => {
+    const written = '--mode "two words" "a \\"quote\\"" ""';
     const config = path.join(mkdtempSync(path.join(os.tmpdir(), 'tsg-args-')), 'app.ini');
-    writeFileSync(config, `app = ${script('argv.mjs')}\napp_args = --mode "two words" "a \\"quote\\"" ""\n`);
-    const server = await start(['-w', '1', '-b', '127.0.0.1:0', '-c', config]);
+    writeFileSync(config, `app = ${script('argv.mjs')}\napp_args = ${written}\n`);
+    const fromFile = await start(['-w', '1', '-b', '127.0.0.1:0', '-c', config]);
+    const fromEnv = await start(['-w', '1', script('argv.mjs')], { env: { TSGUNICORN_APP_ARGS: written } });
+    for (const server of [fromFile, fromEnv]) {
+      expect(JSON.parse((await request(server.url)).body)).toEqual(await plainArgv(script('argv.mjs'), ARGS));
+    }
+  });
+
+  it('with APP from the config file, everything after -- is the app’s', async () => {
+    const config = path.join(mkdtempSync(path.join(os.tmpdir(), 'tsg-args-')), 'app.ini');
+    writeFileSync(config, `app = ${script('argv.mjs')}\n`);
+    const server = await start(['-w', '1', '-b', '127.0.0.1:0', '-c', config, '--', ...ARGS]);
     expect(JSON.parse((await request(server.url)).body)).toEqual(await plainArgv(script('argv.mjs'), ARGS));
   });
 

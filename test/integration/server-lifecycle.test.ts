@@ -122,6 +122,11 @@ describe('which server is served', () => {
       .split('\n')
       .find((l) => l.includes(`asking for :${admin}; it is not bound`));
     expect(warning).toContain(`(:${server.port}: the one asking for $PORT`);
+    // --check-config names the same one.
+    const checked = await runCli(['--check-config', script('admin-first.mjs')], {
+      env: { ADMIN_PORT: String(admin), PORT: String(server.port) },
+    });
+    expect(checked.stdout).toContain(`loads as a server script (it asks for :${server.port},`);
   });
 
   it('one asking for $PORT after another was served: a loud warning naming both', async () => {
