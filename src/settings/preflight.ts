@@ -5,6 +5,8 @@
 // not for --print-config, which shows settings before their directories exist.
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { controlSocketPath } from '../control/paths.js';
+import { socketGroupProblem } from '../control/socket-group.js';
 import { ConfigError, describeSource, type Source } from './resolve.js';
 import type { SettingName, Settings } from './schema.js';
 
@@ -26,6 +28,9 @@ export function checkFiles(settings: Settings, sources: Record<SettingName, Sour
     if (!isFile(file)) throw new ConfigError(`${where('hooks')}: ${file} does not exist: give the path of the module exporting the hooks`);
   }
   if (settings.certfile && settings.keyfile) checkCertificate(settings, where);
+  const group = settings.control_socket_group;
+  const groupProblem = group !== null && controlSocketPath(settings.control_socket) !== null ? socketGroupProblem(group) : null;
+  if (groupProblem) throw new ConfigError(`${where('control_socket_group')}: ${groupProblem}`);
 }
 
 function checkCertificate(settings: Settings, where: (name: SettingName) => string): void {
