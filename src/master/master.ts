@@ -13,7 +13,7 @@ import { bindAddresses, inheritSocket, type ListenSocket } from '../sockets.js';
 import { bindDisagreement } from '../systemd/bind-check.js';
 import type { InheritedSocket } from '../systemd/listen-fds.js';
 import { serviceUnit } from '../systemd/sandbox.js';
-import { withSyntaxLocation } from '../syntax-location.js';
+import { loadErrorMessage, withSyntaxLocation } from '../syntax-location.js';
 import type { ReloadFailure } from '../status-line.js';
 import { MODULE_EXTENSIONS } from '../app/spec.js';
 import { systemdChildEnv, type Notifier } from '../systemd/notify.js';
@@ -154,7 +154,7 @@ export class Master {
     if (!worker.appError) return { code: exit, reason: this.describeBootFailure(worker, code).replace(/^Failed/, 'failed'), detail: null };
     const located = this.appErrorText(worker.appError);
     const where = located === worker.appError ? '' : ` at ${located.split('\n')[0]}`;
-    return { code: exit, reason: `the app failed to load: ${worker.appError.split('\n')[0]}${where}`, detail: located };
+    return { code: exit, reason: `the app failed to load: ${loadErrorMessage(located)}${where}`, detail: located };
   }
 
   /** A worker's load error, located when it is a syntax error that names no file. */

@@ -75,6 +75,7 @@ const CASES: Case[] = [
   { what: 'an empty error log', args: ['--error-logfile', ''], code: 2, message: /option --error-logfile: errorlog: expected a file or -, got ""/ },
   { what: 'a control socket written as a bind address', args: ['--control-socket', `unix:${dir}/control.sock`], code: 2, message: /control_socket: expected auto, off or the path of a Unix socket, got "unix:.*": write the path without unix:/ },
   { what: 'a control socket group with a space', args: ['--control-socket-group', 'www data'], code: 2, message: /control_socket_group: expected a group name or GID, got "www data"/ },
+  { what: 'a control socket group that does not exist', args: ['--control-socket', `${dir}/group.sock`, '--control-socket-group', 'nosuchgroup'], code: 2, message: /control_socket_group: no group "nosuchgroup" on this machine: create it \(addgroup --system nosuchgroup\), or name another/ },
   // Environment.
   { what: 'TSGUNICORN_WORKERS=0', env: { TSGUNICORN_WORKERS: '0' }, code: 2, message: /environment TSGUNICORN_WORKERS: workers: expected an integer from 1 to 1024/ },
   { what: 'TSGUNICORN_WORKERS=40000', env: { TSGUNICORN_WORKERS: '40000' }, code: 2, message: /environment TSGUNICORN_WORKERS: workers: expected an integer from 1 to 1024/ },
