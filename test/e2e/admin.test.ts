@@ -5,7 +5,7 @@
 // unit; control_socket_group is refused where the sandbox cannot grant it and
 // works with the documented drop-in; `tsgunicorn status` lists every instance,
 // running or not; and an upgrade lets a request in flight finish.
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
@@ -19,13 +19,16 @@ const TAKEN_PORT = 18262;
 const url = `http://127.0.0.1:${PORT}/`;
 const unit = 'tsgunicorn@adm.service';
 const socket = 'tsgunicorn@adm.socket';
-// Answers after ?delay= milliseconds, with the worker's pid.
-const APP = `export const app = (req, res) => {
-  const delay = Number(new URL(req.url, 'http://x').searchParams.get('delay') ?? 0);
-  setTimeout(() => res.end(\`adm \${process.pid}\`), delay);
+// Answers after ?delay= milliseconds, with the worker's pid; prints ?say= to stdout; ?write= writes beside itself.
+const APP = `import { writeFileSync } from 'node:fs';
+export const app = (req, res) => {
+  const q = new URL(req.url, 'http://x').searchParams;
+  if (q.has('say')) console.log(q.get('say'));
+  if (q.has('write')) writeFileSync('/srv/adm/written.txt', 'x');
+  setTimeout(() => res.end(\`adm \${process.pid}\`), Number(q.get('delay') ?? 0));
 };
 `;
-const INI = `bind = 127.0.0.1:${PORT}\napp = /srv/adm/app.mjs\ngraceful_timeout = 120\n`;
+const INI = `bind = 127.0.0.1:${PORT}\napp = /srv/adm/app.mjs\ngraceful_timeout = 120\naccesslog = -\n`;
 
 const errMessages = async (m: Machine, u: string): Promise<string[]> =>
   (await journalEntries(m, u, '-p', 'err')).map((e) => `${e.PRIORITY} ${e.SYSLOG_IDENTIFIER}: ${e.MESSAGE}`);
@@ -102,6 +105,47 @@ describe.each(SUITES)('%s: the package in an administrator’s hands', (suite) =
     const restart = await m.systemctl('restart', unit);
     expect(restart.code, `${restart.stderr}\n${await diagnose(m, unit)}`).toBe(0);
     expect((await request(url)).body).toMatch(/^adm \d+$/);
+  });
+
+  it("the app's console output is under the instance's name, its access entries carry the query, its EROFS errors the sandbox hint", async () => {
+    const m = machine();
+    const marker = `console-${suite}-${Date.now()}`;
+    expect((await request(`${url}?say=${marker}`)).status).toBe(200);
+    await waitFor(
+      async () => ((await m.run(['journalctl', '-t', 'adm', '-o', 'cat'])).includes(marker) ? true : undefined),
+      10_000,
+      () => `journalctl -t adm does not show the app's ${marker}`,
+    );
+    await waitFor(
+      async () => ((await journalEntries(m, unit, `HTTP_QUERY=say=${marker}`)).length ? true : undefined),
+      10_000,
+      () => `no access entry with HTTP_QUERY=say=${marker}`,
+    );
+    expect((await request(`${url}?write=1`)).status).toBe(500);
+    await waitFor(
+      async () =>
+        (await errMessages(m, unit)).some(
+          (e) => e.includes('EROFS') && e.includes('systemctl edit tsgunicorn@adm.service, add "[Service]" and "ReadWritePaths=/srv/adm"'),
+        )
+          ? true
+          : undefined,
+      10_000,
+      () => "no err entry with the sandbox hint for the app's EROFS",
+    );
+  });
+
+  it('a log file outside the log directory is refused at start, pointing into the log directory', async () => {
+    const m = machine();
+    await m.writeFile('/etc/tsgunicorn/adm.ini', `${INI}accesslog = /var/log/adm-access.log\n`);
+    expect((await m.systemctl('restart', unit)).code).not.toBe(0);
+    expect(await property(m, unit, 'ExecMainStatus')).toBe('2');
+    const said = (await errMessages(m, unit)).filter((e) => e.includes('/var/log/adm-access.log cannot be written'));
+    expect(said).toHaveLength(1);
+    expect(said[0]).toContain('write the file there instead: /var/log/tsgunicorn/adm/adm-access.log');
+    expect(said[0]).not.toContain('ReadWritePaths');
+    await m.writeFile('/etc/tsgunicorn/adm.ini', `${INI}accesslog = /var/log/tsgunicorn/adm/access.log\n`);
+    await start(m, unit);
+    expect((await request(url)).status).toBe(200);
   });
 
   it('a port another unit holds is an err entry of tsgunicorn@NAME naming that unit', async () => {
@@ -227,6 +271,10 @@ describe.each(SUITES)('%s: the package in an administrator’s hands', (suite) =
     expect(slow.at).toBeLessThanOrEqual(upgraded);
     expect((await m.run(['tsgunicorn', '--version'])).trim()).toBe(inject('upgradeProgramVersion'));
     expect(await property(m, unit, 'MainPID')).not.toBe(masterBefore);
+    // The package ships the dashboard.
+    expect(await m.run(['cat', '/usr/share/tsgunicorn/grafana/tsgunicorn.json'])).toBe(
+      readFileSync(path.resolve(import.meta.dirname, '../../packaging/grafana/tsgunicorn.json'), 'utf8'),
+    );
     expect((await request(url)).body).toMatch(/^adm \d+$/);
   }, 300_000);
 });
