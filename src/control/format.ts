@@ -82,7 +82,8 @@ export function formatInstances(rows: InstanceRow[]): string {
       return [row.name, '-', '-', '-', '-', '-', '-', '-', restartsCell(0, masterRestarts), row.state, row.error ?? row.lastFailure ?? '-'];
     const ready = r.workers.filter((w) => w.state === 'ready').length;
     const rss = r.workers.reduce((n, w) => n + (w.rssBytes ?? 0), 0);
-    const workerRestarts = Object.values(r.restarts).reduce((n, k) => n + k, 0);
+    // A reload's retirements are its purpose, not restarts.
+    const workerRestarts = Object.entries(r.restarts).reduce((n, [reason, k]) => (reason === 'reload' ? n : n + k), 0);
     return [
       row.name,
       String(r.pid),
@@ -100,5 +101,5 @@ export function formatInstances(rows: InstanceRow[]): string {
   return `${table(header, cells)}\n`;
 }
 
-// Workers the master replaced, and masters systemd restarted.
+// Workers the master replaced (but for reloads), and masters systemd restarted.
 const restartsCell = (workers: number, master: number): string => (master > 0 ? `${workers + master} (${master} master)` : String(workers));
