@@ -4,7 +4,7 @@
 // missing or stale); otherwise the command fails with one line naming them.
 //
 //   node packaging/debian-deps.mjs build-deps   (npm run package)
-//   import { ensureAddons, ensurePromtool } …   (npm test's global setup)
+//   import { ensureAddons, ensurePrometheusTools } …   (npm test's global setup)
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -60,31 +60,35 @@ export function ensurePackages(packages, why) {
 }
 
 /**
- * A directory holding promtool: none when it is on PATH already, else the copy
- * taken from Debian's prometheus package (downloaded, not installed: installing
- * it would start and enable a Prometheus server) in node_modules/.cache.
+ * A directory holding promtool and prometheus: none when both are on PATH
+ * already, else the copies taken from Debian's prometheus package (downloaded,
+ * not installed: installing it would start and enable a Prometheus server) in
+ * node_modules/.cache. The tests start their own server, on loopback.
  */
-export function ensurePromtool() {
-  if (run('sh', ['-c', 'command -v promtool'], { stdio: 'ignore' })) return null;
+export function ensurePrometheusTools() {
+  const tools = ['promtool', 'prometheus'];
+  if (tools.every((tool) => run('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }))) return null;
   const dir = path.join(root, 'node_modules/.cache/tsgunicorn-tools');
-  if (existsSync(path.join(dir, 'promtool'))) return dir;
-  const why = 'the Prometheus rules tests (promtool)';
-  if (!hasApt()) throw new Error(`${why} need promtool: install Debian's prometheus package, or put promtool on PATH`);
+  if (tools.every((tool) => existsSync(path.join(dir, tool)))) return dir;
+  const why = 'the Prometheus tests (promtool, prometheus)';
+  if (!hasApt()) throw new Error(`${why} need Debian's prometheus package: install it, or put promtool and prometheus on PATH`);
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'tsgunicorn-promtool-'));
   try {
-    console.error(`${why}: apt-get download prometheus, for its promtool`);
+    console.error(`${why}: apt-get download prometheus, for its promtool and prometheus`);
     // As root, apt's download sandbox user could not write to this private directory.
     const sandbox = isRoot() ? ['-o', 'APT::Sandbox::User=root'] : [];
     if (!aptGet(['download', '-qq', ...sandbox, 'prometheus'], scratch)) {
       throw new Error(
-        `${why} need promtool, and apt-get download prometheus failed: run sudo apt-get install prometheus, or put promtool on PATH`,
+        `${why} need promtool and prometheus, and apt-get download prometheus failed: run sudo apt-get install prometheus, or put them on PATH`,
       );
     }
     const deb = readdirSync(scratch).find((f) => f.endsWith('.deb'));
     execFileSync('dpkg-deb', ['-x', path.join(scratch, deb), path.join(scratch, 'tree')]);
     mkdirSync(dir, { recursive: true });
-    renameSync(path.join(scratch, 'tree/usr/bin/promtool'), path.join(dir, 'promtool'));
-    chmodSync(path.join(dir, 'promtool'), 0o755);
+    for (const tool of tools) {
+      renameSync(path.join(scratch, 'tree/usr/bin', tool), path.join(dir, tool));
+      chmodSync(path.join(dir, tool), 0o755);
+    }
     return dir;
   } finally {
     rmSync(scratch, { recursive: true, force: true });

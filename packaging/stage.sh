@@ -13,7 +13,7 @@
 #   etc/logrotate.d/tsgunicorn         rotation of the instances' log files (a conffile)
 #   usr/share/bash-completion/completions/tsgunicorn  subcommands, instance names, options
 #   usr/share/man/man1, man5           generated from the settings schema
-#   usr/share/tsgunicorn/              examples/, prometheus/
+#   usr/share/tsgunicorn/              examples/, prometheus/ (alert rules), grafana/ (dashboard)
 #   usr/share/doc/tsgunicorn/          copyright (generated), changelog.Debian.gz
 #
 # Needs `npm run build` (dist/js) and `npm ci` (the runtime, node-gyp and the
@@ -125,13 +125,14 @@ install -D -m 0644 "$root/packaging/etc/tmpfiles.conf" "$dest/usr/lib/tmpfiles.d
 install -D -m 0644 "$root/packaging/etc/logrotate" "$dest/etc/logrotate.d/tsgunicorn"
 install -D -m 0644 "$root/packaging/etc/bash-completion" "$dest/usr/share/bash-completion/completions/tsgunicorn"
 
-# Examples and Prometheus rules.
+# Examples, Prometheus rules and the Grafana dashboard.
 install -d "$share/examples"
 cp -R "$root/packaging/examples/hello" "$share/examples/hello"
 install -m 0644 "$root/packaging/examples/instance.ini" "$share/examples/instance.ini"
 if [ -f "$root/packaging/prometheus/tsgunicorn.rules.yml" ]; then
   install -D -m 0644 "$root/packaging/prometheus/tsgunicorn.rules.yml" "$share/prometheus/tsgunicorn.rules.yml"
 fi
+install -D -m 0644 "$root/packaging/grafana/tsgunicorn.json" "$share/grafana/tsgunicorn.json"
 
 # Man pages.
 "$runtime" "$root/packaging/gen-man.mjs" "$scratch/man"

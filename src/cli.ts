@@ -63,6 +63,11 @@ function buildProgram(
       process.stdout.write(table);
       onDoctor(ok ? EXIT.OK : EXIT.FAILURE);
     });
+  // The ExecStartPre= of tsgunicorn@NAME.socket, not a command for people.
+  program
+    .command('check-ports', { hidden: true })
+    .argument('<NAME>', 'The instance (tsgunicorn@NAME)')
+    .action((name: string) => onCommand(import('./systemd/port-check.js').then((m) => m.checkPorts(name))));
   addControlCommands(program, onCommand);
   return { program, settingOf };
 }

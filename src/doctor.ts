@@ -70,9 +70,8 @@ function checkCpus(p: DoctorPaths): DoctorRow {
   // One "processor : N" line per logical CPU.
   const machine = text.split('\n').filter((l) => /^processor\s*:/.test(l)).length;
   const limits = [{ cpus: p.availableCpus(), by: 'affinity' }];
-  // cgroup v2 cpu.max: "QUOTA PERIOD" (µs), or "max PERIOD" for none.
-  const quota = /^(\d+) (\d+)$/.exec(cgroupValues(p, 'cpu', 'cpu.max', 'cpu.max')[0] ?? '');
-  if (quota) limits.push({ cpus: Math.ceil(Number(quota[1]) / Number(quota[2])), by: 'cgroup quota' });
+  const quota = cpuQuota(p);
+  if (quota !== null) limits.push({ cpus: Math.ceil(quota), by: 'cgroup quota' });
   const usable = limits.reduce((a, b) => (b.cpus < a.cpus ? b : a));
   const cpus = Math.min(usable.cpus, machine);
   const found = cpus < machine ? `${cpus} usable (${usable.by}) of ${machine}` : String(machine);
@@ -101,28 +100,54 @@ function checkMemory(p: DoctorPaths): DoctorRow {
 }
 
 /**
- * The values of a cgroup file for this process's cgroup and each ancestor
- * (innermost first): the v2 file in the unified hierarchy, else the v1 file of
- * the controller's hierarchy. Files that cannot be read are left out.
+ * The directories of this process's cgroup and each ancestor (innermost
+ * first), each with the hierarchy it is in: the unified one (v2), or the v1
+ * hierarchy of the controller (mounted as cgroupDir/CONTROLLER, e.g. cpu for
+ * "cpu,cpuacct").
  */
-function cgroupValues(p: DoctorPaths, controller: string, v2File: string, v1File: string): string[] {
+function cgroupDirs(p: DoctorPaths, controller: string): { dir: string; v2: boolean }[] {
   const text = readOrWhy(path.join(p.procDir, 'self/cgroup'));
   if (typeof text !== 'string') return [];
-  const values: string[] = [];
+  const dirs: { dir: string; v2: boolean }[] = [];
   for (const line of text.split('\n')) {
     // "ID:CONTROLLERS:PATH"; v2 is "0::PATH".
     const m = /^\d+:([^:]*):(\/.*)$/.exec(line);
     if (!m) continue;
-    const [base, file] =
-      m[1] === '' ? [p.cgroupDir, v2File] : m[1]!.split(',').includes(controller) ? [path.join(p.cgroupDir, controller), v1File] : [];
-    if (!base || !file) continue;
+    const v2 = m[1] === '';
+    if (!v2 && !m[1]!.split(',').includes(controller)) continue;
+    const base = v2 ? p.cgroupDir : path.join(p.cgroupDir, controller);
     for (let dir = m[2]!; ; dir = path.dirname(dir)) {
-      const value = readOrWhy(path.join(base, dir, file));
-      if (typeof value === 'string') values.push(value.trim());
+      dirs.push({ dir: path.join(base, dir), v2 });
       if (dir === '/') break;
     }
   }
-  return values;
+  return dirs;
+}
+
+/** The values of the v2 or v1 file of a controller in this cgroup and its ancestors; files that cannot be read are left out. */
+function cgroupValues(p: DoctorPaths, controller: string, v2File: string, v1File: string): string[] {
+  return cgroupDirs(p, controller)
+    .map(({ dir, v2 }) => readOrWhy(path.join(dir, v2 ? v2File : v1File)))
+    .filter((v): v is string => typeof v === 'string')
+    .map((v) => v.trim());
+}
+
+/**
+ * The tightest CPU quota of this cgroup and its ancestors, in CPUs, or null for
+ * none: v2's cpu.max is "QUOTA PERIOD" (µs) or "max PERIOD"; v1 has
+ * cpu.cfs_quota_us (-1 for none) beside cpu.cfs_period_us.
+ */
+function cpuQuota(p: DoctorPaths): number | null {
+  const quotas: number[] = [];
+  for (const { dir, v2 } of cgroupDirs(p, 'cpu')) {
+    const read = (file: string) => {
+      const v = readOrWhy(path.join(dir, file));
+      return typeof v === 'string' ? v.trim() : '';
+    };
+    const [quota, period] = v2 ? read('cpu.max').split(' ') : [read('cpu.cfs_quota_us'), read('cpu.cfs_period_us')];
+    if (/^\d+$/.test(quota ?? '') && /^\d+$/.test(period ?? '') && Number(period) > 0) quotas.push(Number(quota) / Number(period));
+  }
+  return quotas.length ? Math.min(...quotas) : null;
 }
 
 function checkDisk(p: DoctorPaths): DoctorRow {

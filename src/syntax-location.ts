@@ -13,6 +13,8 @@ import { parseAppSpec, resolveAppModule } from './app/spec.js';
  * `text` unchanged otherwise. `app` is the APP spec, relative to `cwd`.
  */
 export function withSyntaxLocation(text: string, app: string, cwd = process.cwd()): string {
+  const typeScript = typeScriptLocation(text);
+  if (typeScript) return typeScript;
   if (!/^SyntaxError\b/.test(text)) return text;
   let file: string;
   try {
@@ -32,4 +34,25 @@ export function withSyntaxLocation(text: string, app: string, cwd = process.cwd(
   const [, url, line, source, indent] = m;
   const located = decodeURIComponent(new URL(url!).pathname);
   return `${located}:${line}:${indent!.length + 1}\n${source}\n${indent}${m[5]}\n\n${text}`;
+}
+
+/**
+ * Node's type stripping reports a TypeScript syntax error as "FILE:LINE", a few
+ * source lines with a caret under the error, then "SyntaxError [ERR_INVALID_TYPESCRIPT_SYNTAX]: …":
+ * the same text as above with the column added and the caret's own line kept; null for other text.
+ */
+function typeScriptLocation(text: string): string | null {
+  const lines = text.split('\n');
+  const head = /^(\/.*):(\d+)$/.exec(lines[0] ?? '');
+  const caret = lines.findIndex((l, i) => i > 1 && /^ *\^+$/.test(l));
+  const error = lines.findIndex((l) => /^SyntaxError\b/.test(l));
+  if (!head || caret < 0 || error < caret) return null;
+  const column = lines[caret]!.indexOf('^') + 1;
+  return `${head[1]}:${head[2]}:${column}\n${lines[caret - 1]}\n${lines[caret]}\n\n${lines.slice(error).join('\n')}`;
+}
+
+/** The first line of a failed load's text that says what went wrong (a located one starts with where). */
+export function loadErrorMessage(text: string): string {
+  const lines = text.split('\n');
+  return /^\/.*:\d+(:\d+)?$/.test(lines[0] ?? '') ? (lines.find((l) => /^[A-Za-z]*Error\b/.test(l)) ?? lines[0]!) : lines[0]!;
 }

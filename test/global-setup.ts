@@ -5,7 +5,7 @@ import path from 'node:path';
 export async function setup(): Promise<void> {
   const deps = await import('../packaging/debian-deps.mjs');
   deps.ensureAddons();
-  const dir = deps.ensurePromtool();
+  const dir = deps.ensurePrometheusTools();
   // The test workers inherit this process's environment.
   if (dir) process.env.PATH = `${dir}${path.delimiter}${process.env.PATH ?? ''}`;
 }

@@ -1,12 +1,11 @@
 // What the operator's subcommands do (declared in commands.ts): connect to a
 // master's control socket, send requests, print the replies.
-import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { EXIT } from '../ipc.js';
 import { LineSplitter } from '../line-splitter.js';
-import { INSTANCES_RUN_DIR, instanceSocket } from './paths.js';
+import { instanceSocket } from './paths.js';
 import type { ControlReply, ControlRequest, StatusReport } from './protocol.js';
-import { formatInstances, formatStatus } from './format.js';
+import { formatInstances, formatStatus, type InstanceRow } from './format.js';
 
 class ClientError extends Error {}
 
@@ -113,35 +112,64 @@ export function simple(name: string | undefined, options: { socket?: string }, r
 export function status(name: string | undefined, options: { socket?: string; json?: boolean }): Promise<number> {
   return attempt(async () => {
     if (!name && !options.socket) return listInstances(options.json === true);
-    const report = (await once(name, options, { v: 1, cmd: 'status' })) as StatusReport;
+    let report: StatusReport;
+    try {
+      report = (await once(name, options, { v: 1, cmd: 'status' })) as StatusReport;
+    } catch (err) {
+      throw name && !options.socket ? await notRunning(name, err) : err;
+    }
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
     return EXIT.OK;
   });
 }
 
-// Like `pm2 ls`: every instance with a control socket under /run/tsgunicorn.
+// An instance whose socket does not answer: what systemd says of its unit (failed: why, and what to run).
+async function notRunning(name: string, err: unknown): Promise<unknown> {
+  const { failureAdvice, unitStates } = await import('./instances.js');
+  const state = unitStates([name]).get(name);
+  if (!state || state.active === 'active' || state.active === 'reloading') return err;
+  const unit = `tsgunicorn@${name}.service`;
+  const said = failureAdvice(name, state) ?? (state.active === 'inactive' ? `stopped: systemctl start ${unit}` : state.active);
+  return new ClientError(`${unit} ${said}`);
+}
+
+// Like `pm2 ls`: every instance, running or not (instances.ts says which).
 async function listInstances(json: boolean): Promise<number> {
-  let names: string[] = [];
-  try {
-    names = readdirSync(INSTANCES_RUN_DIR).sort();
-  } catch {
-    // No instance has run since boot.
-  }
-  const rows = await Promise.all(
-    names.map(async (name) => {
+  const { failureAdvice, instanceNames, unitStates } = await import('./instances.js');
+  const names = instanceNames();
+  const states = unitStates(names);
+  const rows: InstanceRow[] = await Promise.all(
+    names.map(async (name): Promise<InstanceRow> => {
+      const unit = states.get(name) ?? null;
       try {
-        return { name, report: (await once(name, {}, { v: 1, cmd: 'status' })) as StatusReport, error: undefined };
+        const report = (await once(name, {}, { v: 1, cmd: 'status' })) as StatusReport;
+        return {
+          name,
+          unit,
+          report,
+          state: report.phase,
+          lastFailure: report.reloadFailure ? `reload failed at ${report.reloadFailure.at}: ${report.reloadFailure.reason}` : null,
+        };
       } catch (err) {
-        return { name, error: (err as Error).message };
+        const state = unit ? (unit.active === 'inactive' ? 'stopped' : unit.active === 'active' ? unit.sub : unit.active) : 'stopped';
+        // Not running (or starting): nothing to read. Running, yet no answer: an unreadable row.
+        const running = unit?.active === 'active' || unit?.active === 'reloading';
+        return {
+          name,
+          unit,
+          state,
+          lastFailure: unit ? failureAdvice(name, unit) : null,
+          error: running ? (err as Error).message : undefined,
+        };
       }
     }),
   );
-  // A directory without a socket is an instance that is not running (or has the socket off).
-  const found = rows.filter((row) => row.error === undefined || !row.error.startsWith('no control socket'));
-  if (json) process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
-  else if (found.length === 0) process.stdout.write(`No running instances (none has a control socket in ${INSTANCES_RUN_DIR}).\n`);
-  else process.stdout.write(formatInstances(found));
-  return EXIT.OK;
+  if (json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  else if (rows.length === 0) process.stdout.write('No instances: none has an ini in /etc/tsgunicorn, an app in /srv/NAME or a unit.\n');
+  else process.stdout.write(formatInstances(rows));
+  const unreadable = rows.filter((row) => row.error !== undefined);
+  for (const row of unreadable) process.stderr.write(`tsgunicorn: error: ${row.name}: ${row.error}\n`);
+  return unreadable.length > 0 ? EXIT.FAILURE : EXIT.OK;
 }
 
 export function top(name: string | undefined, options: { socket?: string }): Promise<number> {

@@ -1,6 +1,7 @@
 // The text `tsgunicorn status` and `top` print: a summary of the master, then a
 // table of workers; and the one-line-per-instance list.
 import { grouped, short } from '../status-line.js';
+import type { UnitState } from './instances.js';
 import type { StatusReport } from './protocol.js';
 
 const mb = (bytes: number | null): string => (bytes === null ? '-' : `${short(bytes / 1048576)} MB`);
@@ -60,16 +61,29 @@ export function formatStatus(report: StatusReport): string {
   return `${lines.join('\n')}\n\n${table(header, rows)}\n`;
 }
 
-export function formatInstances(
-  rows: Array<{ name: string; report: StatusReport; error: undefined } | { name: string; error: string }>,
-): string {
-  const header = ['NAME', 'PID', 'UPTIME', 'WORKERS', 'REQ/S', 'P99', 'RSS', 'HEALTH', 'STATUS'];
+/** One instance of `tsgunicorn status`: its report when it answered, its unit's state, why it could not be read. */
+export interface InstanceRow {
+  name: string;
+  unit: UnitState | null;
+  report?: StatusReport;
+  /** running, reloading, stopping (the master's phase), or the unit's: stopped, failed, activating… */
+  state: string;
+  lastFailure: string | null;
+  /** Why a running instance did not answer. */
+  error?: string | undefined;
+}
+
+export function formatInstances(rows: InstanceRow[]): string {
+  const header = ['NAME', 'PID', 'UPTIME', 'WORKERS', 'REQ/S', 'P99', 'RSS', 'HEALTH', 'RESTARTS', 'STATE', 'LAST FAILURE'];
   const cells = rows.map((row) => {
-    if (row.error !== undefined) return [row.name, '-', '-', '-', '-', '-', '-', '-', row.error];
-    const { report: r } = row;
+    const masterRestarts = row.unit?.restarts ?? 0;
+    const r = row.report;
+    if (!r)
+      return [row.name, '-', '-', '-', '-', '-', '-', '-', restartsCell(0, masterRestarts), row.state, row.error ?? row.lastFailure ?? '-'];
     const ready = r.workers.filter((w) => w.state === 'ready').length;
     const rss = r.workers.reduce((n, w) => n + (w.rssBytes ?? 0), 0);
-    const state = r.reloadFailure ? `reload failed at ${r.reloadFailure.at}` : r.phase;
+    // A reload's retirements are its purpose, not restarts.
+    const workerRestarts = Object.entries(r.restarts).reduce((n, [reason, k]) => (reason === 'reload' ? n : n + k), 0);
     return [
       row.name,
       String(r.pid),
@@ -79,8 +93,13 @@ export function formatInstances(
       r.requests.p99Ms === null ? '-' : `${short(r.requests.p99Ms)} ms`,
       mb(rss),
       r.health,
-      state,
+      restartsCell(workerRestarts, masterRestarts),
+      row.state,
+      row.lastFailure ?? '-',
     ];
   });
   return `${table(header, cells)}\n`;
 }
+
+// Workers the master replaced (but for reloads), and masters systemd restarted.
+const restartsCell = (workers: number, master: number): string => (master > 0 ? `${workers + master} (${master} master)` : String(workers));

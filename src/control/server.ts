@@ -4,9 +4,10 @@
 // client that sends too much, sends garbage or dawdles is answered once and
 // cut off; none of this touches the workers or their requests.
 // Loaded only when the socket is on, after the workers are ready.
-import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { LineSplitter } from '../line-splitter.js';
+import { groupId } from './socket-group.js';
 import {
   ControlError,
   MAX_REQUEST_BYTES,
@@ -89,15 +90,6 @@ async function removeStale(path: string): Promise<void> {
   });
   if (answered) throw new Error(`${path} is in use by another server`);
   unlinkSync(path);
-}
-
-function groupId(group: string): number {
-  if (/^\d+$/.test(group)) return Number(group);
-  const line = readFileSync('/etc/group', 'utf8')
-    .split('\n')
-    .find((l) => l.split(':')[0] === group);
-  if (!line) throw new Error(`control_socket_group: no group ${JSON.stringify(group)}`);
-  return Number(line.split(':')[2]);
 }
 
 function serve(socket: net.Socket, handlers: ControlHandlers): void {

@@ -4,6 +4,7 @@
 // (a journal sink, and the log on '-') each goes to the journal as one
 // structured entry instead. Logging never throws into its caller.
 import { inspect } from 'node:util';
+import { sandboxHint } from '../systemd/sandbox.js';
 import type { Settings } from '../settings/schema.js';
 import type { JournalFields, JournalSink } from '../systemd/journal.js';
 import { compileAccessFormat, escapeChar, type AccessEntry } from './access-format.js';
@@ -55,6 +56,12 @@ function describeError(err: unknown): string {
   return typeof err === 'string' ? err : inspect(err);
 }
 
+/** For an error on a file the service's sandbox keeps it from (the app's own, too): which setting lets it in. */
+function pathHint(err: unknown): string {
+  const file = (err as NodeJS.ErrnoException | null)?.path;
+  return typeof file === 'string' ? sandboxHint(file, err) : '';
+}
+
 function errorFields(err: unknown): JournalFields | undefined {
   const errno = (err as { errno?: unknown } | null)?.errno;
   return typeof errno === 'number' ? { ERRNO: Math.abs(errno) } : undefined;
@@ -67,6 +74,8 @@ function accessFields(e: AccessEntry): JournalFields {
   return {
     HTTP_METHOD: e.req.method,
     HTTP_PATH: q === -1 ? url : url.slice(0, q),
+    // The query string as sent (without "?"); absent when there is none.
+    HTTP_QUERY: q === -1 ? undefined : url.slice(q + 1),
     HTTP_STATUS: e.res.statusCode,
     HTTP_DURATION_US: Math.floor(e.durationUs),
     HTTP_BYTES: e.bytes,
@@ -119,7 +128,7 @@ export function createLogger(
 
   function log(level: Level, msg: string, err?: unknown): void {
     if (closed || SEVERITY[level] < threshold) return;
-    const text = err === undefined ? msg : `${msg}\n${describeError(err)}`;
+    const text = err === undefined ? msg : `${msg}${pathHint(err)}\n${describeError(err)}`;
     if (errorJournal !== null && send(errorJournal, PRIORITY[level], text, errorFields(err))) return;
     errorOutput.write(errorLine(level, text));
   }

@@ -1,6 +1,6 @@
 // Why a worker did not boot, in the words of the log, STATUS= and reload clients.
 import { EXIT } from '../ipc.js';
-import { withSyntaxLocation } from '../syntax-location.js';
+import { loadErrorMessage, withSyntaxLocation } from '../syntax-location.js';
 import type { WorkerProcess } from './worker-process.js';
 
 /** Why a generation did not boot: one line for logs, STATUS= and clients, and the full text (a stack) when there is one. */
@@ -23,5 +23,5 @@ export function bootFailure(worker: WorkerProcess, app: string): BootFailure {
   if (!worker.appError) return { code, reason: describeBootFailure(worker, app).replace(/^Failed/, 'failed'), detail: null };
   const located = withSyntaxLocation(worker.appError, app);
   const where = located === worker.appError ? '' : ` at ${located.split('\n')[0]}`;
-  return { code, reason: `the app failed to load: ${worker.appError.split('\n')[0]}${where}`, detail: located };
+  return { code, reason: `the app failed to load: ${loadErrorMessage(located)}${where}`, detail: located };
 }

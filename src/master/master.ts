@@ -220,6 +220,7 @@ export class Master {
     this.desiredWorkers = rollout.count;
     this.generation = rollout.generation;
     this.reloadFailure = null;
+    this.reporting?.countReload('success');
     this.reporting?.factsChanged();
     this.liveness?.followHealthCheckPath();
     this.healthProbed = true;
@@ -249,6 +250,7 @@ export class Master {
   private reloadFailed(reason: string, detail: string | null): ReloadOutcome {
     this.logger.error(`Reload failed: ${reason}; generation ${this.generation} keeps serving${detail ? `\n${detail}` : ''}`);
     this.reloadFailure = { at: new Date().toTimeString().slice(0, 8), reason, generation: this.generation };
+    this.reporting?.countReload('failure');
     this.reporting?.factsChanged();
     this.options.notifier.ready();
     return { ok: false, reason };

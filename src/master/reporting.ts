@@ -107,6 +107,10 @@ export class Reporting {
     this.aggregator.countRestart(reason);
   }
 
+  countReload(result: 'success' | 'failure'): void {
+    this.aggregator.countReload(result);
+  }
+
   workerExited(worker: WorkerProcess): void {
     if (worker.finalMetrics) this.aggregator.update(worker.pid, worker.finalMetrics as MetricsSnapshot);
     this.aggregator.retire(worker.pid);

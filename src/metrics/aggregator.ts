@@ -38,6 +38,7 @@ export class MetricsAggregator {
   private readonly workerCounts = new Map<string, number>();
   // Every reason exists from the start, so increase() sees the first restart.
   private readonly restarts = Object.fromEntries(RESTART_REASONS.map((reason) => [reason, 0])) as Record<RestartReason, number>;
+  private readonly reloads = { success: 0, failure: 0 };
   private health = HEALTH_VALUE.unknown;
   private draining = 0;
   private misses = 0;
@@ -52,6 +53,10 @@ export class MetricsAggregator {
 
   countRestart(reason: RestartReason): void {
     this.restarts[reason]++;
+  }
+
+  countReload(result: 'success' | 'failure'): void {
+    this.reloads[result]++;
   }
 
   restartCounts(): Record<RestartReason, number> {
@@ -139,6 +144,12 @@ export class MetricsAggregator {
         'Workers replaced, by reason.',
         'counter',
         RESTART_REASONS.map((reason) => ({ value: this.restarts[reason], labels: { reason } })),
+      ),
+      family(
+        'tsgunicorn_reloads_total',
+        'Reloads (HUP, systemctl reload) by result: success, or failure (the old workers kept serving).',
+        'counter',
+        Object.entries(this.reloads).map(([result, value]) => ({ value, labels: { result } })),
       ),
       family(
         'tsgunicorn_health_status',

@@ -254,7 +254,7 @@ export const controlSocket: Kind<string> = {
   format: (v) => v,
 };
 
-/** A group by name or GID (control_socket_group); whether it exists is checked when the socket is made. */
+/** A group by name or GID (control_socket_group); whether it exists, and the server may use it, is checked at start (preflight). */
 export const group: Kind<string> = {
   form: 'a group name or GID',
   parse: (s) => (/^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(s.trim()) ? s.trim() : fail(group.form, s)),

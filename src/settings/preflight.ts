@@ -3,9 +3,12 @@
 // here, instead of a stack from a worker (or a server running with no log). The
 // CLI runs it at start and on every reload (HUP), which such a setting aborts;
 // not for --print-config, which shows settings before their directories exist.
-import { readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { preloadSearchDirs, resolvePreload } from '../app/preload.js';
+import { controlSocketPath } from '../control/paths.js';
+import { socketGroupProblem } from '../control/socket-group.js';
+import { sandboxHint } from '../systemd/sandbox.js';
 import { ConfigError, describeSource, type Source } from './resolve.js';
 import type { SettingName, Settings } from './schema.js';
 
@@ -24,6 +27,18 @@ export function checkFiles(settings: Settings, sources: Record<SettingName, Sour
   inDirectory('accesslog', settings.accesslog, 'the access log');
   if (settings.control_socket !== 'auto' && settings.control_socket !== 'off')
     inDirectory('control_socket', settings.control_socket, 'the control socket');
+  // A log that cannot be written would lose every line: refused here, with what the sandbox allows.
+  const writable = (name: SettingName, file: string | null) => {
+    if (!file || file === '-') return;
+    const full = path.resolve(base, file);
+    try {
+      accessSync(existsSync(full) ? full : path.dirname(full), constants.W_OK);
+    } catch (err) {
+      throw new ConfigError(`${where(name)}: ${file} cannot be written (${(err as NodeJS.ErrnoException).code})${sandboxHint(full, err)}`);
+    }
+  };
+  writable('errorlog', settings.errorlog);
+  writable('accesslog', settings.accesslog);
   if (settings.hooks) {
     const file = path.resolve(base, settings.hooks);
     if (!isFile(file)) throw new ConfigError(`${where('hooks')}: ${file} does not exist: give the path of the module exporting the hooks`);
@@ -39,6 +54,9 @@ export function checkFiles(settings: Settings, sources: Record<SettingName, Sour
       }
     }
   }
+  const group = settings.control_socket_group;
+  const groupProblem = group !== null && controlSocketPath(settings.control_socket) !== null ? socketGroupProblem(group) : null;
+  if (groupProblem) throw new ConfigError(`${where('control_socket_group')}: ${groupProblem}`);
 }
 
 function checkCertificate(settings: Settings, where: (name: SettingName) => string): void {

@@ -29,7 +29,7 @@ export function bindDisagreement(bind: Address[], passed: (Address | null)[], wh
 }
 
 /** The addresses a socket unit listens on (`systemctl show -p Listen`), or null when systemd cannot say. */
-function socketUnitAddresses(socketUnit: string): Address[] | null {
+export function socketUnitAddresses(socketUnit: string): Address[] | null {
   const r = spawnSync('systemctl', ['show', '--property=Listen', '--value', socketUnit], { encoding: 'utf8' });
   if (r.status !== 0 || typeof r.stdout !== 'string') return null;
   const addresses: Address[] = [];

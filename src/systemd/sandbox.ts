@@ -32,6 +32,15 @@ export function sandboxHint(file: string, err: unknown, env: NodeJS.ProcessEnv =
   if (code === 'EROFS') {
     const writable = UNIT_DIRECTORIES.filter(([name]) => env[name]).map(([name, what]) => `${env[name]} (${what})`);
     const dir = path.dirname(full);
+    // Opening /var/log (or any of it) to the service would let it write every
+    // other program's logs: its own log directory is the place for its files.
+    const logs = env.LOGS_DIRECTORY?.split(':')[0];
+    if (logs && (full === '/var/log' || full.startsWith('/var/log/'))) {
+      return (
+        `: ${unit}'s sandbox (ProtectSystem=strict) lets it write under /var/log only in its log directory ${logs}` +
+        `; write the file there instead: ${path.join(logs, path.basename(full))}`
+      );
+    }
     return (
       `: ${unit}'s sandbox (ProtectSystem=strict) makes the file system read-only for it except ${writable.join(', ') || 'its own directories'}` +
       `; to write to ${dir}: systemctl edit ${unit}, add "[Service]" and "ReadWritePaths=${dir}"`

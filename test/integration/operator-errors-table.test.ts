@@ -83,6 +83,7 @@ const CASES: Case[] = [
   { what: 'a config file that is a FIFO', args: ['-c', 'FIFO'], code: 2, message: /config file .*settings\.fifo: not a regular file: give the path of an ini file/ },
   { what: 'a config file of 2 MiB', args: ['-c', 'HUGE'], code: 2, message: /config file .*huge\.ini: 2097152 bytes, more than a config file holds \(1 MiB at most\)/ },
   { what: 'a forwarded_allow_ips with an empty item', args: ['--forwarded-allow-ips', '10.0.0.0/8,,'], code: 2, message: /forwarded_allow_ips: expected a comma-separated list of .*, got "10\.0\.0\.0\/8,,": an item is empty/ },
+  { what: 'a control socket group that does not exist', args: ['--control-socket', `${dir}/group.sock`, '--control-socket-group', 'nosuchgroup'], code: 2, message: /control_socket_group: no group "nosuchgroup" on this machine: create it \(addgroup --system nosuchgroup\), or name another/ },
   // Environment.
   { what: 'TSGUNICORN_CONFIG=/dev/zero', env: { TSGUNICORN_CONFIG: '/dev/zero' }, code: 2, message: /config file \/dev\/zero: not a regular file/ },
   { what: 'TSGUNICORN_WORKERS=0', env: { TSGUNICORN_WORKERS: '0' }, code: 2, message: /environment TSGUNICORN_WORKERS: workers: expected an integer from 1 to 1024/ },

@@ -90,6 +90,19 @@ describe('runDoctor', () => {
     expect(row(rows, 'CPU')).toMatchObject({ found: '2 usable (cgroup quota) of 4', status: 'ok' });
   });
 
+  it('counts the CPUs of a cgroup v1 quota (cpu.cfs_quota_us over cpu.cfs_period_us), and none for -1', () => {
+    const v1 = (quota: number) =>
+      machine({
+        cpus: 4,
+        cgroup: {
+          self: '5:cpu,cpuacct:/lxc/box\n0::/\n',
+          files: { 'cpu/lxc/box/cpu.cfs_quota_us': `${quota}\n`, 'cpu/lxc/box/cpu.cfs_period_us': '100000\n' },
+        },
+      });
+    expect(row(runDoctor(v1(50000)).rows, 'CPU')).toMatchObject({ found: '1 usable (cgroup quota) of 4', status: 'unmet' });
+    expect(row(runDoctor(v1(-1)).rows, 'CPU')).toMatchObject({ found: '4', status: 'ok' });
+  });
+
   it('counts the memory of the tightest cgroup v2 limit of the process and its ancestors', () => {
     const { rows, ok } = runDoctor(
       machine({

@@ -267,6 +267,7 @@ describe('journal', () => {
     expect(sent!.fields).toEqual({
       HTTP_METHOD: 'GET',
       HTTP_PATH: '/orders/7',
+      HTTP_QUERY: 'full=1',
       HTTP_STATUS: 500,
       HTTP_DURATION_US: 1234,
       HTTP_BYTES: 4,

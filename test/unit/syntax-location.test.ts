@@ -6,10 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { withSyntaxLocation } from '../../src/syntax-location.js';
+import { loadErrorMessage, withSyntaxLocation } from '../../src/syntax-location.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-syntax-'));
 writeFileSync(path.join(dir, 'broken.mjs'), 'export const app = (req, res) => {\n  res.end("x"\n};\n');
+writeFileSync(path.join(dir, 'typed.ts'), 'const a: number = 1;\nexport const app = (req: any, res: any) => {\n  res.end("x" +);\n};\n');
 writeFileSync(path.join(dir, 'app.mjs'), "import './broken.mjs';\nexport const app = () => {};\n");
 
 /** The stack of the error import() gives in a plain node process, as a worker sees it (vitest's own import transforms modules). */
@@ -29,6 +30,21 @@ describe('withSyntaxLocation', () => {
     expect(shown).toBe(`${path.join(dir, 'broken.mjs')}:2:11\n  res.end("x"\n          ^^^\n\n${stack}`);
     // A directory APP: its entry point (here app.mjs) is imported.
     expect(withSyntaxLocation(stack, dir)).toBe(shown);
+  });
+
+  it('adds the column to a TypeScript syntax error, and its message is what the reload failure says', () => {
+    const stack = importError('typed.ts');
+    expect(stack).toMatch(new RegExp(`^${path.join(dir, 'typed.ts')}:3\n`));
+    const shown = withSyntaxLocation(stack, 'typed.ts', dir);
+    expect(shown.split('\n').slice(0, 5)).toEqual([
+      `${path.join(dir, 'typed.ts')}:3:16`,
+      '  res.end("x" +);',
+      '               ^',
+      '',
+      'SyntaxError [ERR_INVALID_TYPESCRIPT_SYNTAX]: Expression expected',
+    ]);
+    expect(loadErrorMessage(shown)).toBe('SyntaxError [ERR_INVALID_TYPESCRIPT_SYNTAX]: Expression expected');
+    expect(loadErrorMessage('Error: boom\n    at x')).toBe('Error: boom');
   });
 
   it('leaves other errors as they are', () => {

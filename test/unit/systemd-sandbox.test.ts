@@ -21,11 +21,22 @@ describe('sandboxHint', () => {
   });
 
   it('names the writable directories and the ReadWritePaths= drop-in for EROFS', () => {
-    expect(sandboxHint('/var/log/tsgunicorn/myapp-access.log', error('EROFS'), service, cgroup)).toBe(
+    expect(sandboxHint('/srv/myapp/data/cache.json', error('EROFS'), service, cgroup)).toBe(
       ": tsgunicorn@myapp.service's sandbox (ProtectSystem=strict) makes the file system read-only for it except " +
-        '/var/log/tsgunicorn/myapp (logs), /var/lib/tsgunicorn/myapp (state); to write to /var/log/tsgunicorn: ' +
-        'systemctl edit tsgunicorn@myapp.service, add "[Service]" and "ReadWritePaths=/var/log/tsgunicorn"',
+        '/var/log/tsgunicorn/myapp (logs), /var/lib/tsgunicorn/myapp (state); to write to /srv/myapp/data: ' +
+        'systemctl edit tsgunicorn@myapp.service, add "[Service]" and "ReadWritePaths=/srv/myapp/data"',
     );
+  });
+
+  it('never suggests opening /var/log: a file there belongs in the log directory', () => {
+    for (const file of ['/var/log/myapp-access.log', '/var/log/tsgunicorn/myapp-access.log']) {
+      const hint = sandboxHint(file, error('EROFS'), service, cgroup);
+      expect(hint).not.toContain('ReadWritePaths');
+      expect(hint).toBe(
+        ": tsgunicorn@myapp.service's sandbox (ProtectSystem=strict) lets it write under /var/log only in its log directory " +
+          `/var/log/tsgunicorn/myapp; write the file there instead: /var/log/tsgunicorn/myapp/${path.basename(file)}`,
+      );
+    }
   });
 
   it('says nothing outside a systemd service, or for other errors', () => {
