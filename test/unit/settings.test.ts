@@ -45,7 +45,10 @@ describe('kinds', () => {
     expect(() => seconds(0).parse('5s')).toThrow('expected a number of seconds from 0 to 2147483');
     expect(workerCount.parse('AUTO')).toBe('auto');
     expect(() => workerCount.parse('0')).toThrow('an integer from 1 to 1024, or auto');
-    expect(list(integer(0)).parse('1, 2,,3')).toEqual([1, 2, 3]);
+    expect(list(integer(0)).parse('1, 2, 3')).toEqual([1, 2, 3]);
+    expect(list(integer(0)).parse(' ')).toEqual([]);
+    expect(() => list(integer(0)).parse('1, 2,,3')).toThrow('an item is empty (two commas in a row, or one at an end)');
+    expect(() => list(integer(0)).parse('1,')).toThrow('an item is empty');
   });
 });
 
