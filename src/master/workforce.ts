@@ -31,7 +31,7 @@ export class Workforce {
   /** No spawn before this time (epoch ms): a worker failed to start or boot. */
   private notBefore = 0;
   private retryTimer: NodeJS.Timeout | null = null;
-  /** A failure to fork was logged; the next success says so once. */
+  /** A failure to fork was logged; said again only after every wanted worker ran. */
   private forkFailing = false;
 
   constructor(private readonly options: WorkforceOptions) {}
