@@ -1,36 +1,18 @@
 // Server processes for the bench: each runs in its own process group so that
 // stopping it (or the bench dying) takes its workers down too.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const liveGroups = new Set();
-const liveUnits = new Set();
 const OUTPUT_TAIL_BYTES = 16 * 1024;
 
-/** Kills every process group and transient unit still alive; safe to call from an 'exit' handler. */
+/** Kills every process group still alive; safe to call from an 'exit' handler. */
 export function killAll() {
   for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
   liveGroups.clear();
-  for (const unit of liveUnits) {
-    try {
-      execFileSync('systemctl', ['kill', '--signal=SIGKILL', unit], { stdio: 'ignore', timeout: 5000 });
-    } catch {
-      // already gone
-    }
-  }
-  liveUnits.clear();
-}
-
-/** Records a transient systemd unit, so killAll covers it until untrackUnit. */
-export function trackUnit(unit) {
-  liveUnits.add(unit);
-}
-
-export function untrackUnit(unit) {
-  liveUnits.delete(unit);
 }
 
 /** Records a group someone else spawned (the PM2 daemon) so killAll covers it. */
@@ -120,7 +102,7 @@ export function readRssKb(pid) {
 }
 
 /** The processes whose parent is pid (the ppid field of /proc/PID/stat). */
-function childrenOf(pid) {
+export function childrenOf(pid) {
   const found = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -140,4 +122,11 @@ export function meanWorkerRssKb(masterPid) {
     .map(readRssKb)
     .filter((kb) => kb !== undefined);
   return rss.length === 0 ? undefined : rss.reduce((a, b) => a + b, 0) / rss.length;
+}
+
+/** Every process below pid: its workers, and theirs. */
+export function descendants(pid) {
+  const found = [];
+  for (let level = childrenOf(pid); level.length > 0; level = level.flatMap(childrenOf)) found.push(...level);
+  return found;
 }
