@@ -28,7 +28,7 @@ const PM2 = join(createRequire(import.meta.url).resolve('pm2/package.json'), '..
  */
 
 /** Starts a server that is one process group led by the master, and waits for its first 200. */
-async function startGroup(command, args, { ctx, env = {}, cwd, tls = false }) {
+async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, proxyV2 = false }) {
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${ctx.port}/`;
   const startedAt = performance.now();
   // Pinned, the server and every process it forks run on that CPU only (affinity is inherited).
@@ -39,7 +39,7 @@ async function startGroup(command, args, { ctx, env = {}, cwd, tls = false }) {
   });
   const stop = () => stopGroup(group.pid);
   try {
-    const readyMs = await waitForHttp200(url, { startedAt, exited: group.exited });
+    const readyMs = await waitForHttp200(url, { startedAt, exited: group.exited, proxyV2 });
     return { url, readyMs, masterPid: group.pid, stop, output: group.output };
   } catch (err) {
     await stop();
@@ -47,12 +47,12 @@ async function startGroup(command, args, { ctx, env = {}, cwd, tls = false }) {
   }
 }
 
-export function tsgunicorn(extraArgs, app, { workers = '2', tls = false } = {}) {
+export function tsgunicorn(extraArgs, app, { workers = '2', tls = false, proxyV2 = false } = {}) {
   return (ctx) =>
     startGroup(
       process.execPath,
       [...TSGUNICORN_NODE_OPTIONS, TSGUNICORN, '-w', workers, '-b', `127.0.0.1:${ctx.port}`, ...extraArgs(ctx), join(APPS, app)],
-      { ctx, tls },
+      { ctx, tls, proxyV2 },
     );
 }
 
@@ -153,7 +153,7 @@ export function cpuServerGroups() {
         id: 'tsg-proxy-v2',
         label: 'tsgunicorn -w 1, proxy_protocol v2',
         proxyV2: true,
-        start: one(() => ['--proxy-protocol', 'v2'], 'hello-listener.mjs'),
+        start: one(() => ['--proxy-protocol', 'v2'], 'hello-listener.mjs', { proxyV2: true }),
       },
     ],
     [
