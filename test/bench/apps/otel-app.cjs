@@ -1,11 +1,5 @@
-// The hello-world listener with OpenTelemetry's http instrumentation loaded first, exported for tsgunicorn.
+// The bench's Express app with OpenTelemetry's http instrumentation loaded first, as its guide has an app do:
+// the instrumentation patches `http` as Express requires it. Exported for tsgunicorn.
 require('./otel-setup.cjs');
-const { countResponse } = require('./response-counter.mjs');
 
-const body = 'Hello, World!\n';
-
-exports.app = function app(req, res) {
-  countResponse();
-  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
-  res.end(body);
-};
+exports.app = require('./express-app.mjs').app;

@@ -161,8 +161,8 @@ export function cpuServerGroups() {
       { id: 'tsg-express-script', label: 'tsgunicorn -w 1, Express app as a server script', start: one(() => [], 'express-server.mjs') },
     ],
     [
-      { id: 'bare-otel', label: 'node (bare), OpenTelemetry http instrumentation', start: bareNode('otel-server.cjs') },
-      { id: 'tsg-otel', label: 'tsgunicorn -w 1, OpenTelemetry http instrumentation', start: one(() => [], 'otel-app.cjs') },
+      { id: 'bare-otel', label: 'node (bare), Express app with OpenTelemetry', start: bareNode('otel-server.cjs') },
+      { id: 'tsg-otel', label: 'tsgunicorn -w 1, Express app with OpenTelemetry', start: one(() => [], 'otel-app.cjs') },
     ],
     [
       {
