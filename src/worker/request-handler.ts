@@ -10,28 +10,24 @@ import type { ActivityBoard } from './activity-board.js';
 import { createProxyTrust } from './proxy-trust.js';
 import { createRequestChecks } from './request-checks.js';
 
-const kInFlight = Symbol('tsgunicorn.inFlight');
 // Constant for the process: read once, not on every request.
 const timeOrigin = performance.timeOrigin;
 
 /**
  * A request in flight, linked in start order: the oldest is the head. Linked through its own fields rather
  * than kept in a Set, whose hash table grows and shrinks as the count swings under load, and whose add gives
- * every response an identity hash; the response holds its entry in one property.
+ * every response an identity hash. The response's 'close' listener holds its entry: a property on the
+ * response would give Node's own ServerResponse objects a second shape, on every request.
  */
 class InFlight {
   prev: InFlight | null = null;
   next: InFlight | null = null;
   constructor(
-    readonly res: TrackedResponse,
+    readonly res: ServerResponse,
     readonly started: number,
     /** The socket's bytes written before this response: what the access log subtracts. */
     readonly bytesBefore: number,
   ) {}
-}
-
-interface TrackedResponse extends ServerResponse {
-  [kInFlight]: InFlight;
 }
 
 export interface RequestHandler {
@@ -75,11 +71,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     else board.clearOldest();
   }
 
-  function onClose(this: TrackedResponse): void {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the response the listener was added to
-    const res = this;
+  function finished(entry: InFlight): void {
+    const res = entry.res;
     const req = res.req;
-    const entry = res[kInFlight];
     const durationMs = performance.now() - entry.started;
     const { prev, next } = entry;
     if (prev) prev.next = next;
@@ -117,8 +111,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
 
   function listener(req: IncomingMessage, res: ServerResponse): void {
     if (!checks.admit(req, res)) return;
-    const entry = new InFlight(res as TrackedResponse, performance.now(), accessEnabled ? req.socket.bytesWritten : 0);
-    (res as TrackedResponse)[kInFlight] = entry;
+    const entry = new InFlight(res, performance.now(), accessEnabled ? req.socket.bytesWritten : 0);
     if (newest) {
       newest.next = entry;
       entry.prev = newest;
@@ -129,7 +122,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     newest = entry;
     board.setInFlight(++inFlight);
     metrics.requestStarted();
-    res.on('close', onClose);
+    res.on('close', () => finished(entry));
     if (closeConnections) res.setHeader('connection', 'close');
     if (failingHealthPath !== null && isPath(req.url!, failingHealthPath)) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
