@@ -10,14 +10,24 @@ import type { ActivityBoard } from './activity-board.js';
 import { createProxyTrust } from './proxy-trust.js';
 import { createRequestChecks } from './request-checks.js';
 
-const kStarted = Symbol('tsgunicorn.started');
 // Constant for the process: read once, not on every request.
 const timeOrigin = performance.timeOrigin;
-const kBytesBefore = Symbol('tsgunicorn.bytesBefore');
 
-interface TrackedResponse extends ServerResponse {
-  [kStarted]: number;
-  [kBytesBefore]: number;
+/**
+ * A request in flight, linked in start order: the oldest is the head. Linked through its own fields rather
+ * than kept in a Set, whose hash table grows and shrinks as the count swings under load, and whose add gives
+ * every response an identity hash. The response's 'close' listener holds its entry: a property on the
+ * response would give Node's own ServerResponse objects a second shape, on every request.
+ */
+class InFlight {
+  prev: InFlight | null = null;
+  next: InFlight | null = null;
+  constructor(
+    readonly res: ServerResponse,
+    readonly started: number,
+    /** The socket's bytes written before this response: what the access log subtracts. */
+    readonly bytesBefore: number,
+  ) {}
 }
 
 export interface RequestHandler {
@@ -42,8 +52,9 @@ export interface RequestHandlerOptions {
 
 export function createRequestHandler(options: RequestHandlerOptions): RequestHandler {
   const { app, settings, logger, board, metrics } = options;
-  const inFlight = new Set<TrackedResponse>();
-  let oldest: TrackedResponse | undefined;
+  let oldest: InFlight | null = null;
+  let newest: InFlight | null = null;
+  let inFlight = 0;
   let served = 0;
   const maxRequests =
     settings.max_requests > 0 ? settings.max_requests + Math.floor(Math.random() * (settings.max_requests_jitter + 1)) : 0;
@@ -55,20 +66,24 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   const accessEnabled = logger.accessEnabled;
   const pid = process.pid;
 
-  function markOldest(res: TrackedResponse | undefined): void {
-    oldest = res;
-    if (res) board.setOldest(res.req.method ?? '', res.req.url ?? '', timeOrigin + res[kStarted]);
+  function showOldest(): void {
+    if (oldest) board.setOldest(oldest.res.req.method ?? '', oldest.res.req.url ?? '', timeOrigin + oldest.started);
     else board.clearOldest();
   }
 
-  function onClose(this: TrackedResponse): void {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the response the listener was added to
-    const res = this;
+  function finished(entry: InFlight): void {
+    const res = entry.res;
     const req = res.req;
-    const durationMs = performance.now() - res[kStarted];
-    inFlight.delete(res);
-    if (res === oldest) markOldest(inFlight.values().next().value);
-    board.setInFlight(inFlight.size);
+    const durationMs = performance.now() - entry.started;
+    const { prev, next } = entry;
+    if (prev) prev.next = next;
+    else oldest = next;
+    if (next) next.prev = prev;
+    else newest = prev;
+    // A response the app keeps must not keep its neighbours (and theirs) alive.
+    entry.prev = entry.next = null;
+    board.setInFlight(--inFlight);
+    if (prev === null) showOldest();
     metrics.requestFinished(req.method ?? '', res.statusCode, durationMs / 1000);
     if (accessEnabled) {
       logger.access({
@@ -77,7 +92,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
         remoteAddr: trust.clientAddress(req),
         startedAt: Date.now() - durationMs,
         durationUs: Math.round(durationMs * 1000),
-        bytes: responseBytes(res, req),
+        bytes: responseBytes(res, req, entry.bytesBefore),
         pid,
       });
     }
@@ -96,12 +111,16 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
 
   function listener(req: IncomingMessage, res: ServerResponse): void {
     if (!checks.admit(req, res)) return;
-    const tracked = res as TrackedResponse;
-    tracked[kStarted] = performance.now();
-    if (accessEnabled) tracked[kBytesBefore] = req.socket.bytesWritten;
-    inFlight.add(tracked);
-    if (oldest === undefined) markOldest(tracked);
-    board.setInFlight(inFlight.size);
+    const entry = new InFlight(res, performance.now(), accessEnabled ? req.socket.bytesWritten : 0);
+    if (newest) {
+      newest.next = entry;
+      entry.prev = newest;
+    } else {
+      oldest = entry;
+      showOldest();
+    }
+    newest = entry;
+    board.setInFlight(++inFlight);
     metrics.requestStarted();
     if (closeConnections) res.setHeader('connection', 'close');
     if (failingHealthPath !== null && isPath(req.url!, failingHealthPath)) {
@@ -118,19 +137,19 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     // Added once the app ran ('close' always comes later): an APM agent binds the
     // response to its span as the request passes it, so this listener runs in
     // that span's context, where the access log finds the trace (trace-context.ts).
-    res.on('close', onClose);
+    res.on('close', () => finished(entry));
   }
 
   return {
     listener,
     get inFlight() {
-      return inFlight.size;
+      return inFlight;
     },
     startDraining() {
       closeConnections = true;
       // A response not yet begun is the last on its connection too: said in the
       // response, the client does not reuse the connection as this worker leaves.
-      for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+      for (let entry = oldest; entry; entry = entry.next) if (!entry.res.headersSent) entry.res.setHeader('connection', 'close');
     },
     failHealthChecks() {
       closeConnections = true;
@@ -144,9 +163,9 @@ const isPath = (url: string, path: string): boolean =>
 
 // The body bytes sent: Content-Length when declared, else what the socket wrote
 // for this response minus its header block (chunk framing included).
-function responseBytes(res: TrackedResponse, req: IncomingMessage): number {
+function responseBytes(res: ServerResponse, req: IncomingMessage, bytesBefore: number): number {
   const declared = res.getHeader('content-length');
   if (declared !== undefined) return Number(declared) || 0;
   const header = (res as unknown as { _header?: string | null })._header;
-  return Math.max(0, req.socket.bytesWritten - res[kBytesBefore] - (header ? Buffer.byteLength(header) : 0));
+  return Math.max(0, req.socket.bytesWritten - bytesBefore - (header ? Buffer.byteLength(header) : 0));
 }

@@ -1,36 +1,50 @@
-// `npm run bench`: starts each server in turn on 127.0.0.1 (two passes, the
-// second in reverse order), drives it with wrk in keep-alive and Connection: close modes, and prints a markdown report
-// with the targets met or not. BENCH_ONLY (comma-separated server ids) runs a subset. BENCH_DURATION sets the seconds per wrk run
-// (default 6, which keeps a first run, one that also builds the systemd container's
-// root filesystem, within the 10-minute bound); BENCH_OUT, when set, is a path the report is also written to.
-// Every server runs in its own process group and is killed when the bench
-// ends, whether it finishes, fails or is interrupted.
+// `npm run bench`: three parts, each against peers measured in the same run.
+// 1. CPU time per request (lib/cpu.mjs): tsgunicorn -w 1 beside its bare twin, each row's server pinned to one
+//    CPU and wrk to the other, in alternating rounds; the journal access log in a systemd container.
+// 2. Throughput: each server on 127.0.0.1 driven by wrk in keep-alive and Connection: close modes, in passes
+//    alternating in order; tsgunicorn -w 2 and bare node:cluster in more passes, since they are compared.
+// 3. Worker memory: RSS idle, after light load (sequential requests) and after the throughput runs.
+// BENCH_ONLY (comma-separated ids of lib/servers.mjs, throughput and CPU alike) runs a subset. BENCH_DURATION
+// sets the seconds per throughput run (default 3), BENCH_CPU_DURATION per CPU round (default 2); BENCH_OUT, when
+// set, is a path the report is also written to. Every server runs in its own process group and is killed when
+// the bench ends, whether it finishes, fails or is interrupted.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { selfSigned } from '../helpers/tls.ts';
+import { measureCpuGroups, SERVER_CPU } from './lib/cpu.mjs';
 import { describeMachine } from './lib/machine.mjs';
 import { killAll, meanWorkerRssKb, readRssKb } from './lib/processes.mjs';
 import { renderReport } from './lib/report.mjs';
 import { readCounts, spreadBetween } from './lib/response-counts.mjs';
-import { benchServers } from './lib/servers.mjs';
-import { MODES } from './lib/targets.mjs';
+import { benchServers, cpuServerGroups } from './lib/servers.mjs';
+import { MODES, median } from './lib/targets.mjs';
 import { ensureTools } from './lib/tools.mjs';
 import { measureJournalInContainer } from './lib/journal-container.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
-const RUN_BOUND_MS = 10 * 60 * 1000;
+const RUN_BOUND_MS = 12 * 60 * 1000;
 const WARMUP_S = 1;
 // Extra cold starts of tsgunicorn -w 2, so start → ready is a median, not one sample.
 const READY_SAMPLES = 3;
 // Count files are rewritten every 200 ms; wait past that before reading them.
 const COUNT_SETTLE_MS = 450;
-// Workers settle after their first 200 (the watchdog thread starts after 'ready').
+// Workers settle after their first 200 (the watchdog thread starts after 'ready'), and after light load.
 const IDLE_SETTLE_MS = 1000;
+// Throughput passes: the compared pair runs in more of them, interleaved with the rest in the first.
+const PASSES = 2;
+const ANCHOR_PASSES = 5;
+const ANCHORS = ['cluster-none', 'tsg'];
+const CPU_ROUNDS = 4;
+// Light load: sequential requests, alternating blocks on new connections and on one kept-alive connection.
+const LIGHT_REQUESTS = 2000;
+const LIGHT_BLOCK = 100;
 
-const durationS = Math.max(1, Math.round(Number(process.env.BENCH_DURATION ?? 6)));
+const durationS = Math.max(1, Math.round(Number(process.env.BENCH_DURATION ?? 3)));
+const cpuDurationS = Math.max(1, Math.round(Number(process.env.BENCH_CPU_DURATION ?? 2)));
 const tmpDir = mkdtempSync(join(tmpdir(), 'tsgunicorn-bench-'));
 
 function cleanUp() {
@@ -61,6 +75,27 @@ function freePort() {
   });
 }
 
+/** One GET on 127.0.0.1; a new connection unless agent is given. */
+function get(url, agent) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: agent ?? false, headers: agent ? {} : { connection: 'close' } }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** LIGHT_REQUESTS sequential requests, in blocks alternating between Connection: close and keep-alive. */
+async function lightLoad(url) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (let i = 0; i < LIGHT_REQUESTS; i++) await get(url, Math.floor(i / LIGHT_BLOCK) % 2 === 0 ? undefined : agent);
+  } finally {
+    agent.destroy();
+  }
+}
+
 async function measure(spec, tls, tools, pass) {
   const result = { spec, readyMs: [], modes: {} };
   if (spec.unavailable) return { ...result, skipped: spec.unavailable };
@@ -84,6 +119,12 @@ async function measure(spec, tls, tools, pass) {
     // What a worker holds before load grows its heap: the fixed cost of what tsgunicorn adds.
     await sleep(IDLE_SETTLE_MS);
     result.idleWorkerRssKb = meanWorkerRssKb(running.masterPid);
+    // What the first requests allocate or load lazily, before heavy load grows the heap.
+    if (pass === 1 && ANCHORS.includes(spec.id)) {
+      await lightLoad(running.url);
+      await sleep(IDLE_SETTLE_MS);
+      result.lightWorkerRssKb = meanWorkerRssKb(running.masterPid);
+    }
     await runWrk(running.url, { durationS: WARMUP_S, close: false });
     for (const mode of MODES) {
       await sleep(COUNT_SETTLE_MS);
@@ -111,50 +152,83 @@ const machine = describeMachine(tools);
 // A throwaway certificate, so wrk can be pointed at https.
 const { certfile, keyfile } = selfSigned(tmpDir);
 const tls = { cert: certfile, key: keyfile };
-// Two passes, the second in reverse order, keeping each server's better run:
-// load from elsewhere on a shared machine then weighs on every server alike
-// instead of on whichever happened to run during it.
 // BENCH_ONLY=id,id runs only those servers (their ids are in lib/servers.mjs).
 const only = process.env.BENCH_ONLY?.split(',').map((id) => id.trim());
-const specs = benchServers(tools).filter((spec) => !only || only.includes(spec.id));
-const results = new Map();
-// A failed run fails the bench even when the other pass of that server worked.
+const wanted = (spec) => !only || only.includes(spec.id);
+// A failed run fails the bench.
 const failedRuns = [];
-for (const [pass, order] of [
-  [1, specs],
-  [2, [...specs].reverse()],
-]) {
-  for (const spec of order) {
+
+// 1. CPU time per request.
+const cpuGroups = cpuServerGroups()
+  .map((group) => group.filter(wanted))
+  .filter((group) => group.length > 0);
+const cpu = await measureCpuGroups(cpuGroups, {
+  rounds: CPU_ROUNDS,
+  durationS: cpuDurationS,
+  warmupS: WARMUP_S,
+  modes: MODES,
+  startContext: async (spec) => {
+    const countDir = join(tmpDir, `cpu-counts-${spec.id}`);
+    mkdirSync(countDir);
+    return { port: await freePort(), countDir, tmpDir, tls, cpu: SERVER_CPU };
+  },
+  log: (line) => console.error(line),
+});
+if (!only || only.includes('tsg-journal')) {
+  const ports = [await freePort(), await freePort()];
+  for (const result of await measureJournalInContainer({ rounds: CPU_ROUNDS, durationS: cpuDurationS, warmupS: WARMUP_S, ports })) {
+    cpu.set(result.spec.id, result);
+  }
+}
+for (const result of cpu.values()) if (result.error) failedRuns.push(`CPU, ${result.spec.label}: ${result.error.split('\n', 1)[0]}`);
+
+// 2. Throughput, in passes alternating in order: load from elsewhere on a shared machine then weighs on every
+// server alike instead of on whichever happened to run during it.
+const specs = benchServers(tools).filter(wanted);
+const runs = new Map(specs.map((spec) => [spec.id, []]));
+for (let pass = 1; pass <= ANCHOR_PASSES; pass++) {
+  const inPass = specs.filter((spec) => pass <= PASSES || ANCHORS.includes(spec.id));
+  for (const spec of pass % 2 === 1 ? inPass : [...inPass].reverse()) {
     console.error(`bench: pass ${pass}, ${spec.label}`);
     const measured = await measure(spec, tls, tools, pass);
     if (measured.error) failedRuns.push(`pass ${pass}, ${spec.label}: ${measured.error.split('\n', 1)[0]}`);
-    results.set(spec.id, results.has(spec.id) ? better(results.get(spec.id), measured) : measured);
+    runs.get(spec.id).push(measured);
   }
 }
+const results = new Map([...runs].map(([id, passes]) => [id, combine(passes)]));
 
-// Without journald here, the journal access log is measured in a systemd
-// container instead, against the same container without an access log.
-if (results.get('tsg-journal')?.skipped) {
-  for (const result of await measureJournalInContainer({ durationS, warmupS: WARMUP_S })) results.set(result.spec.id, result);
-}
-
-/** Per mode the run with more requests per second; start-up samples from both. */
-function better(a, b) {
-  if (a.skipped || a.error) return b.error && !a.error ? a : b;
-  if (b.skipped || b.error) return a;
-  const modes = Object.fromEntries(MODES.map((m) => [m, (b.modes[m]?.rps ?? 0) > (a.modes[m]?.rps ?? 0) ? b.modes[m] : a.modes[m]]));
-  const larger = (key) => Math.max(a[key] ?? 0, b[key] ?? 0) || undefined;
+/** Per mode the median of the passes' req/s (with that run's latency and spread); start-up samples from all. */
+function combine(passes) {
+  const failed = passes.find((p) => p.skipped || p.error);
+  if (failed) return failed;
+  const modes = Object.fromEntries(
+    MODES.map((m) => {
+      const byRps = passes.map((p) => p.modes[m]).sort((a, b) => a.rps - b.rps);
+      return [m, { ...byRps[Math.floor((byRps.length - 1) / 2)], rps: median(byRps.map((r) => r.rps)), passes: byRps.length }];
+    }),
+  );
+  const first = (key) => passes.find((p) => p[key] !== undefined)?.[key];
   return {
-    ...a,
+    ...passes[0],
     modes,
-    readyMs: [...a.readyMs, ...b.readyMs],
-    rssKb: larger('rssKb'),
-    idleWorkerRssKb: larger('idleWorkerRssKb'),
-    workerRssKb: larger('workerRssKb'),
+    readyMs: passes.flatMap((p) => p.readyMs),
+    rssKb: median(passes.map((p) => p.rssKb)),
+    idleWorkerRssKb: median(passes.map((p) => p.idleWorkerRssKb)),
+    lightWorkerRssKb: first('lightWorkerRssKb'),
+    workerRssKb: median(passes.map((p) => p.workerRssKb)),
   };
 }
-const report = renderReport({ machine, durationS, results, elapsedS: (performance.now() - startedAt) / 1000 });
+
+const report = renderReport({
+  machine,
+  durationS,
+  cpuDurationS,
+  cpuRounds: CPU_ROUNDS,
+  cpu,
+  results,
+  elapsedS: (performance.now() - startedAt) / 1000,
+});
 process.stdout.write(report);
 if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
 if (failedRuns.length > 0) console.error(`bench: failed runs:\n${failedRuns.join('\n')}`);
-process.exitCode = failedRuns.length > 0 || [...results.values()].some((r) => r.error) ? 1 : 0;
+process.exitCode = failedRuns.length > 0 ? 1 : 0;

@@ -1,49 +1,47 @@
-// The journal access log's cost where the bench host has no journald: the
-// installed package in a booted systemd container (the e2e harness's), the same
-// instance measured without an access log and with `accesslog = -`, whose
-// entries go to journald natively. The container shares the host's network, so
-// wrk on the host drives the instance's socket on 127.0.0.1:8000.
+// The journal access log's cost: the installed package in a booted systemd
+// container (the e2e harness's), two instances of the same app, one without an
+// access log and one with `accesslog = -`, whose entries go to journald natively.
+// The container shares the host's network, so wrk on the host drives the
+// instances' sockets on two free ports of 127.0.0.1.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForHttp200 } from './processes.mjs';
 import { ensurePackages } from './tools.mjs';
-import { MODES } from './targets.mjs';
+import { SERVER_CPU, WRK_CPU } from './cpu.mjs';
+import { MODES, median } from './targets.mjs';
 import { runWrk } from './wrk.mjs';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DEB = join(ROOT, 'dist/tsgunicorn.deb');
-const URL_IN_CONTAINER = 'http://127.0.0.1:8000/';
 // The bench's own hello world, as the other servers serve it (its response
-// counter does nothing without BENCH_COUNT_DIR, which the instance does not get).
+// counter does nothing without BENCH_COUNT_DIR, which the instances do not get).
 const APP_FILES = ['hello-listener.mjs', 'response-counter.mjs'];
 const APPS = join(ROOT, 'test/bench/apps');
+const BASE = 'tsgunicorn@bench.service';
+const JOURNAL = 'tsgunicorn@benchlog.service';
 
-// /proc/PID/stat counts CPU time in clock ticks: 100 per second on Linux.
-const US_PER_TICK = 10_000;
-
-/** utime + stime of the processes (fields 14 and 15 of /proc/PID/stat), in clock ticks, read inside the container. */
-async function cpuTicks(machine, pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    const fields = (await machine.run(['cat', `/proc/${pid}/stat`])).replace(/^.*\) /s, '').split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks;
+/** Nanoseconds every thread of each process ran (schedstat, as lib/cpu.mjs reads it), read inside the container. */
+async function cpuNs(machine, pids) {
+  const out = await machine.run(['sh', '-c', pids.map((pid) => `cat /proc/${pid}/task/*/schedstat`).join('; ')]);
+  return out
+    .trim()
+    .split('\n')
+    .reduce((sum, line) => sum + Number(line.split(' ', 1)[0]), 0);
 }
 
-/** The instance's worker PIDs and journald's, as the container sees them. */
-async function servingPids(machine) {
-  const main = (await machine.run(['systemctl', 'show', '-p', 'MainPID', '--value', 'tsgunicorn@bench.service'])).trim();
-  const workers = (await machine.run(['pgrep', '-P', main])).trim().split('\n');
+/** An instance's master and worker PIDs and journald's, as the container sees them. */
+async function servingPids(machine, unit) {
+  const master = (await machine.run(['systemctl', 'show', '-p', 'MainPID', '--value', unit])).trim();
+  const workers = (await machine.run(['pgrep', '-P', master])).trim().split('\n');
   const journald = (await machine.run(['pidof', 'systemd-journald'])).trim();
-  return { workers, journald };
+  return { master: [master], workers, journald: [journald] };
 }
 
 /** How many access entries (HTTP_STATUS=200) journald has stored for the instance. */
 async function storedEntries(machine) {
-  const out = await machine.run(['sh', '-c', 'journalctl -u tsgunicorn@bench.service HTTP_STATUS=200 -o cat --no-pager | wc -l']);
+  const out = await machine.run(['sh', '-c', `journalctl -u ${JOURNAL} HTTP_STATUS=200 -o cat --no-pager | wc -l`]);
   return Number(out.trim());
 }
 
@@ -71,13 +69,17 @@ function unavailable() {
 }
 
 /**
- * Two bench results, ids 'tsg-container' (no access log) and 'tsg-journal'
- * (access log to the journal), each { spec, readyMs, modes }; or one skipped result.
+ * The CPU-per-request rows of the journal access log: the installed package's instance with `accesslog = -`
+ * and the same instance without an access log, both -w 1, side by side in one booted container and measured in
+ * alternating rounds like lib/cpu.mjs's groups: each instance and journald pinned to SERVER_CPU, wrk to the
+ * other. Per row and mode the medians of the CPU µs per request of the workers, the master and journald (journald
+ * stores the entries, so its time is part of the log's cost), and the entries journald stored against the
+ * requests wrk counted. Returns results with ids 'tsg-container' and 'tsg-journal', or one skipped or failed.
  */
-export async function measureJournalInContainer({ durationS, warmupS }) {
-  const spec = (id, label) => ({ id, label, workers: 2 });
-  const base = spec('tsg-container', 'tsgunicorn -w 2 in a systemd container, no access log');
-  const journal = spec('tsg-journal', 'tsgunicorn -w 2 in a systemd container, access log to journal');
+export async function measureJournalInContainer({ rounds, durationS, warmupS, ports }) {
+  const spec = (id, label) => ({ id, label });
+  const base = spec('tsg-container', 'tsgunicorn -w 1 in a systemd container, no access log');
+  const journal = spec('tsg-journal', 'tsgunicorn -w 1 in a systemd container, access log to the journal');
   const why = unavailable();
   if (why) return [{ spec: journal, skipped: why }];
   // The package of the code just built (npm run bench builds first), not a stale one.
@@ -87,38 +89,71 @@ export async function measureJournalInContainer({ durationS, warmupS }) {
   const machine = await boot('bookworm', { deb: DEB });
   try {
     for (const file of APP_FILES) await machine.writeFile(`/srv/bench/${file}`, readFileSync(join(APPS, file), 'utf8'));
-    const results = [];
-    for (const [result, accesslog] of [
-      [base, ''],
-      [journal, 'accesslog = -\n'],
-    ]) {
-      await machine.writeFile('/etc/tsgunicorn/bench.ini', `app = /srv/bench/hello-listener.mjs\nworkers = 2\n${accesslog}`);
-      await machine.run(['systemctl', 'daemon-reload']);
+    await machine.run(['ln', '-sfn', '/srv/bench', '/srv/benchlog']);
+    const instances = [
+      { spec: base, unit: BASE, url: `http://127.0.0.1:${ports[0]}/` },
+      { spec: journal, unit: JOURNAL, url: `http://127.0.0.1:${ports[1]}/` },
+    ];
+    for (const [i, { unit }] of instances.entries()) {
+      const name = unit.slice('tsgunicorn@'.length, -'.service'.length);
+      const accesslog = unit === JOURNAL ? 'accesslog = -\n' : '';
+      await machine.writeFile(
+        `/etc/tsgunicorn/${name}.ini`,
+        `app = /srv/bench/hello-listener.mjs\nworkers = 1\nbind = 127.0.0.1:${ports[i]}\n${accesslog}`,
+      );
+    }
+    await machine.run(['systemctl', 'daemon-reload']);
+    const journaldPid = (await machine.run(['pidof', 'systemd-journald'])).trim();
+    for (const instance of instances) {
       const startedAt = performance.now();
-      await machine.run(['systemctl', 'restart', 'tsgunicorn@bench.service']);
-      const readyMs = await waitForHttp200(URL_IN_CONTAINER, { startedAt });
-      await runWrk(URL_IN_CONTAINER, { durationS: warmupS, close: false });
-      const { workers, journald } = await servingPids(machine);
-      const modes = {};
-      let stored = accesslog ? await settledEntries(machine) : 0;
-      for (const mode of MODES) {
-        const before = [await cpuTicks(machine, workers), await cpuTicks(machine, [journald])];
-        const run = await runWrk(URL_IN_CONTAINER, { durationS, close: mode === 'close' });
-        const after = [await cpuTicks(machine, workers), await cpuTicks(machine, [journald])];
-        // CPU per request, where the time of a journal entry goes: the workers' own and journald's.
-        const perRequest = (i) => ((after[i] - before[i]) * US_PER_TICK) / run.requests;
-        modes[mode] = { ...run, cpuUs: { workers: perRequest(0), journald: perRequest(1) } };
-        // A run whose entries journald dropped (its rate limit) measured less than the full cost.
-        if (accesslog) {
-          const storedAfter = await settledEntries(machine);
-          modes[mode].journalStored = storedAfter - stored;
-          stored = storedAfter;
+      await machine.run(['systemctl', 'restart', instance.unit]);
+      instance.readyMs = await waitForHttp200(instance.url, { startedAt });
+      instance.pids = await servingPids(machine, instance.unit);
+      for (const pid of [...instance.pids.master, ...instance.pids.workers, journaldPid]) {
+        if (SERVER_CPU !== undefined) await machine.run(['taskset', '-a', '-p', '-c', String(SERVER_CPU), pid]);
+      }
+      for (const mode of MODES) await runWrk(instance.url, { durationS: warmupS, close: mode === 'close', cpu: WRK_CPU });
+      instance.samples = Object.fromEntries(MODES.map((mode) => [mode, []]));
+    }
+    let storedBefore = await settledEntries(machine);
+    let requestsLogged = 0;
+    for (let round = 0; round < rounds; round++) {
+      for (const instance of round % 2 === 0 ? instances : [...instances].reverse()) {
+        for (const mode of MODES) {
+          const read = async () => [
+            await cpuNs(machine, instance.pids.master),
+            await cpuNs(machine, instance.pids.workers),
+            await cpuNs(machine, instance.pids.journald),
+          ];
+          const before = await read();
+          const run = await runWrk(instance.url, { durationS, close: mode === 'close', cpu: WRK_CPU });
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          const after = await read();
+          const [masterUs, workersUs, journaldUs] = after.map((ns, i) => (ns - before[i]) / 1000 / run.requests);
+          if (instance.spec === journal) requestsLogged += run.requests;
+          instance.samples[mode].push({ ...run, masterUs, workersUs, journaldUs });
         }
       }
-      results.push({ spec: result, readyMs: [readyMs], modes });
-      console.error(`bench: ${result.label}: ${MODES.map((m) => Math.round(modes[m].rps)).join(' / ')} req/s`);
     }
-    return results;
+    // Entries dropped on the way (journald's rate limit) would make the log look cheaper than it is.
+    const stored = (await settledEntries(machine)) - storedBefore;
+    return instances.map(({ spec: s, readyMs, samples }) => {
+      const modes = {};
+      for (const mode of MODES) {
+        const of = (f) => median(samples[mode].map(f));
+        modes[mode] = {
+          us: of((x) => x.masterUs + x.workersUs + x.journaldUs),
+          workersUs: of((x) => x.workersUs),
+          masterUs: of((x) => x.masterUs),
+          journaldUs: of((x) => x.journaldUs),
+          rps: of((x) => x.rps),
+          p50Ms: of((x) => x.p50Ms),
+          p99Ms: of((x) => x.p99Ms),
+          roundsUs: samples[mode].map((x) => x.masterUs + x.workersUs + x.journaldUs),
+        };
+      }
+      return { spec: s, readyMs: [readyMs], modes, ...(s === journal ? { journalStored: stored, requests: requestsLogged } : {}) };
+    });
   } finally {
     await machine.stop();
   }

@@ -1,36 +1,19 @@
 // Server processes for the bench: each runs in its own process group so that
 // stopping it (or the bench dying) takes its workers down too.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const liveGroups = new Set();
-const liveUnits = new Set();
 const OUTPUT_TAIL_BYTES = 16 * 1024;
 
-/** Kills every process group and transient unit still alive; safe to call from an 'exit' handler. */
+/** Kills every process group still alive; safe to call from an 'exit' handler. */
 export function killAll() {
   for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
   liveGroups.clear();
-  for (const unit of liveUnits) {
-    try {
-      execFileSync('systemctl', ['kill', '--signal=SIGKILL', unit], { stdio: 'ignore', timeout: 5000 });
-    } catch {
-      // already gone
-    }
-  }
-  liveUnits.clear();
-}
-
-/** Records a transient systemd unit, so killAll covers it until untrackUnit. */
-export function trackUnit(unit) {
-  liveUnits.add(unit);
-}
-
-export function untrackUnit(unit) {
-  liveUnits.delete(unit);
 }
 
 /** Records a group someone else spawned (the PM2 daemon) so killAll covers it. */
@@ -78,8 +61,28 @@ export async function stopGroup(pgid, graceMs = 5000) {
   liveGroups.delete(pgid);
 }
 
+// What proxy-v2.lua sends first on each connection: a PROXY protocol v2 header (PROXY, TCP over IPv4,
+// 192.0.2.1:12345 to 127.0.0.1:80).
+const PROXY_V2_HEADER = Buffer.from('0d0a0d0a000d0a515549540a2111000cc0000201' + '7f0000013039' + '0050', 'hex');
+
+/** One GET after a PROXY v2 header; resolves to the status code, or undefined when the connection fails. */
+function probeProxied(url) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    let head = '';
+    const socket = net.connect({ host: hostname, port: Number(port) }, () => {
+      socket.end(Buffer.concat([PROXY_V2_HEADER, Buffer.from(`GET / HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`)]));
+    });
+    socket.setTimeout(1000, () => socket.destroy());
+    socket.on('data', (chunk) => (head += chunk.toString('latin1')));
+    socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]) || undefined));
+    socket.on('error', () => {});
+  });
+}
+
 /** One GET; resolves to the status code, or undefined when the connection fails. */
-function probe(url) {
+function probe(url, proxyV2) {
+  if (proxyV2) return probeProxied(url);
   const client = url.startsWith('https:') ? https : http;
   return new Promise((resolve) => {
     const req = client.get(url, { agent: false, rejectUnauthorized: false, timeout: 1000 }, (res) => {
@@ -93,16 +96,17 @@ function probe(url) {
 
 /**
  * Polls url every 5 ms until it answers 200; returns the milliseconds since
- * startedAt (a performance.now() taken just before the spawn). Throws if the
+ * startedAt (a performance.now() taken just before the spawn); with proxyV2 each probe starts with a PROXY v2
+ * header. Throws if the
  * process exits first or timeoutMs passes.
  */
-export async function waitForHttp200(url, { startedAt, exited, timeoutMs = 15000 }) {
+export async function waitForHttp200(url, { startedAt, exited, timeoutMs = 15000, proxyV2 = false }) {
   let gone = false;
   exited?.then(() => {
     gone = true;
   });
   while (performance.now() - startedAt < timeoutMs) {
-    if ((await probe(url)) === 200) return performance.now() - startedAt;
+    if ((await probe(url, proxyV2)) === 200) return performance.now() - startedAt;
     if (gone) throw new Error('server exited before answering 200');
     await sleep(5);
   }
@@ -120,7 +124,7 @@ export function readRssKb(pid) {
 }
 
 /** The processes whose parent is pid (the ppid field of /proc/PID/stat). */
-function childrenOf(pid) {
+export function childrenOf(pid) {
   const found = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -140,4 +144,11 @@ export function meanWorkerRssKb(masterPid) {
     .map(readRssKb)
     .filter((kb) => kb !== undefined);
   return rss.length === 0 ? undefined : rss.reduce((a, b) => a + b, 0) / rss.length;
+}
+
+/** Every process below pid: its workers, and theirs. */
+export function descendants(pid) {
+  const found = [];
+  for (let level = childrenOf(pid); level.length > 0; level = level.flatMap(childrenOf)) found.push(...level);
+  return found;
 }

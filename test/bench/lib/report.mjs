@@ -1,12 +1,13 @@
 // Renders one bench run as markdown: machine, throughput, startup/memory, targets.
 import { WRK_CONNECTIONS, WRK_THREADS } from './wrk.mjs';
-import { MODES, MODE_LABEL, evaluateTargets, median, ratio } from './targets.mjs';
+import { CPU_ROWS, MODES, MODE_LABEL, evaluateTargets, median, missing, ratio } from './targets.mjs';
 
 const table = (header, rows) =>
   [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 
 const measured = (result) => result && !result.skipped && !result.error;
 const ms = (x) => (x < 10 ? x.toFixed(2) : x.toFixed(1)) + ' ms';
+const us = (x) => `${x.toFixed(1)} µs`;
 const mb = (kb) => (kb === undefined ? 'n/a' : `${(kb / 1024).toFixed(1)} MB`);
 
 function spreadText(result, spread) {
@@ -52,39 +53,71 @@ function startupRows(results) {
       r.readyMs.length > 1 ? `${Math.round(median(r.readyMs))} ms (median of ${r.readyMs.length})` : `${Math.round(r.readyMs[0])} ms`,
       mb(r.rssKb),
       mb(r.idleWorkerRssKb),
+      r.lightWorkerRssKb === undefined ? '' : mb(r.lightWorkerRssKb),
       mb(r.workerRssKb),
     ]);
 }
 
-function otherComparisons(results) {
-  const tsg = results.get('tsg');
-  const lines = [];
-  const cost = (id, what) => {
-    const other = results.get(id);
-    if (!measured(tsg) || !measured(other)) return;
-    const parts = MODES.map((mode) => `${ratio(other.modes[mode].rps, tsg.modes[mode].rps).toFixed(2)}× (${MODE_LABEL[mode]})`);
-    lines.push(`- ${what}: ${parts.join(', ')} the throughput of tsgunicorn -w 2 without it.`);
+/** One row per server and mode of the CPU table: µs per request (whole tree, workers, master), its ratios, the noisy columns. */
+function cpuRows(cpu) {
+  const rows = [];
+  const seen = new Set();
+  const describe = (id, twinId, plainId) => {
+    const result = cpu.get(id);
+    if (!result || seen.has(id)) return;
+    seen.add(id);
+    const twin = cpu.get(twinId);
+    const plain = cpu.get(plainId);
+    for (const mode of MODES) {
+      const why = missing(result);
+      if (why) {
+        rows.push([result.spec.label, MODE_LABEL[mode], why, '', '', '', '', '', '']);
+        continue;
+      }
+      const m = result.modes[mode];
+      const versus = (other) => (other && !missing(other) ? `${ratio(m.us, other.modes[mode].us).toFixed(3)}×` : '');
+      const parts = [
+        `workers ${us(m.workersUs)}`,
+        ...(m.masterUs ? [`master ${us(m.masterUs)}`] : []),
+        ...(m.journaldUs ? [`journald ${us(m.journaldUs)}`] : []),
+      ];
+      rows.push([
+        result.spec.label,
+        MODE_LABEL[mode],
+        `${us(m.us)} (${m.roundsUs.map((x) => x.toFixed(1)).join(', ')})`,
+        parts.join(', '),
+        twinId ? `${versus(twin)} ${twin?.spec.label ?? twinId}` : '(twin)',
+        plainId ? versus(plain) : '',
+        Math.round(m.rps).toLocaleString('en-US'),
+        ms(m.p50Ms),
+        ms(m.p99Ms),
+      ]);
+    }
   };
-  cost('tsg-logfile', 'Access log to a file');
-  cost('tsg-tls', 'TLS');
-  if (results.get('tsg-journal')?.skipped) {
-    lines.push(
-      `- Access log to the journal: ${results.get('tsg-journal').skipped}. On a host booted with systemd the bench ` +
-        'starts tsgunicorn with `--access-logfile -` in a transient service (systemd-run), whose stderr is the journal ' +
-        'stream; elsewhere, as root, it measures the installed package in a booted systemd container.',
-    );
+  for (const { id, twin, plain } of CPU_ROWS) {
+    describe(twin);
+    describe(id, twin, plain);
   }
-  return lines;
+  return rows;
 }
 
-export function renderReport({ machine, durationS, results, elapsedS }) {
-  const failures = [...results.values()].filter((r) => r.error);
+function journalNote(cpu) {
+  const journal = cpu.get('tsg-journal');
+  if (!journal || missing(journal)) return journal?.skipped ? [`- Access log to the journal: ${journal.skipped}.`] : [];
+  return [
+    `- Access log to the journal: journald stored ${journal.journalStored.toLocaleString('en-US')} entries for the ` +
+      `${journal.requests.toLocaleString('en-US')} requests wrk counted (a few more are answered after wrk stops counting).`,
+  ];
+}
+
+export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, elapsedS }) {
+  const failures = [...results.values(), ...cpu.values()].filter((r) => r.error);
   return [
     '# tsgunicorn benchmark',
     '',
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.kernel}; ` +
       `node ${machine.node}; ${machine.wrk}; ${machine.gunicorn}; ${machine.date}; ` +
-      `1-minute load average at start ${machine.loadAtStart.toFixed(2)}.`,
+      `1-minute load average at start ${machine.loadAtStart.toFixed(2)}. Whole run: ${elapsedS.toFixed(0)} s.`,
     ...(machine.loadAtStart > machine.cores / 4
       ? [
           '',
@@ -92,19 +125,39 @@ export function renderReport({ machine, durationS, results, elapsedS }) {
         ]
       : []),
     '',
-    `Load: \`wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${durationS}s --latency\` on 127.0.0.1, two passes (the second in reverse order), ` +
-      `the better run per server and mode kept, each after a 1 s keep-alive warm-up; "Connection: close" adds \`-H 'Connection: close'\`. ` +
-      `Every server answers GET / with "Hello, World!\\n". Errors = non-2xx + socket errors. Spread = responses per worker ` +
-      `process during that run, busiest first. Whole run: ${elapsedS.toFixed(0)} s.`,
+    '## CPU time per request',
+    '',
+    `Each server is one process serving (tsgunicorn -w 1, or bare node), pinned to one CPU with taskset, wrk ` +
+      `(\`-t${WRK_THREADS} -c${WRK_CONNECTIONS}\`) pinned to the other. The servers of a group run side by side and take turns in ${cpuRounds} rounds ` +
+      `(the order reversed every other round), ${cpuDurationS} s of wrk per server, mode and round, after a 1 s warm-up in each mode. ` +
+      `CPU = the nanoseconds every thread of the server's processes ran (first field of /proc/PID/task/TID/schedstat, ` +
+      `master and workers apart) over that load, divided by the requests wrk counted; the median of the rounds, every round in brackets. ` +
+      `Ratios are to the bare twin measured in the same run and, for the paths a user turns on, to tsgunicorn with its defaults. ` +
+      `req/s and latency come from the same runs and are **noisy** (other work on the machine, one pinned CPU).`,
+    '',
+    table(
+      ['Server', 'Mode', 'CPU per request', 'of which', '× twin', '× tsgunicorn defaults', 'req/s (noisy)', 'p50 (noisy)', 'p99 (noisy)'],
+      cpuRows(cpu),
+    ),
+    '',
+    ...journalNote(cpu),
     '',
     '## Throughput',
+    '',
+    `Load: \`wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${durationS}s --latency\` on 127.0.0.1, unpinned, in passes alternating in order ` +
+      `(tsgunicorn -w 2 and node:cluster SCHED_NONE in more of them), the median req/s per server and mode, each start after a 1 s keep-alive warm-up; ` +
+      `"Connection: close" adds \`-H 'Connection: close'\`. Every server answers GET / with "Hello, World!\\n". Errors = non-2xx + socket errors. ` +
+      `Spread = responses per worker process during that run, busiest first. These figures are **noisy** on a shared machine.`,
     '',
     table(['Server', 'Mode', 'req/s', '× SCHED_NONE', 'p50', 'p99', 'errors', 'spread over workers'], throughputRows(results)),
     '',
     '## Startup and memory',
     '',
+    `Worker RSS: the mean of the master's live children, idle a second after the first 200, a second after light load ` +
+      `(2,000 sequential requests, blocks of 100 alternating between new connections and one kept-alive connection) and after the throughput runs.`,
+    '',
     table(
-      ['Server', 'workers', 'spawn → first 200', 'master RSS after load', 'worker RSS idle (mean)', 'worker RSS after load (mean)'],
+      ['Server', 'workers', 'spawn → first 200', 'master RSS after load', 'worker RSS idle', 'after light load', 'after heavy load'],
       startupRows(results),
     ),
     '',
@@ -112,10 +165,8 @@ export function renderReport({ machine, durationS, results, elapsedS }) {
     '',
     table(
       ['Target', 'Measured', 'Status'],
-      evaluateTargets(results).map((r) => [r.target, r.measured, r.status]),
+      evaluateTargets(results, cpu).map((r) => [r.target, r.measured, r.status]),
     ),
-    '',
-    ...otherComparisons(results),
     ...(failures.length ? ['', '## Failures', '', ...failures.map((r) => `### ${r.spec.label}\n\n\`\`\`\n${r.error.trim()}\n\`\`\``)] : []),
     '',
   ].join('\n');

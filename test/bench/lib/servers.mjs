@@ -1,13 +1,13 @@
 // The servers the bench compares. Each serves the same hello world on
 // 127.0.0.1 and start() resolves once it answers 200, with the time that took.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { spawnGroup, stopGroup, trackGroup, trackUnit, untrackUnit, waitForHttp200 } from './processes.mjs';
+import { spawnGroup, stopGroup, trackGroup, waitForHttp200 } from './processes.mjs';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -20,31 +20,26 @@ const TSGUNICORN_NODE_OPTIONS = readFileSync(TSGUNICORN, 'utf8')
   .split(' ')
   .filter(Boolean);
 const PM2 = join(createRequire(import.meta.url).resolve('pm2/package.json'), '../bin/pm2');
-const JOURNALD_SOCKET = '/run/systemd/journal/socket';
-// The packaged unit's journald rate limit, for the transient service to log as an instance does.
-const UNIT_LOG_RATE_LIMIT = readFileSync(join(ROOT, 'systemd/tsgunicorn@.service'), 'utf8')
-  .split('\n')
-  .filter((line) => line.startsWith('LogRateLimit'));
-// sd_booted(3): systemd is PID 1 when this directory exists.
-const SYSTEMD_RUNTIME = '/run/systemd/system';
 
 /**
- * @typedef {{ port: number, countDir: string, tmpDir: string, tls: { cert: string, key: string }, gunicorn?: string }} StartContext
+ * @typedef {{ port: number, countDir: string, tmpDir: string, tls: { cert: string, key: string }, gunicorn?: string, cpu?: number }} StartContext
  * @typedef {{ url: string, readyMs: number, masterPid: number, stop: () => Promise<void>, output: () => string }} Running
  * @typedef {{ id: string, label: string, workers: number, unavailable?: string, start: (ctx: StartContext) => Promise<Running> }} ServerSpec
  */
 
 /** Starts a server that is one process group led by the master, and waits for its first 200. */
-async function startGroup(command, args, { ctx, env = {}, cwd, tls = false }) {
+async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, proxyV2 = false }) {
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${ctx.port}/`;
   const startedAt = performance.now();
-  const group = spawnGroup(command, args, {
+  // Pinned, the server and every process it forks run on that CPU only (affinity is inherited).
+  const pinned = ctx.cpu === undefined ? [command, ...args] : ['taskset', '-c', String(ctx.cpu), command, ...args];
+  const group = spawnGroup(pinned[0], pinned.slice(1), {
     cwd,
     env: { ...process.env, PORT: String(ctx.port), BENCH_COUNT_DIR: ctx.countDir, ...env },
   });
   const stop = () => stopGroup(group.pid);
   try {
-    const readyMs = await waitForHttp200(url, { startedAt, exited: group.exited });
+    const readyMs = await waitForHttp200(url, { startedAt, exited: group.exited, proxyV2 });
     return { url, readyMs, masterPid: group.pid, stop, output: group.output };
   } catch (err) {
     await stop();
@@ -52,12 +47,12 @@ async function startGroup(command, args, { ctx, env = {}, cwd, tls = false }) {
   }
 }
 
-export function tsgunicorn(extraArgs, app, { workers = '2', tls = false } = {}) {
+export function tsgunicorn(extraArgs, app, { workers = '2', tls = false, proxyV2 = false } = {}) {
   return (ctx) =>
     startGroup(
       process.execPath,
       [...TSGUNICORN_NODE_OPTIONS, TSGUNICORN, '-w', workers, '-b', `127.0.0.1:${ctx.port}`, ...extraArgs(ctx), join(APPS, app)],
-      { ctx, tls },
+      { ctx, tls, proxyV2 },
     );
 }
 
@@ -95,57 +90,8 @@ async function startPm2(ctx) {
   }
 }
 
-/**
- * tsgunicorn -w 2 with `--access-logfile -` in a transient service
- * (systemd-run), whose stderr is the journal stream (systemd.exec(5)
- * JOURNAL_STREAM), so access lines go to journald natively. Journald's rate
- * limit is off for the unit so every line is stored: the full cost.
- */
-async function startInJournalService(ctx) {
-  const url = `http://127.0.0.1:${ctx.port}/`;
-  const unit = `tsgunicorn-bench-${process.pid}-${ctx.port}.service`;
-  const stop = async () => {
-    await run('systemctl', ['stop', unit], { timeout: 20000 }).catch(() => {});
-    untrackUnit(unit);
-  };
-  const startedAt = performance.now();
-  try {
-    trackUnit(unit);
-    await run('systemd-run', [
-      `--unit=${unit}`,
-      '--collect',
-      '--quiet',
-      ...UNIT_LOG_RATE_LIMIT.map((line) => `--property=${line}`),
-      `--setenv=BENCH_COUNT_DIR=${ctx.countDir}`,
-      process.execPath,
-      ...TSGUNICORN_NODE_OPTIONS,
-      TSGUNICORN,
-      '-w',
-      '2',
-      '-b',
-      `127.0.0.1:${ctx.port}`,
-      '--access-logfile',
-      '-',
-      join(APPS, 'hello-listener.mjs'),
-    ]);
-    const readyMs = await waitForHttp200(url, { startedAt });
-    const { stdout } = await run('systemctl', ['show', '--property=MainPID', '--value', unit]);
-    return { url, readyMs, masterPid: Number(stdout.trim()), stop, output: () => `see journalctl -u ${unit}` };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-}
-
 /** @returns {ServerSpec[]} in the order they run; node:cluster SCHED_NONE (the baseline) first. */
 export function benchServers({ gunicorn, gunicornMissing }) {
-  const noJournald = !existsSync(JOURNALD_SOCKET)
-    ? 'n/a (no journald)'
-    : !existsSync(SYSTEMD_RUNTIME)
-      ? 'n/a (journald but no systemd to run a service under)'
-      : process.getuid?.() !== 0
-        ? 'n/a (systemd-run of a system service needs root)'
-        : undefined;
   return [
     { id: 'cluster-none', label: 'node:cluster SCHED_NONE', workers: 2, start: nodeCluster('none') },
     { id: 'tsg', label: 'tsgunicorn -w 2', workers: 2, start: tsgunicorn(() => [], 'hello-listener.mjs') },
@@ -156,41 +102,6 @@ export function benchServers({ gunicorn, gunicornMissing }) {
       start: tsgunicorn(() => [], 'hello-listener.mjs', { workers: 'auto' }),
     },
     { id: 'tsg-fetch', label: 'tsgunicorn -w 2, fetch handler', workers: 2, start: tsgunicorn(() => [], 'hello-fetch.mjs') },
-    { id: 'tsg-express', label: 'tsgunicorn -w 2, Express app exported', workers: 2, start: tsgunicorn(() => [], 'express-app.mjs') },
-    {
-      id: 'tsg-express-script',
-      label: 'tsgunicorn -w 2, Express app as a server script',
-      workers: 2,
-      start: tsgunicorn(() => [], 'express-server.mjs'),
-    },
-    {
-      id: 'tsg-logfile',
-      label: 'tsgunicorn -w 2, access log to file',
-      workers: 2,
-      start: tsgunicorn((ctx) => ['--access-logfile', join(ctx.tmpDir, `access-${ctx.port}.log`)], 'hello-listener.mjs'),
-    },
-    {
-      id: 'tsg-logfile-json',
-      label: 'tsgunicorn -w 2, JSON access log to file',
-      workers: 2,
-      start: tsgunicorn(
-        (ctx) => ['--access-log-json', '--access-logfile', join(ctx.tmpDir, `access-json-${ctx.port}.log`)],
-        'hello-listener.mjs',
-      ),
-    },
-    {
-      id: 'tsg-journal',
-      label: 'tsgunicorn -w 2, access log to journal',
-      workers: 2,
-      unavailable: noJournald,
-      start: startInJournalService,
-    },
-    {
-      id: 'tsg-tls',
-      label: 'tsgunicorn -w 2, TLS (ECDSA P-256)',
-      workers: 2,
-      start: tsgunicorn((ctx) => ['--certfile', ctx.tls.cert, '--keyfile', ctx.tls.key], 'hello-listener.mjs', { tls: true }),
-    },
     { id: 'cluster-rr', label: 'node:cluster round-robin', workers: 2, start: nodeCluster('rr') },
     {
       id: 'single',
@@ -206,5 +117,64 @@ export function benchServers({ gunicorn, gunicornMissing }) {
       unavailable: gunicornMissing,
       start: (ctx) => startGroup(gunicorn, ['-w', '3', '-b', `127.0.0.1:${ctx.port}`, 'app:app'], { ctx, cwd: APPS }),
     },
+  ];
+}
+
+/** A bare node process serving `script` (from apps/), with these environment variables. */
+function bareNode(script, env = () => ({})) {
+  return (ctx) => startGroup(process.execPath, [join(APPS, script)], { ctx, env: env(ctx), tls: Boolean(env(ctx).BENCH_CERT) });
+}
+
+/**
+ * The servers of the CPU-per-request table, one process serving each (tsgunicorn -w 1), in groups started
+ * together and measured in alternating rounds. proxyV2: the load starts each connection with a PROXY v2 header.
+ * @returns {Array<Array<{ id: string, label: string, start: (ctx: StartContext) => Promise<Running>, proxyV2?: boolean, tls?: boolean }>>}
+ */
+export function cpuServerGroups() {
+  const one = (extraArgs, app, options) => tsgunicorn(extraArgs, app, { workers: '1', ...options });
+  return [
+    [
+      { id: 'bare', label: 'node:http (bare), hello world', start: bareNode('single-server.mjs') },
+      { id: 'tsg', label: 'tsgunicorn -w 1, defaults', start: one(() => [], 'hello-listener.mjs') },
+      {
+        id: 'tsg-logfile',
+        label: 'tsgunicorn -w 1, access log to a file',
+        start: one((ctx) => ['--access-logfile', join(ctx.tmpDir, `cpu-access-${ctx.port}.log`)], 'hello-listener.mjs'),
+      },
+      {
+        id: 'tsg-logfile-json',
+        label: 'tsgunicorn -w 1, JSON access log to a file',
+        start: one(
+          (ctx) => ['--access-log-json', '--access-logfile', join(ctx.tmpDir, `cpu-access-${ctx.port}.json`)],
+          'hello-listener.mjs',
+        ),
+      },
+      {
+        id: 'tsg-proxy-v2',
+        label: 'tsgunicorn -w 1, proxy_protocol v2',
+        proxyV2: true,
+        start: one(() => ['--proxy-protocol', 'v2'], 'hello-listener.mjs', { proxyV2: true }),
+      },
+    ],
+    [
+      { id: 'tsg-express', label: 'tsgunicorn -w 1, Express app exported', start: one(() => [], 'express-app.mjs') },
+      { id: 'tsg-express-script', label: 'tsgunicorn -w 1, Express app as a server script', start: one(() => [], 'express-server.mjs') },
+    ],
+    [
+      { id: 'bare-otel', label: 'node (bare), Express app with OpenTelemetry', start: bareNode('otel-server.cjs') },
+      { id: 'tsg-otel', label: 'tsgunicorn -w 1, Express app with OpenTelemetry', start: one(() => [], 'otel-app.cjs') },
+    ],
+    [
+      {
+        id: 'bare-tls',
+        label: 'node:https (bare), ECDSA P-256',
+        start: bareNode('single-server.mjs', (ctx) => ({ BENCH_CERT: ctx.tls.cert, BENCH_KEY: ctx.tls.key })),
+      },
+      {
+        id: 'tsg-tls',
+        label: 'tsgunicorn -w 1, TLS (ECDSA P-256)',
+        start: one((ctx) => ['--certfile', ctx.tls.cert, '--keyfile', ctx.tls.key], 'hello-listener.mjs', { tls: true }),
+      },
+    ],
   ];
 }

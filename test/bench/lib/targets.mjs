@@ -5,10 +5,16 @@ export const MODES = /** @type {const} */ (['keepalive', 'close']);
 export const MODE_LABEL = { keepalive: 'keep-alive', close: 'Connection: close' };
 
 export const ratio = (a, b) => a / b;
-export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+/** The median of the defined values (the mean of the middle two for an even count), or undefined. */
+export function median(xs) {
+  const sorted = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const mid = (sorted.length - 1) / 2;
+  return (sorted[Math.floor(mid)] + sorted[Math.ceil(mid)]) / 2;
+}
 
 /** Why a result cannot be used, or undefined when it can. */
-function missing(result) {
+export function missing(result) {
   if (!result) return 'not run';
   return result.skipped ?? (result.error ? 'failed to run' : undefined);
 }
@@ -30,31 +36,88 @@ function throughputRow(target, a, b, mode, atLeast) {
   });
 }
 
-/** Where the journal's cost goes, when CPU per request was measured: the workers' share and journald's. */
-function cpuBreakdown(base, journal) {
-  if (!base.cpuUs || !journal.cpuUs) return '';
-  const us = (x) => `${Math.round(x)} µs`;
-  return `; CPU per request: workers ${us(base.cpuUs.workers)} → ${us(journal.cpuUs.workers)}, ` + `journald ${us(journal.cpuUs.journald)}`;
+/**
+ * The CPU-per-request rows: each measured server beside its bare twin, and for the paths a user turns on, beside
+ * tsgunicorn with its defaults too. limit: the target ratio to the twin, per mode.
+ */
+export const CPU_ROWS = [
+  { id: 'tsg', twin: 'bare', limit: { keepalive: 1.02, close: 1.05 } },
+  { id: 'tsg-express-script', twin: 'tsg-express', limit: { keepalive: 1.03, close: 1.03 } },
+  { id: 'tsg-otel', twin: 'bare-otel' },
+  { id: 'tsg-logfile', twin: 'bare', plain: 'tsg' },
+  { id: 'tsg-logfile-json', twin: 'bare', plain: 'tsg' },
+  { id: 'tsg-journal', twin: 'tsg-container' },
+  { id: 'tsg-proxy-v2', twin: 'bare', plain: 'tsg' },
+  { id: 'tsg-tls', twin: 'bare-tls' },
+];
+
+/** The mean RSS of tsgunicorn's workers against bare node:cluster's, read at `key`, at most limitMb over. */
+function workerRssRow(target, tsg, bare, key, limitMb) {
+  return row(target, [tsg, bare], () => {
+    const own = tsg[key];
+    const theirs = bare[key];
+    if (own === undefined || theirs === undefined) return { measured: 'unreadable', met: false };
+    const difference = (own - theirs) / 1024;
+    return {
+      measured: `${Math.abs(difference).toFixed(1)} MB ${difference >= 0 ? 'over' : 'under'} (${(own / 1024).toFixed(1)} vs ${(theirs / 1024).toFixed(1)} MB, mean of the workers)`,
+      met: own - theirs <= limitMb * 1024,
+    };
+  });
 }
 
-/** Whether journald stored an entry for every request, when that was counted. */
-function storedNote(journal) {
-  if (journal.journalStored === undefined) return '';
-  return `; ${journal.journalStored.toLocaleString('en-US')} entries stored for ${journal.requests.toLocaleString('en-US')} requests`;
+function cpuRatioRow(target, a, b, mode, atMost) {
+  return row(target, [a, b], () => {
+    const r = ratio(a.modes[mode].us, b.modes[mode].us);
+    return { measured: `${r.toFixed(3)}× (${a.modes[mode].us.toFixed(1)} vs ${b.modes[mode].us.toFixed(1)} µs)`, met: r <= atMost };
+  });
 }
 
-/** @param {Map<string, any>} results by server id */
-export function evaluateTargets(results) {
+/** @param {Map<string, any>} results throughput results by server id; @param {Map<string, any>} cpu CPU results by server id */
+export function evaluateTargets(results, cpu) {
   const get = (id) => results.get(id);
   const tsg = get('tsg');
   const rows = [];
-  for (const mode of MODES) {
-    rows.push(throughputRow(`tsgunicorn -w 2 ≥ 0.97× node:cluster SCHED_NONE, ${MODE_LABEL[mode]}`, tsg, get('cluster-none'), mode, 0.97));
+  for (const { id, twin, limit } of CPU_ROWS.filter((r) => r.limit)) {
+    for (const mode of MODES) {
+      const what = id === 'tsg' ? 'tsgunicorn -w 1 (defaults) ≤' : `${cpu.get(id)?.spec.label ?? id} ≤`;
+      const against = cpu.get(twin)?.spec.label ?? twin;
+      rows.push(
+        cpuRatioRow(
+          `CPU per request: ${what} ${limit[mode]}× ${against}, ${MODE_LABEL[mode]}`,
+          cpu.get(id),
+          cpu.get(twin),
+          mode,
+          limit[mode],
+        ),
+      );
+    }
   }
-  rows.push(throughputRow('tsgunicorn -w 2 ≥ 2× PM2 cluster, Connection: close', tsg, get('pm2'), 'close', 2));
   for (const mode of MODES) {
-    rows.push(throughputRow(`tsgunicorn -w 2 ≥ 6× Gunicorn + Flask, ${MODE_LABEL[mode]}`, tsg, get('gunicorn'), mode, 6));
+    rows.push(
+      cpuRatioRow(
+        `CPU per request: JSON access log ≤ 1.05× the text one (both to a file), ${MODE_LABEL[mode]}`,
+        cpu.get('tsg-logfile-json'),
+        cpu.get('tsg-logfile'),
+        mode,
+        1.05,
+      ),
+    );
   }
+  rows.push(workerRssRow('Worker RSS after light load ≤ node:cluster worker + 2 MB', tsg, get('cluster-none'), 'lightWorkerRssKb', 2));
+  for (const mode of MODES) {
+    const passes = tsg?.modes?.[mode]?.passes;
+    rows.push(
+      throughputRow(
+        `Throughput: tsgunicorn -w 2 ≥ 1.0× node:cluster SCHED_NONE, ${MODE_LABEL[mode]}${passes ? ` (medians of ${passes} passes)` : ''}`,
+        tsg,
+        get('cluster-none'),
+        mode,
+        1,
+      ),
+    );
+  }
+  rows.push(throughputRow('Throughput: tsgunicorn -w 2 ≥ 2× PM2 cluster, Connection: close', tsg, get('pm2'), 'close', 2));
+  rows.push(throughputRow('Throughput: tsgunicorn -w 2 ≥ 6× Gunicorn + Flask, keep-alive', tsg, get('gunicorn'), 'keepalive', 6));
   rows.push(
     row('No tsgunicorn worker serves > 1.5× the mean share, Connection: close', [tsg], () => {
       const { maxOverMean, perWorker } = tsg.modes.close.spread;
@@ -79,65 +142,15 @@ export function evaluateTargets(results) {
       met: tsg.rssKb !== undefined && tsg.rssKb <= 60 * 1024,
     })),
   );
-  rows.push(
-    // The same hello-world app on both, before load: what tsgunicorn adds to a worker (heartbeat thread, logging,
-    // metrics). After load both hold tens of MB more heap, by as much as the last GC left, which hides those few MB.
-    row('tsgunicorn worker RSS ≤ node:cluster worker + 8 MB, idle', [tsg, get('cluster-none')], () => {
-      const own = tsg.idleWorkerRssKb;
-      const bare = get('cluster-none').idleWorkerRssKb;
-      if (own === undefined || bare === undefined) return { measured: 'unreadable', met: false };
-      const difference = (own - bare) / 1024;
-      return {
-        measured: `${Math.abs(difference).toFixed(1)} MB ${difference >= 0 ? 'over' : 'under'} (${(own / 1024).toFixed(1)} vs ${(bare / 1024).toFixed(1)} MB, mean of the workers)`,
-        met: own - bare <= 8 * 1024,
-      };
-    }),
-  );
-  for (const mode of MODES) {
-    rows.push(
-      // Against the same server without an access log: in the container when it was measured there.
-      row(`Access log to the journal costs ≤ 10 %, ${MODE_LABEL[mode]}`, [get('tsg-journal'), get('tsg-container') ?? tsg], () => {
-        const base = (get('tsg-container') ?? tsg).modes[mode];
-        const journal = get('tsg-journal').modes[mode];
-        const cost = 1 - ratio(journal.rps, base.rps);
-        // Entries dropped on the way (journald's rate limit) would make the log look cheaper than it is.
-        const complete = journal.journalStored === undefined || journal.journalStored >= journal.requests;
-        return {
-          measured: `${(cost * 100).toFixed(1)} % slower${cpuBreakdown(base, journal)}${storedNote(journal)}`,
-          met: cost <= 0.1 && complete,
-        };
-      }),
-    );
-  }
+  // The same hello-world app on both, before load: what tsgunicorn adds to a worker (heartbeat thread, logging,
+  // metrics).
+  rows.push(workerRssRow('tsgunicorn worker RSS ≤ node:cluster worker + 8 MB, idle', tsg, get('cluster-none'), 'idleWorkerRssKb', 8));
   for (const mode of MODES) {
     rows.push(
       row(`Fetch handler within 15 % of node listener, ${MODE_LABEL[mode]}`, [get('tsg-fetch'), tsg], () => {
         const r = ratio(get('tsg-fetch').modes[mode].rps, tsg.modes[mode].rps);
         return { measured: `${r.toFixed(2)}× the node listener`, met: r >= 0.85 };
       }),
-    );
-  }
-  for (const mode of MODES) {
-    rows.push(
-      throughputRow(
-        `Express as a server script within 3 % of the same app exported, ${MODE_LABEL[mode]}`,
-        get('tsg-express-script'),
-        get('tsg-express'),
-        mode,
-        0.97,
-      ),
-    );
-  }
-  for (const mode of MODES) {
-    rows.push(
-      // The same file destination and batching: the difference is the line's formatting.
-      throughputRow(
-        `JSON access log within 5 % of the text one (both to a file), ${MODE_LABEL[mode]}`,
-        get('tsg-logfile-json'),
-        get('tsg-logfile'),
-        mode,
-        0.95,
-      ),
     );
   }
   return rows;

@@ -1,0 +1,84 @@
+// The requests in flight as the request handler keeps them: counted, the oldest on the activity board (what the
+// watchdog reports and the master's hung-request message names) as requests finish out of order, and a drain
+// that closes the connections of responses not yet begun.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { createLogger } from '../../src/logging/logger.js';
+import { createWorkerMetrics } from '../../src/metrics/worker-metrics.js';
+import { schema, settingNames, type Settings } from '../../src/settings/schema.js';
+import { ActivityBoard } from '../../src/worker/activity-board.js';
+import { createRequestHandler } from '../../src/worker/request-handler.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tsgunicorn-request-handler-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const defaults = Object.fromEntries(settingNames.map((name) => [name, schema[name].default])) as Settings;
+
+interface Held {
+  res: ServerResponse;
+  closed: Promise<void>;
+}
+
+it('keeps the oldest request in flight on the board as requests finish out of order, and drains the rest', async () => {
+  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
+  const board = new ActivityBoard();
+  const held = new Map<string, Held>();
+  let arrived: () => void = () => {};
+  const handler = createRequestHandler({
+    // The app holds every response until the test ends it; its own 'close' listener runs after the handler's.
+    app: (req: IncomingMessage, res: ServerResponse) => {
+      held.set(req.url!, { res, closed: new Promise((resolve) => res.once('close', () => resolve())) });
+      arrived();
+    },
+    fetchInterface: false,
+    settings,
+    logger: createLogger(settings, { journal: null }),
+    board,
+    metrics: createWorkerMetrics(),
+    onMaxRequests: () => {},
+  });
+  const server = http.createServer(handler.listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const responses = new Map<string, Promise<IncomingMessage>>();
+  const send = async (path: string): Promise<void> => {
+    const here = new Promise<void>((resolve) => (arrived = resolve));
+    // A keep-alive client on a connection of its own: the response says whether the connection stays open.
+    const agent = new http.Agent({ keepAlive: true });
+    responses.set(path, new Promise((resolve) => http.get({ port, host: '127.0.0.1', path, agent }, resolve)));
+    await here;
+  };
+  const finish = async (path: string): Promise<void> => {
+    const { res, closed } = held.get(path)!;
+    res.end('done');
+    await closed;
+  };
+  const oldest = () => board.read().oldest?.label ?? null;
+  try {
+    // One at a time, so their order is known.
+    for (const path of ['/a', '/b', '/c', '/d']) await send(path);
+    expect([handler.inFlight, board.read().inFlight, oldest()]).toEqual([4, 4, 'GET /a']);
+    await finish('/c'); // not the oldest: the board keeps /a
+    expect([handler.inFlight, oldest()]).toEqual([3, 'GET /a']);
+    await finish('/a');
+    expect([handler.inFlight, oldest()]).toEqual([2, 'GET /b']);
+    held.get('/d')!.res.flushHeaders();
+    handler.startDraining();
+    await finish('/b');
+    await finish('/d');
+    expect([handler.inFlight, board.read().inFlight, oldest()]).toEqual([0, 0, null]);
+    // /b had not begun its response when the drain started: it says its connection closes; /d had.
+    expect((await responses.get('/b')!).headers.connection).toBe('close');
+    expect((await responses.get('/d')!).headers.connection).toBe('keep-alive');
+    await send('/e');
+    expect([handler.inFlight, oldest()]).toEqual([1, 'GET /e']);
+    await finish('/e');
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
