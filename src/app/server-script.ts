@@ -5,15 +5,16 @@
 // instead asks the primary for a handle over IPC; the result is the same, a
 // server accepting on a shared socket, and neither costs anything per request.)
 //
-// The first HTTP(S) server that listens is the app's server: it accepts on
+// The first HTTP(S) server (node:http, node:https or node:http2) that listens is the app's server: it accepts on
 // tsgunicorn's sockets, never on the address it named. Any later one is parked:
 // never bound, its listen() completes, and the worker says so once. Servers that
 // are not HTTP (a raw net.Server) listen as they ask.
 import type { Server } from 'node:http';
 import net from 'node:net';
+import { isHttp2Server } from '../http2/servers.js';
 
 export interface CapturedServer {
-  /** An http.Server, or an https.Server when the app brings its own TLS. */
+  /** An http.Server, or an https.Server when the app brings its own TLS, or a node:http2 server (typed as http's: it serves the same events). */
   readonly server: Server;
   /** What the app asked for, as logs show it: ":3000", "127.0.0.1:3000", "unix:/tmp/app.sock". */
   readonly asked: string;
@@ -107,7 +108,8 @@ export function listenOnFd(server: net.Server, fd: number, backlog: number, call
 function isHttpServer(server: net.Server, secure: boolean): boolean {
   if (server instanceof http.Server) return true;
   // Only a TLS server can be an https.Server, and then node:https is already loaded.
-  return secure && server instanceof process.getBuiltinModule('node:https').Server;
+  if (secure && server instanceof process.getBuiltinModule('node:https').Server) return true;
+  return isHttp2Server(server);
 }
 
 // A parked server's listen() completes as if it had bound, so the app goes on,

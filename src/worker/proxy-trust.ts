@@ -2,6 +2,7 @@
 // (Gunicorn's rule): anyone else could claim any address or scheme.
 import type { IncomingMessage, RequestListener } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { keptPeer } from '../http2/session-of.js';
 import { createAddressMatcher, unmapped } from '../settings/address-ranges.js';
 
 export interface ProxyTrust {
@@ -20,7 +21,7 @@ export function createProxyTrust(allowed: string[]): ProxyTrust {
 
   return {
     clientAddress(req) {
-      const peer = unmapped(req.socket.remoteAddress ?? '-');
+      const peer = unmapped(req.socket.remoteAddress ?? keptPeer(req) ?? '-');
       const forwarded = req.headers['x-forwarded-for'];
       if (typeof forwarded !== 'string' || !isTrusted(peer)) return peer;
       // Walk from the nearest hop back: each trusted proxy vouches for the one before it.

@@ -20,6 +20,8 @@ import { ActivityBoard } from './activity-board.js';
 import { startWatchdog } from './watchdog/start.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
+import { goAwayAll, isHttp2Server } from '../http2/servers.js';
+import { trackStreams, type StreamTracking } from '../http2/stream-tracking.js';
 
 // Not an ES import, for the reason given in metrics/server.ts: it would load the
 // bundled undici, tens of milliseconds of every worker's boot.
@@ -47,18 +49,15 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const beatMs = heartbeatIntervalMs(settings.timeout);
   setInterval(() => board.tick(), beatMs).unref();
   const metrics = createWorkerMetrics();
+  const onMaxRequests = () => send({ type: 'recycle', reason: 'max_requests' });
   const { server, handler } = createServer(app, settings, secure, (listener) =>
-    createRequestHandler({
-      app: listener,
-      fetchInterface: app.interface === 'fetch',
-      settings,
-      logger,
-      board,
-      metrics,
-      onMaxRequests: () => send({ type: 'recycle', reason: 'max_requests' }),
-    }),
+    createRequestHandler({ app: listener, fetchInterface: app.interface === 'fetch', settings, logger, board, metrics, onMaxRequests }),
   );
-  applyServerSettings(server, settings, app.interface === 'server');
+  // A node:http2 server script: streams it takes itself (gRPC) get the same services.
+  const http2Script = app.interface === 'server' && isHttp2Server(server);
+  const streams = http2Script ? trackStreams(server, { settings, logger, board, metrics, onMaxRequests }) : null;
+  // HTTP/1.1's connection settings mean nothing to an HTTP/2 server.
+  if (!http2Script) applyServerSettings(server, settings, app.interface === 'server');
   acceptProxyProtocol(server, settings, logger);
   const serving = await serveOnSockets(
     server,
@@ -84,7 +83,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     { fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
     logger,
   );
-  obeyMaster((mode) => drainAndExit(mode, serving, handler, settings, logger, metrics), handler, logger, metrics);
+  obeyMaster((mode) => drainAndExit(mode, serving, handler, streams, settings, logger, metrics), handler, logger, metrics);
 }
 
 /** The app, or the worker exits with the reason sent to the master (which reports it once, as exit 4 or a failed reload). */
@@ -222,6 +221,7 @@ async function drainAndExit(
   mode: 'retire' | 'stop',
   { http: httpServer, servers }: Serving,
   handler: RequestHandler,
+  streams: StreamTracking | null,
   settings: Settings,
   logger: Logger,
   metrics: WorkerMetrics,
@@ -231,17 +231,20 @@ async function drainAndExit(
     // net's close only stops accepting. http's would also drop idle keep-alive
     // connections, which a client may be reusing right now: when retiring, those
     // get `Connection: close` on their next response or expire by keepalive.
-    net.Server.prototype.close.call(server);
+    // An HTTP/2 session gets GOAWAY: its open streams finish, new ones go elsewhere.
+    if (isHttp2Server(server)) goAwayAll(server);
+    else net.Server.prototype.close.call(server);
   }
+  const inFlight = () => handler.inFlight + (streams?.inFlight ?? 0);
   const deadline = Date.now() + settings.graceful_timeout * 1000;
   const openConnections = () =>
     Promise.all(servers.map((s) => new Promise<number>((resolve) => s.getConnections((_, n) => resolve(n ?? 0)))));
   for (;;) {
-    if (mode === 'stop') httpServer.closeIdleConnections();
+    if (mode === 'stop') httpServer.closeIdleConnections?.();
     const open = (await openConnections()).reduce((a, b) => a + b, 0);
-    if (handler.inFlight === 0 && open === 0) break;
+    if (inFlight() === 0 && open === 0) break;
     if (Date.now() >= deadline) {
-      logger.warning(`Graceful timeout: ${handler.inFlight} request(s) still in flight on ${open} connection(s) are cut`);
+      logger.warning(`Graceful timeout: ${inFlight()} request(s) still in flight on ${open} connection(s) are cut`);
       break;
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
