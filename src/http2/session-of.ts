@@ -1,7 +1,8 @@
-// What the access log reads of an HTTP/2 request's session (its peer, the bytes
-// its socket wrote). Node's compatibility request reads its socket through the
-// stream, which forgets its session as it closes, before the access log line is
-// written: the session is kept on the request as it arrives.
+// An HTTP/2 request of Node's compatibility API as tsgunicorn takes it in: its
+// :scheme is the transport's, and what the access log reads of its session (its
+// peer, the bytes its socket wrote) is kept. Node's compatibility request reads
+// its socket through the stream, which forgets its session as it closes, before
+// the access log line is written.
 import type { IncomingMessage } from 'node:http';
 import type { Http2Session, Http2Stream } from 'node:http2';
 
@@ -11,8 +12,13 @@ interface WithSession {
   [kSession]?: Http2Session | undefined;
 }
 
-export function keepSession(req: IncomingMessage): void {
-  (req as WithSession)[kSession] = (req as unknown as { stream: Http2Stream }).stream.session;
+export function adoptHttp2Request(req: IncomingMessage): void {
+  const session = (req as unknown as { stream: Http2Stream }).stream.session;
+  (req as WithSession)[kSession] = session;
+  // The client's :scheme is a claim, as X-Forwarded-Proto is (Gunicorn 26.2): the
+  // URL a fetch app sees says what the connection is; a trusted proxy's
+  // X-Forwarded-Proto still says https (proxy-trust.ts).
+  req.headers[':scheme'] = (session?.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'https' : 'http';
 }
 
 export function keptSession(req: IncomingMessage): Http2Session | undefined {

@@ -35,7 +35,13 @@ export function createProxyTrust(allowed: string[]): ProxyTrust {
     forFetchApp(adapter) {
       return (req, res) => {
         const asSent = req.url!;
-        if (!forwardsHttps(req) || !asSent.startsWith('/') || !req.headers.host) return adapter(req, res);
+        if (!forwardsHttps(req)) return adapter(req, res);
+        // HTTP/2: the adapter builds the URL from :scheme (an absolute :path is refused).
+        if (req.httpVersionMajor === 2) {
+          req.headers[':scheme'] = 'https';
+          return adapter(req, res);
+        }
+        if (!asSent.startsWith('/') || !req.headers.host) return adapter(req, res);
         req.url = `https://${req.headers.host}${asSent}`;
         // The adapter reads req.url once, as it builds the Request, before its first await.
         try {

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { createHttp2Policy } from '../http2/header-policy.js';
-import { keepSession } from '../http2/session-of.js';
+import { adoptHttp2Request } from '../http2/session-of.js';
 import type { Settings } from '../settings/schema.js';
 
 const REFUSAL_TEXT: Record<number, string> = {
@@ -100,7 +100,7 @@ export function createRequestChecks(
       if (req.httpVersionMajor === 2 && (req as { stream?: unknown }).stream !== undefined) {
         const refused = http2Policy(req.rawHeaders);
         if (refused === 0) {
-          keepSession(req);
+          adoptHttp2Request(req);
           return true;
         }
         res.writeHead(refused, { 'content-type': 'text/plain; charset=utf-8' });

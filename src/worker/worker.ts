@@ -20,6 +20,7 @@ import { ActivityBoard } from './activity-board.js';
 import { startWatchdog } from './watchdog/start.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
+import { createSecureAppServer, serveCleartextHttp2 } from '../http2/app-servers.js';
 import { goAwayAll, isHttp2Server } from '../http2/servers.js';
 import { trackStreams, type StreamTracking } from '../http2/stream-tracking.js';
 
@@ -50,11 +51,11 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   setInterval(() => board.tick(), beatMs).unref();
   const metrics = createWorkerMetrics();
   const onMaxRequests = () => send({ type: 'recycle', reason: 'max_requests' });
-  const { server, handler } = createServer(app, settings, secure, (listener) =>
+  const { server, handler, sessions } = createServer(app, settings, secure, (listener) =>
     createRequestHandler({ app: listener, fetchInterface: app.interface === 'fetch', settings, logger, board, metrics, onMaxRequests }),
   );
   // A node:http2 server script: streams it takes itself (gRPC) get the same services.
-  const http2Script = app.interface === 'server' && isHttp2Server(server);
+  const http2Script = app.interface === 'server' && sessions !== null;
   const streams = http2Script ? trackStreams(server, { settings, logger, board, metrics, onMaxRequests }) : null;
   // HTTP/1.1's connection settings mean nothing to an HTTP/2 server.
   if (!http2Script) applyServerSettings(server, settings, app.interface === 'server');
@@ -83,7 +84,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     { fd: HEARTBEAT_FD, intervalMs: beatMs, orphanGraceMs: timerDelay(settings.graceful_timeout * 1000 + 1000) },
     logger,
   );
-  obeyMaster((mode) => drainAndExit(mode, serving, handler, streams, settings, logger, metrics), handler, logger, metrics);
+  obeyMaster((mode) => drainAndExit(mode, serving, { handler, streams, sessions }, settings, logger, metrics), handler, logger, metrics);
 }
 
 /** The app, or the worker exits with the reason sent to the master (which reports it once, as exit 4 or a failed reload). */
@@ -108,25 +109,35 @@ async function loadAppOrExit(settings: Settings, secure: boolean, logger: Logger
   process.exit(refusal.exitCode);
 }
 
-/** The HTTP server that serves the app: the server script's own, or one of ours around the exported app. */
+/**
+ * The HTTP server that serves the app: the server script's own, or one of ours
+ * around the exported app; and the node:http2 server whose sessions get GOAWAY
+ * when the worker drains, if any.
+ */
 function createServer(
   app: LoadedApp,
   settings: Settings,
   secure: boolean,
   handlerFor: (listener: RequestListener) => RequestHandler,
-): { server: Server; handler: RequestHandler } {
+): { server: Server; handler: RequestHandler; sessions: net.Server | null } {
   if (app.interface === 'server') {
     const server = app.server.server;
-    return { server, handler: interceptRequests(server, handlerFor) };
+    return { server, handler: interceptRequests(server, handlerFor), sessions: isHttp2Server(server) ? server : null };
   }
   const handler = handlerFor(app.listener);
+  if (secure && settings.http_protocols.includes('h2')) {
+    const server = createSecureAppServer(settings, handler.listener);
+    if (app.upgrade) server.on('upgrade', app.upgrade);
+    return { server: server as unknown as Server, handler, sessions: server };
+  }
   const server = secure
     ? process
         .getBuiltinModule('node:https')
         .createServer({ cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) }, handler.listener)
     : http.createServer(handler.listener);
   if (app.upgrade) server.on('upgrade', app.upgrade);
-  return { server, handler };
+  const sessions = !secure && settings.http2_cleartext !== 'off' ? serveCleartextHttp2(server, settings, handler.listener) : null;
+  return { server, handler, sessions };
 }
 
 /** What the master and signals ask of a serving worker. */
@@ -220,8 +231,7 @@ function logParked(logger: Logger, asked: string, reason: ParkReason): void {
 async function drainAndExit(
   mode: 'retire' | 'stop',
   { http: httpServer, servers }: Serving,
-  handler: RequestHandler,
-  streams: StreamTracking | null,
+  { handler, streams, sessions }: { handler: RequestHandler; streams: StreamTracking | null; sessions: net.Server | null },
   settings: Settings,
   logger: Logger,
   metrics: WorkerMetrics,
@@ -232,9 +242,10 @@ async function drainAndExit(
     // connections, which a client may be reusing right now: when retiring, those
     // get `Connection: close` on their next response or expire by keepalive.
     // An HTTP/2 session gets GOAWAY: its open streams finish, new ones go elsewhere.
-    if (isHttp2Server(server)) goAwayAll(server);
+    if (server === sessions) goAwayAll(server);
     else net.Server.prototype.close.call(server);
   }
+  if (sessions !== null && !servers.includes(sessions)) goAwayAll(sessions);
   const inFlight = () => handler.inFlight + (streams?.inFlight ?? 0);
   const deadline = Date.now() + settings.graceful_timeout * 1000;
   const openConnections = () =>

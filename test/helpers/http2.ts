@@ -77,10 +77,12 @@ export function rawH2Exchange(
   port: number,
   fields: [string, string][],
   tlsOptions?: tls.ConnectionOptions,
+  /** Bytes before the preface: a PROXY header. */
+  prefix: Buffer = Buffer.alloc(0),
 ): Promise<{ status: number; body: string } | 'reset'> {
   const block = Buffer.concat(fields.map(([n, v]) => literal(n, v)));
   // END_STREAM | END_HEADERS on stream 1.
-  const request = Buffer.concat([CLIENT_PREFACE, frame(0x1, 0x5, 1, block)]);
+  const request = Buffer.concat([prefix, CLIENT_PREFACE, frame(0x1, 0x5, 1, block)]);
   let status = 0;
   let body = '';
   return new Promise((resolve, reject) => {
@@ -118,10 +120,101 @@ export function rawH2Exchange(
 }
 
 // The response's first field is :status; Node's encoder sends the statuses of
-// HPACK's static table (200, 204, 206, 304, 400, 404, 500: RFC 7541 Appendix A) indexed.
+// HPACK's static table (200, 204, 206, 304, 400, 404, 500: RFC 7541 Appendix A)
+// indexed, and others as a literal with :status's indexed name (index 8), its
+// three digits not Huffman-coded (no shorter).
 const INDEXED_STATUS: Record<number, number> = { 8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500 };
 function statusOf(block: Buffer): number {
   const first = block[0]!;
   if (first & 0x80 && INDEXED_STATUS[first & 0x7f] !== undefined) return INDEXED_STATUS[first & 0x7f]!;
-  throw new Error(`a :status outside HPACK's static table: ${block.toString('hex')}`);
+  if ((first === 0x48 || first === 0x08) && block[1] === 3) return Number(block.subarray(2, 5).toString('latin1'));
+  throw new Error(`a :status this helper does not decode: ${block.toString('hex')}`);
+}
+
+export interface Http2LoadResult {
+  completed: number;
+  /** Streams the server refused unprocessed (REFUSED_STREAM, RFC 9113 §8.7), sent again on a new session as clients do. */
+  retried: number;
+  failed: number;
+  /** Sessions that got GOAWAY. */
+  goaways: number;
+  errors: string[];
+  /** Response bodies and how many times each came. */
+  bodies: Map<string, number>;
+}
+
+/**
+ * `clients` sessions, each with `streams` requests in flight at all times, for
+ * `durationMs`. A session that gets GOAWAY is replaced by a new one, as an
+ * HTTP/2 client replaces it; any stream that ends otherwise than with a 200 or
+ * REFUSED_STREAM is a failure.
+ */
+export async function h2load(opts: {
+  url: string;
+  clients: number;
+  streams: number;
+  durationMs: number;
+  ca?: Buffer;
+}): Promise<Http2LoadResult> {
+  const { origin, pathname } = new URL(opts.url);
+  const result: Http2LoadResult = { completed: 0, retried: 0, failed: 0, goaways: 0, errors: [], bodies: new Map() };
+  const deadline = Date.now() + opts.durationMs;
+  const open: http2.ClientHttp2Session[] = [];
+  const goneAway = new WeakSet<http2.ClientHttp2Session>();
+  const connect = (): http2.ClientHttp2Session => {
+    const session = http2.connect(origin, opts.ca ? { ca: opts.ca } : {});
+    session.on('error', () => {});
+    session.once('goaway', () => {
+      goneAway.add(session);
+      result.goaways++;
+    });
+    open.push(session);
+    return session;
+  };
+
+  async function client(): Promise<void> {
+    let session = connect();
+    const one = (): Promise<void> =>
+      new Promise((resolve) => {
+        if (session.closed || session.destroyed || goneAway.has(session)) session = connect();
+        let stream: http2.ClientHttp2Stream;
+        try {
+          stream = session.request({ ':path': pathname });
+        } catch {
+          // The session got GOAWAY before this stream went out: it never reached the server.
+          result.retried++;
+          session = connect();
+          resolve();
+          return;
+        }
+        let status = 0;
+        let body = '';
+        stream.setEncoding('utf8');
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.on('data', (d: string) => (body += d));
+        // What ended the stream is read from rstCode as it closes.
+        stream.on('error', () => {});
+        stream.on('close', () => {
+          if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
+            result.retried++;
+          } else if (status === 200 && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) {
+            result.completed++;
+            result.bodies.set(body, (result.bodies.get(body) ?? 0) + 1);
+          } else {
+            result.failed++;
+            if (result.errors.length < 20) result.errors.push(`status ${status}, rst ${stream.rstCode}`);
+          }
+          resolve();
+        });
+        stream.end();
+      });
+    await Promise.all(
+      Array.from({ length: opts.streams }, async () => {
+        while (Date.now() < deadline) await one();
+      }),
+    );
+  }
+  await Promise.all(Array.from({ length: opts.clients }, client));
+  for (const session of open) session.close();
+  return result;
 }
