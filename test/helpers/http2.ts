@@ -42,6 +42,16 @@ export async function h2request(url: string, options: Http2RequestOptions = {}):
   }
 }
 
+/** The pseudo-header fields of a request to example.com, for rawH2Get. */
+export function pseudoFields(path = '/', method = 'GET'): [string, string][] {
+  return [
+    [':method', method],
+    [':scheme', 'http'],
+    [':authority', 'example.com'],
+    [':path', path],
+  ];
+}
+
 /** The preface and an empty SETTINGS frame: what opens every HTTP/2 connection (RFC 9113 §3.4). */
 export const CLIENT_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))]);
 

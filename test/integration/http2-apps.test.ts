@@ -6,7 +6,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rawExchange, request } from '../helpers/http.js';
-import { CLIENT_PREFACE, h2load, h2request, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
+import { CLIENT_PREFACE, h2load, h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
 import { v1 } from '../helpers/proxy-protocol.js';
 import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, runCli, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
@@ -24,22 +24,16 @@ interface Seen {
   encrypted: boolean;
 }
 
+/** NODE_APP over TLS with these http_protocols, logging access to stdout. */
+async function startTls(protocols: string) {
+  const tlsPair = selfSigned();
+  const args = ['--certfile', tlsPair.certfile, '--keyfile', tlsPair.keyfile, '--http-protocols', protocols];
+  return { tlsPair, server: await start(['-w', '1', ...args, '--access-logfile', '-', NODE_APP]) };
+}
+
 describe('h2 over TLS (http_protocols)', () => {
   it('h2,h1: an HTTP/2 client gets HTTP/2 through ALPN, an HTTP/1.1 client HTTP/1.1, on the same socket', async () => {
-    const tlsPair = selfSigned();
-    const server = await start([
-      '-w',
-      '1',
-      '--certfile',
-      tlsPair.certfile,
-      '--keyfile',
-      tlsPair.keyfile,
-      '--http-protocols',
-      'h2,h1',
-      '--access-logfile',
-      '-',
-      NODE_APP,
-    ]);
+    const { tlsPair, server } = await startTls('h2,h1');
     const origin = `https://127.0.0.1:${server.port}`;
     const h2 = await h2request(`${origin}/over-h2`, { ca: tlsPair.cert });
     expect(JSON.parse(h2.body)).toMatchObject({ httpVersion: '2.0', url: '/over-h2', encrypted: true });
@@ -53,18 +47,7 @@ describe('h2 over TLS (http_protocols)', () => {
   });
 
   it('h2 alone: HTTP/1.1 clients are not served', async () => {
-    const tlsPair = selfSigned();
-    const server = await start([
-      '-w',
-      '1',
-      '--certfile',
-      tlsPair.certfile,
-      '--keyfile',
-      tlsPair.keyfile,
-      '--http-protocols',
-      'h2',
-      NODE_APP,
-    ]);
+    const { tlsPair, server } = await startTls('h2');
     const origin = `https://127.0.0.1:${server.port}`;
     expect(JSON.parse((await h2request(origin, { ca: tlsPair.cert })).body)).toMatchObject({ httpVersion: '2.0' });
     await expect(request(origin, { agent: new https.Agent({ ca: tlsPair.cert, ALPNProtocols: ['http/1.1'] }) })).rejects.toThrow();
@@ -175,12 +158,7 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
   });
 
   it('after a PROXY header, trust is the proxy’s (the TCP peer), not the client’s it names', async () => {
-    const fields: [string, string][] = [
-      [':method', 'GET'],
-      [':scheme', 'http'],
-      [':authority', 'example.com'],
-      [':path', '/behind-proxy'],
-    ];
+    const fields = pseudoFields('/behind-proxy');
     const header = v1('PROXY TCP4 203.0.113.7 127.0.0.1 40000 80');
     // The proxy (127.0.0.1) is trusted: its h2c is served, for the client it names.
     const trusted = await start(['-w', '1', ...H2C, '--proxy-protocol', 'v1', '--access-logfile', '-', NODE_APP]);
@@ -196,12 +174,7 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
 
   it('one header policy: Host against :authority, a second Content-Type, limit_request_* over h2c', async () => {
     const server = await start(['-w', '1', ...H2C, '--limit-request-fields', '3', NODE_APP]);
-    const base: [string, string][] = [
-      [':method', 'GET'],
-      [':scheme', 'http'],
-      [':authority', 'example.com'],
-      [':path', '/'],
-    ];
+    const base = pseudoFields();
     expect(await rawH2Get(server.port, base)).toBe(200);
     expect(await rawH2Get(server.port, [...base, ['host', 'other.example']])).toBe(400);
     expect(await rawH2Get(server.port, [...base, ['content-type', 'a'], ['content-type', 'b']])).toBe(400);

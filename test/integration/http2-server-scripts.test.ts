@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { h2request, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
+import { h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
 import { freePort, isListening } from '../helpers/ports.js';
 import { FIXTURES, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { until } from '../helpers/wait.js';
@@ -46,12 +46,7 @@ describe('a node:http2 server script', () => {
 
   it('refuses what HTTP/1.1 refuses too: a second Host or Content-Type, a Host that is not :authority; control characters never reach the app', async () => {
     const { server } = await startScript('http2.mjs', ['-w', '1']);
-    const base: [string, string][] = [
-      [':method', 'GET'],
-      [':scheme', 'http'],
-      [':authority', 'example.com'],
-      [':path', '/'],
-    ];
+    const base = pseudoFields();
     expect(await rawH2Get(server.port, base)).toBe(200);
     expect(await rawH2Get(server.port, [...base, ['host', 'example.com']])).toBe(200);
     expect(await rawH2Get(server.port, [...base, ['host', 'other.example']])).toBe(400);
@@ -147,6 +142,15 @@ describe('a @grpc/grpc-js server', () => {
       expect(reply.status).toBe('SERVING');
     }
     healthClient.close();
+
+    // Streams the server takes itself meet the same header policy.
+    const call: [string, string][] = [
+      ...pseudoFields('/grpc.health.v1.Health/Check', 'POST'),
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+    ];
+    expect(await rawH2Get(server.port, call)).toBe(200);
+    expect(await rawH2Get(server.port, [...call, ['host', 'other.example']])).toBe(400);
     await server.waitFor(/"POST \/greeter\.Greeter\/SayHello HTTP\/2\.0" 200 \d+ "-" "grpc-node-js\//);
     await server.waitFor(/"POST \/greeter\.Greeter\/CountDown HTTP\/2\.0" 200 \d+ "-" "grpc-node-js\//);
     await server.waitFor(/"POST \/grpc\.health\.v1\.Health\/Check HTTP\/2\.0" 200 /);
