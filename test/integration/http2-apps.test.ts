@@ -181,6 +181,29 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
     expect(await rawH2Get(server.port, [...base, ['a', '1'], ['b', '2'], ['c', '3'], ['d', '4']])).toBe(431);
   });
 
+  it('keepalive: a session with no stream open for keepalive seconds gets GOAWAY; one with a stream open longer is not cut', async () => {
+    const server = await start(['-w', '1', ...H2C, '--keep-alive', '1', NODE_APP]);
+    const session = http2.connect(server.url);
+    const goaway = new Promise<number>((resolve) => session.once('goaway', resolve));
+    try {
+      // The stream stays open 2.5 s, past keepalive: the session is busy, not idle.
+      expect(await h2request(`${server.url}/slow?ms=2500`, { session })).toMatchObject({ status: 200, body: 'slow done' });
+      expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('header_timeout: a session that opens no stream in time gets GOAWAY', async () => {
+    const server = await start(['-w', '1', ...H2C, '--header-timeout', '1', NODE_APP]);
+    const session = http2.connect(server.url);
+    try {
+      expect(await new Promise<number>((resolve) => session.once('goaway', resolve))).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    } finally {
+      session.close();
+    }
+  });
+
   it('HUP under load from 8 sessions of 8 streams: every session gets GOAWAY, 0 failed streams, the new workers serve', async () => {
     const server = await start(['-w', '2', ...H2C, NODE_APP]);
     const before = await workerPids(server.proc.pid!);
