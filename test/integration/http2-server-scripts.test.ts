@@ -71,6 +71,13 @@ describe('a node:http2 server script', () => {
     expect((await h2request(`${server.url}/${'a'.repeat(60)}`)).status).toBe(414);
   });
 
+  it('timeout: the master kills a worker hung in a stream, naming the stream', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '1', '--timeout', '2']);
+    void h2request(`${server.url}/busy`).catch(() => {});
+    const line = await server.waitFor(/WORKER TIMEOUT/, 20000);
+    expect(line).toMatch(/\[CRITICAL\] WORKER TIMEOUT \(pid:\d+\): GET \/busy in flight for \d+\.\d s/);
+  });
+
   it('max_requests counts streams: a worker serving many streams on one session is recycled', async () => {
     const { server } = await startScript('http2.mjs', ['-w', '1', '--max-requests', '5']);
     const first = (await workerPids(server.proc.pid!))[0];
@@ -154,5 +161,20 @@ describe('a @grpc/grpc-js server', () => {
     await server.waitFor(/"POST \/greeter\.Greeter\/SayHello HTTP\/2\.0" 200 \d+ "-" "grpc-node-js\//);
     await server.waitFor(/"POST \/greeter\.Greeter\/CountDown HTTP\/2\.0" 200 \d+ "-" "grpc-node-js\//);
     await server.waitFor(/"POST \/grpc\.health\.v1\.Health\/Check HTTP\/2\.0" 200 /);
+  });
+
+  it('timeout: a worker hung in a call is killed, the call named', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '1', '--timeout', '2']);
+    const c = client(server.port);
+    c.makeUnaryRequest(
+      '/greeter.Greeter/Spin',
+      (x: Buffer) => x,
+      (x: Buffer) => x,
+      Buffer.alloc(0),
+      () => {},
+    );
+    const line = await server.waitFor(/WORKER TIMEOUT/, 20000);
+    c.close();
+    expect(line).toMatch(/\[CRITICAL\] WORKER TIMEOUT \(pid:\d+\): POST \/greeter\.Greeter\/Spin in flight for \d+\.\d s/);
   });
 });
