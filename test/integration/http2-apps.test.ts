@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { rawExchange, request } from '../helpers/http.js';
 import { CLIENT_PREFACE, h2load, h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
 import { v1 } from '../helpers/proxy-protocol.js';
+import { healthCheckArgs, healthCheckPassed, metricSum, scrapeMetrics } from '../helpers/metrics.js';
+import { freePort } from '../helpers/ports.js';
 import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, runCli, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { sleep, until } from '../helpers/wait.js';
@@ -179,6 +181,19 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
     expect(await rawH2Get(server.port, [...base, ['host', 'other.example']])).toBe(400);
     expect(await rawH2Get(server.port, [...base, ['content-type', 'a'], ['content-type', 'b']])).toBe(400);
     expect(await rawH2Get(server.port, [...base, ['a', '1'], ['b', '2'], ['c', '3'], ['d', '4']])).toBe(431);
+  });
+
+  it('metrics count HTTP/2 streams and HTTP/1.1 requests in the same series; the health check passes beside h2c', async () => {
+    const metricsPort = await freePort();
+    const server = await start(['-w', '1', ...H2C, ...healthCheckArgs(metricsPort, '/health'), NODE_APP]);
+    await healthCheckPassed(metricsPort);
+    // POSTs, told apart from the health probes' GETs.
+    for (let i = 0; i < 3; i++) await h2request(`${server.url}/counted`, { headers: { ':method': 'POST' } });
+    for (let i = 0; i < 2; i++) await request(`${server.url}/counted`, { method: 'POST' });
+    await until('the 5 POSTs counted', async () => {
+      const text = (await scrapeMetrics(metricsPort)).text;
+      return metricSum(text, 'http_requests_total', 'method="POST"') === 5;
+    });
   });
 
   it('keepalive: a session with no stream open for keepalive seconds gets GOAWAY; one with a stream open longer is not cut', async () => {

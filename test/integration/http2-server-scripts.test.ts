@@ -6,6 +6,7 @@ import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
 import { h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
+import { metricSum, scrapeMetrics } from '../helpers/metrics.js';
 import { freePort, isListening } from '../helpers/ports.js';
 import { FIXTURES, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { until } from '../helpers/wait.js';
@@ -161,6 +162,23 @@ describe('a @grpc/grpc-js server', () => {
     await server.waitFor(/"POST \/greeter\.Greeter\/SayHello HTTP\/2\.0" 200 \d+ "-" "grpc-node-js\//);
     await server.waitFor(/"POST \/greeter\.Greeter\/CountDown HTTP\/2\.0" 200 \d+ "-" "grpc-node-js\//);
     await server.waitFor(/"POST \/grpc\.health\.v1\.Health\/Check HTTP\/2\.0" 200 /);
+  });
+
+  it('its calls are counted in the metrics', async () => {
+    const metricsPort = await freePort();
+    const { server } = await startScript('grpc.mjs', ['-w', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`]);
+    const c = client(server.port);
+    try {
+      for (let i = 0; i < 3; i++) {
+        await new Promise<Reply>((resolve, reject) => c.sayHello({ name: 'n' }, (err, r) => (err ? reject(err) : resolve(r))));
+      }
+    } finally {
+      c.close();
+    }
+    await until('3 calls counted', async () => {
+      const text = (await scrapeMetrics(metricsPort)).text;
+      return metricSum(text, 'http_requests_total', 'method="POST"') === 3;
+    });
   });
 
   it('timeout: a worker hung in a call is killed, the call named', async () => {
