@@ -6,7 +6,7 @@
 import { inspect } from 'node:util';
 import type { Settings } from '../settings/schema.js';
 import type { JournalFields, JournalSink } from '../systemd/journal.js';
-import { compileAccessFormat, escapeChar, type AccessEntry } from './access-format.js';
+import { compileAccessFormat, escapeChar, protocolOf, type AccessEntry } from './access-format.js';
 import { compileJsonAccess } from './access-json.js';
 import type { Level } from './levels.js';
 import { LogOutput, type Report } from './log-output.js';
@@ -64,6 +64,7 @@ function accessFields(e: AccessEntry): JournalFields {
   const q = url.indexOf('?');
   return {
     HTTP_METHOD: e.req.method,
+    HTTP_PROTOCOL: protocolOf(e.req),
     HTTP_PATH: q === -1 ? url : url.slice(0, q),
     HTTP_STATUS: e.res.statusCode,
     HTTP_DURATION_US: Math.floor(e.durationUs),

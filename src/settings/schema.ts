@@ -264,7 +264,7 @@ const specs = {
     default: false,
     flags: '--access-log-json',
     section: 'Logging',
-    help: 'Write each access log entry as one JSON object per line (time, method, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, headers) instead of access_log_format.',
+    help: 'Write each access log entry as one JSON object per line (time, method, protocol, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, headers) instead of access_log_format.',
   }),
   access_log_headers: def({
     kind: list(headerName),

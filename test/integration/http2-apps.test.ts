@@ -196,6 +196,13 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
     });
   });
 
+  it('the JSON access log says HTTP/2.0', async () => {
+    const server = await start(['-w', '1', ...H2C, '--access-log-json', '--access-logfile', '-', NODE_APP]);
+    await h2request(`${server.url}/json`);
+    const line = await server.waitFor(/"path":"\/json"/);
+    expect(JSON.parse(line)).toMatchObject({ method: 'GET', protocol: 'HTTP/2.0', path: '/json', status: 200 });
+  });
+
   it('keepalive: a session with no stream open for keepalive seconds gets GOAWAY; one with a stream open longer is not cut', async () => {
     const server = await start(['-w', '1', ...H2C, '--keep-alive', '1', NODE_APP]);
     const session = http2.connect(server.url);
