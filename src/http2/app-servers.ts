@@ -9,7 +9,7 @@ import type { Http2SecureServer, Http2Server, Http2ServerRequest, Http2ServerRes
 import net from 'node:net';
 import { createAddressMatcher } from '../settings/address-ranges.js';
 import type { Settings } from '../settings/schema.js';
-import { closeIdleSessions } from './idle-sessions.js';
+import { applySessionTimers } from './session-timers.js';
 
 const http2 = () => process.getBuiltinModule('node:http2');
 // Node's compatibility request and response stand for IncomingMessage and ServerResponse (typed apart).
@@ -40,7 +40,7 @@ export function createSecureAppServer(settings: Settings, listener: RequestListe
     },
     listener as unknown as CompatListener,
   );
-  closeIdleSessions(server, settings);
+  applySessionTimers(server, settings);
   return server;
 }
 
@@ -59,7 +59,7 @@ const tcpPeer = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'remoteAdd
  */
 export function serveCleartextHttp2(front: net.Server, settings: Settings, listener: RequestListener): Http2Server {
   const sessions = http2().createServer({ settings: sessionSettings(settings) }, listener as unknown as CompatListener);
-  closeIdleSessions(sessions, settings);
+  applySessionTimers(sessions, settings);
   const trusted = createAddressMatcher(settings.forwarded_allow_ips);
   // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
   const emit = front.emit as (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;

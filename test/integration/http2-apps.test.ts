@@ -186,6 +186,13 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
   it('metrics count HTTP/2 streams and HTTP/1.1 requests in the same series; the health check passes beside h2c', async () => {
     const metricsPort = await freePort();
     const server = await start(['-w', '1', ...H2C, ...healthCheckArgs(metricsPort, '/health'), NODE_APP]);
+    // The master may answer on the metrics port a moment after the workers boot.
+    await until('metrics served', () =>
+      scrapeMetrics(metricsPort).then(
+        () => true,
+        () => false,
+      ),
+    );
     await healthCheckPassed(metricsPort);
     // POSTs, told apart from the health probes' GETs.
     for (let i = 0; i < 3; i++) await h2request(`${server.url}/counted`, { headers: { ':method': 'POST' } });
@@ -221,6 +228,22 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
     const session = http2.connect(server.url);
     try {
       expect(await new Promise<number>((resolve) => session.once('goaway', resolve))).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('request_timeout: a stream whose body does not end in time is reset; the session goes on', async () => {
+    const server = await start(['-w', '1', ...H2C, '--request-timeout', '1', FETCH_APP]);
+    const session = http2.connect(server.url);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/upload' });
+      stream.write('part of a body that never ends');
+      stream.on('error', () => {});
+      await new Promise((resolve) => stream.once('close', resolve));
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      const posted = await h2request(`${server.url}/after`, { session, headers: { ':method': 'POST' }, body: 'whole' });
+      expect(JSON.parse(posted.body)).toMatchObject({ body: 'whole' });
     } finally {
       session.close();
     }
