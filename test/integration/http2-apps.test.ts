@@ -26,6 +26,18 @@ interface Seen {
   encrypted: boolean;
 }
 
+/** Runs `use` with a session to `url`, closed after it. */
+async function withSession<T>(url: string, use: (session: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
+  const session = http2.connect(url);
+  try {
+    return await use(session);
+  } finally {
+    session.close();
+  }
+}
+
+const goawayOf = (session: http2.ClientHttp2Session) => new Promise<number>((resolve) => session.once('goaway', resolve));
+
 /** NODE_APP over TLS with these http_protocols, logging access to stdout. */
 async function startTls(protocols: string) {
   const tlsPair = selfSigned();
@@ -72,13 +84,11 @@ describe('HTTP/2 settings', () => {
       '20000',
       NODE_APP,
     ]);
-    const session = http2.connect(server.url);
-    try {
-      const remote = await new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve));
-      expect(remote).toMatchObject({ maxConcurrentStreams: 7, initialWindowSize: 100000, maxFrameSize: 32768, maxHeaderListSize: 20000 });
-    } finally {
-      session.close();
-    }
+    const remote = await withSession(
+      server.url,
+      (session) => new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve)),
+    );
+    expect(remote).toMatchObject({ maxConcurrentStreams: 7, initialWindowSize: 100000, maxFrameSize: 32768, maxHeaderListSize: 20000 });
   });
 
   it.each([
@@ -142,15 +152,12 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
 
   it('the scheme comes from the transport: a client’s :scheme https over cleartext is not believed, a trusted X-Forwarded-Proto is', async () => {
     const server = await start(['-w', '1', ...H2C, FETCH_APP]);
-    const session = http2.connect(server.url);
-    try {
+    await withSession(server.url, async (session) => {
       const claimed = await h2request(`${server.url}/s`, { session, headers: { ':scheme': 'https' } });
       expect(JSON.parse(claimed.body)).toMatchObject({ url: `http://127.0.0.1:${server.port}/s` });
       const forwarded = await h2request(`${server.url}/s`, { session, headers: { 'x-forwarded-proto': 'https' } });
       expect(JSON.parse(forwarded.body)).toMatchObject({ url: `https://127.0.0.1:${server.port}/s` });
-    } finally {
-      session.close();
-    }
+    });
   });
 
   it('a peer not in forwarded_allow_ips that opens with the preface is served HTTP/1.1 (and refused, as the preface is no HTTP/1.1 request)', async () => {
@@ -212,31 +219,22 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
 
   it('keepalive: a session with no stream open for keepalive seconds gets GOAWAY; one with a stream open longer is not cut', async () => {
     const server = await start(['-w', '1', ...H2C, '--keep-alive', '1', NODE_APP]);
-    const session = http2.connect(server.url);
-    const goaway = new Promise<number>((resolve) => session.once('goaway', resolve));
-    try {
+    await withSession(server.url, async (session) => {
+      const goaway = goawayOf(session);
       // The stream stays open 2.5 s, past keepalive: the session is busy, not idle.
       expect(await h2request(`${server.url}/slow?ms=2500`, { session })).toMatchObject({ status: 200, body: 'slow done' });
       expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
-    } finally {
-      session.close();
-    }
+    });
   });
 
   it('header_timeout: a session that opens no stream in time gets GOAWAY', async () => {
     const server = await start(['-w', '1', ...H2C, '--header-timeout', '1', NODE_APP]);
-    const session = http2.connect(server.url);
-    try {
-      expect(await new Promise<number>((resolve) => session.once('goaway', resolve))).toBe(http2.constants.NGHTTP2_NO_ERROR);
-    } finally {
-      session.close();
-    }
+    await withSession(server.url, async (session) => expect(await goawayOf(session)).toBe(http2.constants.NGHTTP2_NO_ERROR));
   });
 
   it('request_timeout: a stream whose body does not end in time is reset; the session goes on', async () => {
     const server = await start(['-w', '1', ...H2C, '--request-timeout', '1', FETCH_APP]);
-    const session = http2.connect(server.url);
-    try {
+    await withSession(server.url, async (session) => {
       const stream = session.request({ ':method': 'POST', ':path': '/upload' });
       stream.write('part of a body that never ends');
       stream.on('error', () => {});
@@ -244,9 +242,7 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
       expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
       const posted = await h2request(`${server.url}/after`, { session, headers: { ':method': 'POST' }, body: 'whole' });
       expect(JSON.parse(posted.body)).toMatchObject({ body: 'whole' });
-    } finally {
-      session.close();
-    }
+    });
   });
 
   it('HUP under load from 8 sessions of 8 streams: every session gets GOAWAY, 0 failed streams, the new workers serve', async () => {
