@@ -244,24 +244,32 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
       expect(JSON.parse(posted.body)).toMatchObject({ body: 'whole' });
     });
   });
+});
 
-  it('HUP under load from 8 sessions of 8 streams: every session gets GOAWAY, 0 failed streams, the new workers serve', async () => {
-    const server = await start(['-w', '2', ...H2C, NODE_APP]);
-    const before = await workerPids(server.proc.pid!);
-    const loadRun = h2load({ url: `${server.url}/load`, clients: 8, streams: 8, durationMs: 8000 });
-    await sleep(2000);
-    server.signal('SIGHUP');
-    await server.waitFor(/Reloaded/);
-    const result = await loadRun;
-    expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
-    // The 8 sessions open on the old workers at the reload, at least, were told to go.
-    expect(result.goaways).toBeGreaterThanOrEqual(8);
-    const answered = [...result.bodies.keys()].map((b) => (JSON.parse(b) as Seen).pid);
-    expect(answered.some((pid) => before.includes(pid))).toBe(true);
-    expect(answered.some((pid) => !before.includes(pid))).toBe(true);
-    await until('the old workers gone', async () => {
-      const pids = await workerPids(server.proc.pid!);
-      return pids.length === 2 && !pids.some((pid) => before.includes(pid));
-    });
-  });
+describe('drain', () => {
+  it.each(['h2c', 'h2 over TLS'])(
+    'HUP under load from 8 sessions of 8 streams (%s): every session gets GOAWAY, 0 failed streams, the new workers serve',
+    async (kind) => {
+      const tlsPair = kind === 'h2c' ? null : selfSigned();
+      const args = tlsPair ? ['--certfile', tlsPair.certfile, '--keyfile', tlsPair.keyfile, '--http-protocols', 'h2,h1'] : H2C;
+      const server = await start(['-w', '2', ...args, NODE_APP]);
+      const origin = tlsPair ? `https://127.0.0.1:${server.port}` : server.url;
+      const before = await workerPids(server.proc.pid!);
+      const loadRun = h2load({ url: `${origin}/load`, clients: 8, streams: 8, durationMs: 8000, ...(tlsPair ? { ca: tlsPair.cert } : {}) });
+      await sleep(2000);
+      server.signal('SIGHUP');
+      await server.waitFor(/Reloaded/);
+      const result = await loadRun;
+      expect(result.failed, result.errors.slice(0, 5).join(', ')).toBe(0);
+      // The 8 sessions open on the old workers at the reload, at least, were told to go.
+      expect(result.goaways).toBeGreaterThanOrEqual(8);
+      const answered = [...result.bodies.keys()].map((b) => (JSON.parse(b) as Seen).pid);
+      expect(answered.some((pid) => before.includes(pid))).toBe(true);
+      expect(answered.some((pid) => !before.includes(pid))).toBe(true);
+      await until('the old workers gone', async () => {
+        const pids = await workerPids(server.proc.pid!);
+        return pids.length === 2 && !pids.some((pid) => before.includes(pid));
+      });
+    },
+  );
 });
