@@ -164,6 +164,32 @@ describe('a @grpc/grpc-js server', () => {
     await server.waitFor(/"POST \/grpc\.health\.v1\.Health\/Check HTTP\/2\.0" 200 /);
   });
 
+  it('HUP: a server-streaming call in flight finishes on its old worker, the next call goes to the new one', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '1']);
+    const c = client(server.port);
+    try {
+      const replies: Reply[] = [];
+      const call = c.countDown({ from: 150 });
+      const ended = new Promise<void>((resolve, reject) => call.on('end', resolve).on('error', reject));
+      await new Promise<void>((resolve) =>
+        call.on('data', (r: Reply) => {
+          if (replies.push(r) === 1) resolve();
+        }),
+      );
+      server.signal('SIGHUP');
+      await server.waitFor(/Reloaded/);
+      await ended;
+      expect(replies).toHaveLength(151);
+      const old = replies[0]!.pid;
+      expect(new Set(replies.map((r) => r.pid))).toEqual(new Set([old]));
+      // The channel got GOAWAY: its next call opens a connection, to the new worker.
+      const next = await new Promise<Reply>((resolve, reject) => c.sayHello({ name: 'n' }, (err, r) => (err ? reject(err) : resolve(r))));
+      expect(next.pid).not.toBe(old);
+    } finally {
+      c.close();
+    }
+  });
+
   it('its calls are counted in the metrics', async () => {
     const metricsPort = await freePort();
     const { server } = await startScript('grpc.mjs', ['-w', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`]);
