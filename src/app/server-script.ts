@@ -5,7 +5,7 @@
 // instead asks the primary for a handle over IPC; the result is the same, a
 // server accepting on a shared socket, and neither costs anything per request.)
 //
-// One HTTP(S) server of the app is served: the one asking for $PORT or for
+// One HTTP server of the app (node:http, node:https or node:http2) is served: the one asking for $PORT or for
 // tsgunicorn's own port, else the first to listen. Its listen() really listens,
 // at once, on tsgunicorn's first socket (never on the address it named), so that
 // `listening`, address() and close() are Node's own; it accepts nothing until
@@ -15,9 +15,10 @@
 import type { Server } from 'node:http';
 import net from 'node:net';
 import { readFileSync, readlinkSync } from 'node:fs';
+import { isHttp2Server } from '../http2/servers.js';
 
 export interface CapturedServer {
-  /** An http.Server, or an https.Server when the app brings its own TLS. */
+  /** An http.Server, or an https.Server when the app brings its own TLS, or a node:http2 server (typed as http's: it serves the same events). */
   readonly server: Server;
   /** What the app asked for, as logs show it: ":3000", "127.0.0.1:3000", "unix:/tmp/app.sock". */
   readonly asked: string;
@@ -176,7 +177,8 @@ function decide(): void {
 function isHttpServer(server: net.Server, secure: boolean): boolean {
   if (server instanceof http.Server) return true;
   // Only a TLS server can be an https.Server, and then node:https is already loaded.
-  return secure && server instanceof process.getBuiltinModule('node:https').Server;
+  if (secure && server instanceof process.getBuiltinModule('node:https').Server) return true;
+  return isHttp2Server(server);
 }
 
 /**

@@ -21,6 +21,12 @@ export interface AccessEntry {
 
 type Atom = (e: AccessEntry) => string;
 
+/** The request's protocol as logs name it, `HTTP/1.1` or `HTTP/2.0`: constants for the common versions. */
+export function protocolOf(req: IncomingMessage): string {
+  const version = req.httpVersion;
+  return version === '1.1' ? 'HTTP/1.1' : version === '2.0' ? 'HTTP/2.0' : `HTTP/${version}`;
+}
+
 // Anything a client controls could otherwise end the line, start a forged one
 // or drive a terminal: C0 and C1 controls, DEL, and the Unicode line/paragraph
 // separators. `"` and `\` are escaped as Apache does so quoted fields stay

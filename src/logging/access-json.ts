@@ -4,7 +4,7 @@
 // escapes quotes, backslashes and all control characters (a client's bytes
 // cannot end the line or forge a field) and, being well-formed, lone surrogates
 // too; the trace ids are validated hex digits (trace-context.ts).
-import type { AccessEntry } from './access-format.js';
+import { protocolOf, type AccessEntry } from './access-format.js';
 import { isoSecond } from './timestamps.js';
 import { traceOf } from './trace-context.js';
 
@@ -25,7 +25,7 @@ export function compileJsonAccess(headers: readonly string[]): (e: AccessEntry) 
     const q = url.indexOf('?');
     const ua = e.req.headers['user-agent'];
     let line =
-      `{"time":"${isoTime(e.startedAt)}","method":${str(e.req.method ?? '')}` +
+      `{"time":"${isoTime(e.startedAt)}","method":${str(e.req.method ?? '')},"protocol":${str(protocolOf(e.req))}` +
       `,"path":${str(q === -1 ? url : url.slice(0, q))},"query":${str(q === -1 ? '' : url.slice(q + 1))}` +
       `,"status":${e.res.statusCode},"bytes":${e.bytes},"duration_us":${Math.max(0, Math.floor(e.durationUs))}` +
       `,"remote_addr":${str(e.remoteAddr)},"user_agent":${ua === undefined ? 'null' : str(ua)},"worker_pid":${e.pid}`;

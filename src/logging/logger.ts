@@ -7,7 +7,7 @@ import { inspect } from 'node:util';
 import { sandboxHint } from '../systemd/sandbox.js';
 import type { Settings } from '../settings/schema.js';
 import type { JournalFields, JournalSink } from '../systemd/journal.js';
-import { compileAccessFormat, escapeChar, type AccessEntry } from './access-format.js';
+import { compileAccessFormat, escapeChar, protocolOf, type AccessEntry } from './access-format.js';
 import { compileJsonAccess } from './access-json.js';
 import type { Level } from './levels.js';
 import { LogOutput, type Report } from './log-output.js';
@@ -73,6 +73,7 @@ function accessFields(e: AccessEntry): JournalFields {
   const trace = traceOf(e);
   return {
     HTTP_METHOD: e.req.method,
+    HTTP_PROTOCOL: protocolOf(e.req),
     HTTP_PATH: q === -1 ? url : url.slice(0, q),
     // The query string as sent (without "?"); absent when there is none.
     HTTP_QUERY: q === -1 ? undefined : url.slice(q + 1),

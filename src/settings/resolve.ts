@@ -200,6 +200,19 @@ function checkCombinations(settings: Settings, sources: Record<SettingName, Sour
     const missing = settings.certfile ? 'keyfile' : 'certfile';
     throw new ConfigError(`${describeSource(sources[set])}: ${set} is set but ${missing} is not: HTTPS needs both`);
   }
+  // ALPN, which chooses h2, is part of TLS: cleartext HTTP/2 is http2_cleartext, for trusted proxies only.
+  if (settings.http_protocols.includes('h2') && !settings.certfile) {
+    throw new ConfigError(
+      `${describeSource(sources.http_protocols)}: http_protocols includes h2 but certfile is not set: set certfile and keyfile, ` +
+        'or, behind a proxy that speaks cleartext HTTP/2, set http2_cleartext = prior-knowledge instead',
+    );
+  }
+  if (settings.health_check_path !== null && settings.certfile && !settings.http_protocols.includes('h1')) {
+    throw new ConfigError(
+      `${describeSource(sources.http_protocols)}: http_protocols is h2 only, but the health check (health_check_path) speaks HTTP/1.1: ` +
+        'set http_protocols = h2,h1',
+    );
+  }
   if (settings.proxy_protocol !== 'off' && settings.proxy_allow_ips.length === 0) {
     throw new ConfigError(
       `${describeSource(sources.proxy_allow_ips)}: proxy_allow_ips is empty while proxy_protocol is ${settings.proxy_protocol}: ` +

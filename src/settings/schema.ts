@@ -160,6 +160,48 @@ const specs = {
     section: 'Server socket',
     help: 'TLS private key (PEM); with certfile, serve HTTPS.',
   }),
+  http_protocols: def({
+    kind: { ...nonEmptyList(choice('h1', 'h2')), form: 'a comma-separated list of h1, h2' },
+    default: ['h1'],
+    flags: '--http-protocols <LIST>',
+    section: 'Server socket',
+    help: 'The protocols served over TLS (certfile), offered by ALPN: h1 (HTTP/1.1), h2 (HTTP/2), or both (h2,h1). h2 needs certfile; for cleartext HTTP/2 behind a proxy see http2_cleartext.',
+  }),
+  http2_cleartext: def({
+    kind: choice('off', 'prior-knowledge'),
+    default: 'off',
+    flags: '--http2-cleartext <MODE>',
+    section: 'Server socket',
+    help: 'On a plain socket, serve a connection opening with the HTTP/2 preface (h2c, prior knowledge) as HTTP/2 when its peer is in forwarded_allow_ips; every other connection is HTTP/1.1. Never expose h2c to the internet.',
+  }),
+  http2_max_concurrent_streams: def({
+    kind: integer(1, 2 ** 31 - 1),
+    default: 100,
+    flags: '--http2-max-concurrent-streams <INT>',
+    section: 'Server socket',
+    help: 'The most streams an HTTP/2 client may have open on a session (SETTINGS_MAX_CONCURRENT_STREAMS).',
+  }),
+  http2_initial_window_size: def({
+    kind: integer(0, 2 ** 31 - 1),
+    default: 65535,
+    flags: '--http2-initial-window-size <BYTES>',
+    section: 'Server socket',
+    help: 'The flow-control window of each HTTP/2 stream, in bytes: how much a client may send before the app reads (SETTINGS_INITIAL_WINDOW_SIZE).',
+  }),
+  http2_max_frame_size: def({
+    kind: integer(16384, 16777215),
+    default: 16384,
+    flags: '--http2-max-frame-size <BYTES>',
+    section: 'Server socket',
+    help: 'The largest HTTP/2 frame payload accepted, 16384 to 16777215 bytes (SETTINGS_MAX_FRAME_SIZE).',
+  }),
+  http2_max_header_list_size: def({
+    kind: integer(0, 2 ** 32 - 1),
+    default: 65536,
+    flags: '--http2-max-header-list-size <BYTES>',
+    section: 'Server socket',
+    help: 'The largest header list of an HTTP/2 request, uncompressed, in bytes (SETTINGS_MAX_HEADER_LIST_SIZE).',
+  }),
 
   // Worker processes
   workers: def({
@@ -239,7 +281,7 @@ const specs = {
     default: false,
     flags: '--access-log-json',
     section: 'Logging',
-    help: 'Write each access log entry as one JSON object per line (time, method, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, trace_id and span_id when the request has a trace, headers) instead of access_log_format.',
+    help: 'Write each access log entry as one JSON object per line (time, method, protocol, path, query, status, bytes, duration_us, remote_addr, user_agent, worker_pid, trace_id and span_id when the request has a trace, headers) instead of access_log_format.',
   }),
   access_log_headers: def({
     kind: list(headerName),

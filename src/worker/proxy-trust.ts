@@ -2,6 +2,7 @@
 // (Gunicorn's rule): anyone else could claim any address or scheme.
 import type { IncomingMessage, RequestListener } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { keptPeer } from '../http2/session-of.js';
 import { createAddressMatcher, unmapped } from '../settings/address-ranges.js';
 
 export interface ProxyTrust {
@@ -20,7 +21,7 @@ export function createProxyTrust(allowed: string[]): ProxyTrust {
 
   return {
     clientAddress(req) {
-      const peer = unmapped(req.socket.remoteAddress ?? '-');
+      const peer = unmapped(req.socket.remoteAddress ?? keptPeer(req) ?? '-');
       const forwarded = req.headers['x-forwarded-for'];
       if (typeof forwarded !== 'string' || !isTrusted(peer)) return peer;
       // Walk from the nearest hop back: each trusted proxy vouches for the one before it.
@@ -34,7 +35,13 @@ export function createProxyTrust(allowed: string[]): ProxyTrust {
     forFetchApp(adapter) {
       return (req, res) => {
         const asSent = req.url!;
-        if (!forwardsHttps(req) || !asSent.startsWith('/') || !req.headers.host) return adapter(req, res);
+        if (!forwardsHttps(req)) return adapter(req, res);
+        // HTTP/2: the adapter builds the URL from :scheme (an absolute :path is refused).
+        if (req.httpVersionMajor === 2) {
+          req.headers[':scheme'] = 'https';
+          return adapter(req, res);
+        }
+        if (!asSent.startsWith('/') || !req.headers.host) return adapter(req, res);
         req.url = `https://${req.headers.host}${asSent}`;
         // The adapter reads req.url once, as it builds the Request, before its first await.
         try {

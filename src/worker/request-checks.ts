@@ -4,6 +4,8 @@
 // per-request path: the raw headers are read once, and nothing is allocated.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { createHttp2Policy } from '../http2/header-policy.js';
+import { adoptHttp2Request } from '../http2/session-of.js';
 import type { Settings } from '../settings/schema.js';
 
 const REFUSAL_TEXT: Record<number, string> = {
@@ -34,6 +36,7 @@ export function createRequestChecks(
   const refusedConnections = new WeakSet<object>();
   // Set by check from the raw headers: reading req.headers would build its object for every request.
   let hasTransferEncoding = false;
+  const http2Policy = createHttp2Policy(settings);
 
   // A version other than 1.x (§2.3: HTTP/0.9, a text "HTTP/2.0"), Transfer-Encoding
   // in HTTP/1.0 (§6.1: faulty framing, what follows may be a smuggled request),
@@ -93,6 +96,17 @@ export function createRequestChecks(
 
   return {
     admit(req, res) {
+      // A request of Node's HTTP/2 compatibility API: one stream of a session, refused alone.
+      if (req.httpVersionMajor === 2 && (req as { stream?: unknown }).stream !== undefined) {
+        const refused = http2Policy(req.rawHeaders);
+        if (refused === 0) {
+          adoptHttp2Request(req);
+          return true;
+        }
+        res.writeHead(refused, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(REFUSAL_TEXT[refused]);
+        return false;
+      }
       // A request pipelined behind a refused one: its framing cannot be trusted
       // (it may be a body the client framed differently), so it never runs.
       if (refusedConnections.has(req.socket)) {

@@ -3,6 +3,7 @@
 // journal send, and nothing allocated per request that can be avoided.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { keptSession, sessionBytesSince } from '../http2/session-of.js';
 import type { Logger } from '../logging/logger.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { Settings } from '../settings/schema.js';
@@ -12,6 +13,8 @@ import { createRequestChecks } from './request-checks.js';
 
 // Constant for the process: read once, not on every request.
 const timeOrigin = performance.timeOrigin;
+const PLAIN_500 = { 'content-type': 'text/plain; charset=utf-8' };
+const CLOSE_500 = { ...PLAIN_500, connection: 'close' };
 
 /**
  * A request in flight, linked in start order: the oldest is the head. Linked through its own fields rather
@@ -105,7 +108,8 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
       res.destroy();
       return;
     }
-    res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+    // HTTP/2 has no Connection field (RFC 9113 §8.2.2): its compatibility API warns the app's process about one.
+    res.writeHead(500, req.httpVersionMajor === 1 ? CLOSE_500 : PLAIN_500);
     res.end('Internal Server Error\n');
   }
 
@@ -122,7 +126,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     newest = entry;
     board.setInFlight(++inFlight);
     metrics.requestStarted();
-    if (closeConnections) res.setHeader('connection', 'close');
+    if (closeConnections && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     if (failingHealthPath !== null && isPath(req.url!, failingHealthPath)) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('Draining\n');
@@ -149,7 +153,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
       closeConnections = true;
       // A response not yet begun is the last on its connection too: said in the
       // response, the client does not reuse the connection as this worker leaves.
-      for (let entry = oldest; entry; entry = entry.next) if (!entry.res.headersSent) entry.res.setHeader('connection', 'close');
+      // (HTTP/2 sessions get GOAWAY from the worker's drain instead.)
+      for (let entry = oldest; entry; entry = entry.next)
+        if (!entry.res.headersSent && entry.res.req.httpVersionMajor === 1) entry.res.setHeader('connection', 'close');
     },
     failHealthChecks() {
       closeConnections = true;
@@ -162,10 +168,11 @@ const isPath = (url: string, path: string): boolean =>
   url.startsWith(path) && (url.length === path.length || url.charCodeAt(path.length) === 0x3f); // '?'
 
 // The body bytes sent: Content-Length when declared, else what the socket wrote
-// for this response minus its header block (chunk framing included).
+// for this response minus its header block (chunk framing included); HTTP/2: see sessionBytesSince.
 function responseBytes(res: ServerResponse, req: IncomingMessage, bytesBefore: number): number {
   const declared = res.getHeader('content-length');
   if (declared !== undefined) return Number(declared) || 0;
+  if (req.httpVersionMajor === 2) return sessionBytesSince(keptSession(req), bytesBefore);
   const header = (res as unknown as { _header?: string | null })._header;
   return Math.max(0, req.socket.bytesWritten - bytesBefore - (header ? Buffer.byteLength(header) : 0));
 }

@@ -23,6 +23,9 @@ import { startWatchdog } from './watchdog/start.js';
 import { checkMaster, serving } from './master-death.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
+import { createSecureAppServer, serveCleartextHttp2 } from '../http2/app-servers.js';
+import { goAwayAll, isHttp2Server } from '../http2/servers.js';
+import { trackStreams, type StreamTracking } from '../http2/stream-tracking.js';
 
 // node:http and node:https are required where tsgunicorn creates its server, as an
 // app's server code requires them under node: an APM agent that hooks require
@@ -59,18 +62,15 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const beatMs = heartbeatIntervalMs(settings.timeout);
   setInterval(() => board.tick(), beatMs).unref();
   const metrics = createWorkerMetrics();
-  const { server, handler } = createServer(app, settings, secure, (listener) =>
-    createRequestHandler({
-      app: listener,
-      fetchInterface: app.interface === 'fetch',
-      settings,
-      logger,
-      board,
-      metrics,
-      onMaxRequests: () => send({ type: 'recycle', reason: 'max_requests' }),
-    }),
+  const onMaxRequests = () => send({ type: 'recycle', reason: 'max_requests' });
+  const { server, handler, sessions } = createServer(app, settings, secure, (listener) =>
+    createRequestHandler({ app: listener, fetchInterface: app.interface === 'fetch', settings, logger, board, metrics, onMaxRequests }),
   );
-  applyServerSettings(server, settings, app.interface === 'server');
+  // A node:http2 server script: streams it takes itself (gRPC) get the same services.
+  const http2Script = app.interface === 'server' && sessions !== null;
+  const streams = http2Script ? trackStreams(server, { settings, logger, board, metrics, onMaxRequests }) : null;
+  // HTTP/1.1's connection settings mean nothing to an HTTP/2 server.
+  if (!http2Script) applyServerSettings(server, settings, app.interface === 'server');
   acceptProxyProtocol(server, settings, logger);
   const listening = await serveOnSockets(
     server,
@@ -100,7 +100,7 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   stopFailingBoot();
   process.on('unhandledRejection', (err) => logger.error('Unhandled promise rejection in the app', err));
   obeyMaster(
-    (mode) => drainAndExit(mode, listening, handler, settings, logger, metrics),
+    (mode) => drainAndExit(mode, listening, { handler, streams, sessions }, settings, logger, metrics),
     app.interface === 'server' ? server : null,
     handler,
     logger,
@@ -161,18 +161,27 @@ async function failBoot(refusal: { message: string; exitCode: number }, logger: 
   process.exit(refusal.exitCode);
 }
 
-/** The HTTP server that serves the app: the server script's own, or one of ours around the exported app. */
+/**
+ * The HTTP server that serves the app: the server script's own, or one of ours
+ * around the exported app; and the node:http2 server whose sessions get GOAWAY
+ * when the worker drains, if any.
+ */
 function createServer(
   app: LoadedApp,
   settings: Settings,
   secure: boolean,
   handlerFor: (listener: RequestListener) => RequestHandler,
-): { server: Server; handler: RequestHandler } {
+): { server: Server; handler: RequestHandler; sessions: net.Server | null } {
   if (app.interface === 'server') {
     const server = app.server.server;
-    return { server, handler: interceptRequests(server, handlerFor) };
+    return { server, handler: interceptRequests(server, handlerFor), sessions: isHttp2Server(server) ? server : null };
   }
   const handler = handlerFor(app.listener);
+  if (secure && settings.http_protocols.includes('h2')) {
+    const server = createSecureAppServer(settings, handler.listener);
+    if (app.upgrade) server.on('upgrade', app.upgrade);
+    return { server: server as unknown as Server, handler, sessions: server };
+  }
   const server = secure
     ? (require('node:https') as typeof import('node:https')).createServer(
         { cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) },
@@ -180,7 +189,8 @@ function createServer(
       )
     : (require('node:http') as typeof import('node:http')).createServer(handler.listener);
   if (app.upgrade) server.on('upgrade', app.upgrade);
-  return { server, handler };
+  const sessions = !secure && settings.http2_cleartext !== 'off' ? serveCleartextHttp2(server, settings, handler.listener) : null;
+  return { server, handler, sessions };
 }
 
 /** What the master and signals ask of a serving worker. */
@@ -292,7 +302,7 @@ function logParked(logger: Logger, asked: string, reason: ParkReason): void {
 async function drainAndExit(
   mode: 'retire' | 'stop',
   { http: httpServer, servers }: Serving,
-  handler: RequestHandler,
+  { handler, streams, sessions }: { handler: RequestHandler; streams: StreamTracking | null; sessions: net.Server | null },
   settings: Settings,
   logger: Logger,
   metrics: WorkerMetrics,
@@ -302,17 +312,21 @@ async function drainAndExit(
     // net's close only stops accepting. http's would also drop idle keep-alive
     // connections, which a client may be reusing right now: when retiring, those
     // get `Connection: close` on their next response or expire by keepalive.
-    net.Server.prototype.close.call(server);
+    // An HTTP/2 session gets GOAWAY: its open streams finish, new ones go elsewhere.
+    if (server === sessions) goAwayAll(server);
+    else net.Server.prototype.close.call(server);
   }
+  if (sessions !== null && !servers.includes(sessions)) goAwayAll(sessions);
+  const inFlight = () => handler.inFlight + (streams?.inFlight ?? 0);
   const deadline = Date.now() + settings.graceful_timeout * 1000;
   const openConnections = () =>
     Promise.all(servers.map((s) => new Promise<number>((resolve) => s.getConnections((_, n) => resolve(n ?? 0)))));
   for (;;) {
-    if (mode === 'stop') httpServer.closeIdleConnections();
+    if (mode === 'stop') httpServer.closeIdleConnections?.();
     const open = (await openConnections()).reduce((a, b) => a + b, 0);
-    if (handler.inFlight === 0 && open === 0) break;
+    if (inFlight() === 0 && open === 0) break;
     if (Date.now() >= deadline) {
-      logger.warning(`Graceful timeout: ${handler.inFlight} request(s) still in flight on ${open} connection(s) are cut`);
+      logger.warning(`Graceful timeout: ${inFlight()} request(s) still in flight on ${open} connection(s) are cut`);
       break;
     }
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -17,6 +17,7 @@ it('writes the journal entry fields, the query, the time and configured headers 
   expect(JSON.parse(line)).toEqual({
     time: '2026-01-02T03:04:05.678Z',
     method: 'GET',
+    protocol: 'HTTP/1.1',
     path: '/items/7',
     query: 'page=2&q=x',
     status: 201,

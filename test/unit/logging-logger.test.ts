@@ -266,6 +266,7 @@ describe('journal', () => {
     expect(sent!.message).toMatch(/^127\.0\.0\.1 - - \[[^\]]+\] "GET \/orders\/7\?full=1 HTTP\/1\.1" 500 4 "-" "probe\/2"$/);
     expect(sent!.fields).toEqual({
       HTTP_METHOD: 'GET',
+      HTTP_PROTOCOL: 'HTTP/1.1',
       HTTP_PATH: '/orders/7',
       HTTP_QUERY: 'full=1',
       HTTP_STATUS: 500,

@@ -1,0 +1,111 @@
+// HTTP/2 for exported apps: h2 over TLS, chosen by ALPN beside HTTP/1.1
+// (http_protocols), and cleartext h2c with prior knowledge for trusted proxies
+// (http2_cleartext). Both servers call the worker's request listener with Node's
+// compatibility request and response, so an HTTP/2 request meets the same
+// request handler as an HTTP/1.1 one.
+import { readFileSync } from 'node:fs';
+import type { RequestListener } from 'node:http';
+import type { Http2SecureServer, Http2Server, Http2ServerRequest, Http2ServerResponse, Settings as Http2Settings } from 'node:http2';
+import net from 'node:net';
+import { createAddressMatcher } from '../settings/address-ranges.js';
+import type { Settings } from '../settings/schema.js';
+import { applySessionTimers } from './session-timers.js';
+
+const http2 = () => process.getBuiltinModule('node:http2');
+// Node's compatibility request and response stand for IncomingMessage and ServerResponse (typed apart).
+type CompatListener = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+
+/** Gunicorn's HTTP/2 limits, as the SETTINGS frame every session opens with. */
+function sessionSettings(settings: Settings): Http2Settings {
+  return {
+    maxConcurrentStreams: settings.http2_max_concurrent_streams,
+    initialWindowSize: settings.http2_initial_window_size,
+    maxFrameSize: settings.http2_max_frame_size,
+    maxHeaderListSize: settings.http2_max_header_list_size,
+  };
+}
+
+/**
+ * TLS with ALPN offering h2 and, when http_protocols has h1, HTTP/1.1 too, which
+ * node:http2 serves through node:http's parser (allowHTTP1). Node's server
+ * prefers h2 when a client offers both.
+ */
+export function createSecureAppServer(settings: Settings, listener: RequestListener): Http2SecureServer {
+  const server = http2().createSecureServer(
+    {
+      cert: readFileSync(settings.certfile!),
+      key: readFileSync(settings.keyfile!),
+      allowHTTP1: settings.http_protocols.includes('h1'),
+      settings: sessionSettings(settings),
+    },
+    listener as unknown as CompatListener,
+  );
+  applySessionTimers(server, settings);
+  return server;
+}
+
+// RFC 9113 §3.4: a client with prior knowledge opens with this preface.
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+// The TCP peer, whatever a PROXY header made remoteAddress say since (proxy-protocol/accept.ts).
+// eslint-disable-next-line @typescript-eslint/unbound-method -- a getter, called with the socket as this
+const tcpPeer = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'remoteAddress')!.get!;
+
+/**
+ * h2c with prior knowledge on the plain server's sockets: a connection from a
+ * peer in forwarded_allow_ips that opens with the preface is handed to an HTTP/2
+ * server; every other connection stays HTTP/1.1. Trust is the TCP peer's, as
+ * Gunicorn's forwarded headers are: behind a PROXY header, the proxy's address.
+ * Returns the HTTP/2 server, whose sessions a drain sends GOAWAY.
+ */
+export function serveCleartextHttp2(front: net.Server, settings: Settings, listener: RequestListener): Http2Server {
+  const sessions = http2().createServer({ settings: sessionSettings(settings) }, listener as unknown as CompatListener);
+  applySessionTimers(sessions, settings);
+  const trusted = createAddressMatcher(settings.forwarded_allow_ips);
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
+  const emit = front.emit as (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
+
+  function hand(socket: net.Socket, received: Buffer, asHttp2: boolean): void {
+    socket.pause();
+    socket.unshift(received);
+    if (asHttp2) {
+      sessions.emit('connection', socket);
+      return;
+    }
+    emit.call(front, 'connection', socket);
+    // node:http reads the bytes given back through 'data'.
+    socket.resume();
+  }
+
+  // Reads until the bytes are the preface or cannot be: HTTP/1.1 differs at its first byte ('P' of PRI aside).
+  function peek(socket: net.Socket): void {
+    let received: Buffer | null = null;
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData).off('error', onError).off('end', onError);
+    };
+    const onError = (): void => {
+      done();
+      socket.destroy();
+    };
+    const timer = setTimeout(onError, settings.header_timeout * 1000);
+    const onData = (chunk: Buffer): void => {
+      received = received === null ? chunk : Buffer.concat([received, chunk]);
+      const n = Math.min(received.length, PREFACE.length);
+      const isPreface = received.compare(PREFACE, 0, n, 0, n) === 0;
+      if (isPreface && n < PREFACE.length) return;
+      done();
+      hand(socket, received, isPreface);
+    };
+    socket.on('data', onData).on('error', onError).on('end', onError);
+  }
+
+  front.emit = function (this: net.Server, event: string | symbol, socket?: unknown): boolean {
+    if (event === 'connection' && trusted((tcpPeer.call(socket) as string | undefined) ?? '')) {
+      peek(socket as net.Socket);
+      return true;
+    }
+    // eslint-disable-next-line prefer-rest-params -- a rest parameter would build an array for every event
+    return Reflect.apply(emit, this, arguments) as boolean;
+  };
+  return sessions;
+}

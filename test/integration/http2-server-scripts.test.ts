@@ -1,0 +1,228 @@
+// node:http2 server scripts, gRPC included: captured like http ones and served on
+// tsgunicorn's sockets from every worker, each stream with the per-request services.
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import grpc from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+import { describe, expect, it } from 'vitest';
+import { h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
+import { metricSum, scrapeMetrics } from '../helpers/metrics.js';
+import { freePort, isListening } from '../helpers/ports.js';
+import { FIXTURES, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
+import { until } from '../helpers/wait.js';
+
+const start = serversStoppedAfterEach();
+const script = (name: string) => path.join(FIXTURES, 'server-scripts', name);
+const require = createRequire(import.meta.url);
+
+async function startScript(name: string, args: string[] = []) {
+  const asked = await freePort();
+  const server = await start(['--access-logfile', '-', ...args, script(name)], { env: { SCRIPT_PORT: String(asked) } });
+  return { server, asked };
+}
+
+/** Calls `call` until `count` distinct worker pids answered, and returns them. */
+async function distinctPids(count: number, call: () => Promise<number>): Promise<number[]> {
+  const seen = new Set<number>();
+  await until(`${count} distinct workers answering`, async () => {
+    seen.add(await call());
+    return seen.size >= count;
+  });
+  return [...seen].sort();
+}
+
+describe('a node:http2 server script', () => {
+  it('is served from 2 workers on tsgunicorn’s socket, never on its own port, with its listening event, callback and address', async () => {
+    const { server, asked } = await startScript('http2.mjs', ['-w', '2']);
+    const pids = await distinctPids(2, async () => {
+      const reply = await h2request(`${server.url}/hello?x=1`);
+      const seen = JSON.parse(reply.body) as { pid: number; httpVersion: string; address: { port: number }; listeningEvents: number };
+      expect(seen).toMatchObject({ httpVersion: '2.0', address: { port: server.port }, listeningEvents: 2 });
+      return seen.pid;
+    });
+    expect(pids).toEqual((await workerPids(server.proc.pid!)).sort());
+    expect(await isListening(asked)).toBe(false);
+    await server.waitFor(/^127\.0\.0\.1 - - \[.*\] "GET \/hello\?x=1 HTTP\/2\.0" 200 \d+ "-" "-"$/m);
+  });
+
+  it('refuses what HTTP/1.1 refuses too: a second Host or Content-Type, a Host that is not :authority; control characters never reach the app', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '1']);
+    const base = pseudoFields();
+    expect(await rawH2Get(server.port, base)).toBe(200);
+    expect(await rawH2Get(server.port, [...base, ['host', 'example.com']])).toBe(200);
+    expect(await rawH2Get(server.port, [...base, ['host', 'other.example']])).toBe(400);
+    // nghttp2 itself resets a stream with a second Host (RFC 9113 §8.3.1 makes it malformed).
+    expect(await rawH2Get(server.port, [...base, ['host', 'example.com'], ['host', 'example.com']])).toBe('reset');
+    // nghttp2 resets a stream whose :path has a control character, and drops a
+    // field whose value has one: the app never sees it.
+    expect(await rawH2Get(server.port, [...base.slice(0, 3), [':path', '/a\x7fb']])).toBe('reset');
+    const withControls = [...base.slice(0, 3), [':path', '/raw-headers']] as [string, string][];
+    for (const control of ['\x01', '\x1f', '\x7f']) {
+      const reply = await rawH2Exchange(server.port, [...withControls, ['x-note', `a${control}b`], ['x-kept', 'yes']]);
+      expect(reply).toEqual({ status: 200, body: JSON.stringify([...withControls.flat(), 'x-kept', 'yes']) });
+    }
+    expect(await rawH2Get(server.port, [...base, ['content-type', 'a'], ['content-type', 'b']])).toBe(400);
+  });
+
+  it('limit_request_fields and limit_request_line apply to its streams', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '1', '--limit-request-fields', '3', '--limit-request-line', '64']);
+    const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-field-${i}`, 'v']));
+    expect((await h2request(server.url, { headers: fields(3) })).status).toBe(200);
+    expect((await h2request(server.url, { headers: fields(4) })).status).toBe(431);
+    expect((await h2request(`${server.url}/${'a'.repeat(60)}`)).status).toBe(414);
+  });
+
+  it('timeout: the master kills a worker hung in a stream, naming the stream', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '1', '--timeout', '2']);
+    void h2request(`${server.url}/busy`).catch(() => {});
+    const line = await server.waitFor(/WORKER TIMEOUT/, 20000);
+    expect(line).toMatch(/\[CRITICAL\] WORKER TIMEOUT \(pid:\d+\): GET \/busy in flight for \d+\.\d s/);
+  });
+
+  it('max_requests counts streams: a worker serving many streams on one session is recycled', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '1', '--max-requests', '5']);
+    const first = (await workerPids(server.proc.pid!))[0];
+    for (let i = 0; i < 5; i++) await h2request(server.url);
+    await until('the worker recycled after 5 streams', async () => {
+      const pids = await workerPids(server.proc.pid!);
+      return pids.length === 1 && pids[0] !== first;
+    });
+  });
+});
+
+describe('a @grpc/grpc-js server', () => {
+  const definition = protoLoader.loadSync(script('greeter.proto'));
+  type Reply = { message: string; pid: number };
+  type GreeterClient = grpc.Client & {
+    sayHello(request: { name: string }, callback: (err: grpc.ServiceError | null, reply: Reply) => void): void;
+    countDown(request: { from: number }): grpc.ClientReadableStream<Reply>;
+  };
+  const { greeter } = grpc.loadPackageDefinition(definition) as unknown as {
+    greeter: { Greeter: new (address: string, credentials: grpc.ChannelCredentials) => GreeterClient };
+  };
+  // A new client has a channel (one HTTP/2 connection) of its own.
+  const client = (port: number) => new greeter.Greeter(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+
+  it('answers unary and server-streaming calls from 2 workers, and the standard health check', async () => {
+    const { server, asked } = await startScript('grpc.mjs', ['-w', '2']);
+    const unaryPids = await distinctPids(2, async () => {
+      const c = client(server.port);
+      try {
+        const reply = await new Promise<Reply>((resolve, reject) =>
+          c.sayHello({ name: 'tsgunicorn' }, (err, r) => (err ? reject(err) : resolve(r))),
+        );
+        expect(reply.message).toBe('Hello tsgunicorn');
+        return reply.pid;
+      } finally {
+        c.close();
+      }
+    });
+    const streamPids = await distinctPids(2, async () => {
+      const c = client(server.port);
+      try {
+        const replies: Reply[] = [];
+        await new Promise<void>((resolve, reject) => {
+          const call = c.countDown({ from: 3 });
+          call.on('data', (r: Reply) => replies.push(r));
+          call.on('end', resolve);
+          call.on('error', reject);
+        });
+        expect(replies.map((r) => r.message)).toEqual(['3', '2', '1', '0']);
+        return replies[0]!.pid;
+      } finally {
+        c.close();
+      }
+    });
+    const workers = (await workerPids(server.proc.pid!)).sort();
+    expect(unaryPids).toEqual(workers);
+    expect(streamPids).toEqual(workers);
+    expect(await isListening(asked)).toBe(false);
+
+    const health = require('grpc-health-check') as { service: grpc.ServiceDefinition };
+    const HealthClient = grpc.makeGenericClientConstructor(health.service, 'Health');
+    const healthClient = new HealthClient(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+      check(request: { service: string }, callback: (err: grpc.ServiceError | null, reply: { status: string }) => void): void;
+    };
+    for (const service of ['', 'greeter.Greeter']) {
+      const reply = await new Promise<{ status: string }>((resolve, reject) =>
+        healthClient.check({ service }, (err, r) => (err ? reject(err) : resolve(r))),
+      );
+      expect(reply.status).toBe('SERVING');
+    }
+    healthClient.close();
+
+    // Streams the server takes itself meet the same header policy.
+    const call: [string, string][] = [
+      ...pseudoFields('/grpc.health.v1.Health/Check', 'POST'),
+      ['content-type', 'application/grpc'],
+      ['te', 'trailers'],
+    ];
+    expect(await rawH2Get(server.port, call)).toBe(200);
+    expect(await rawH2Get(server.port, [...call, ['host', 'other.example']])).toBe(400);
+    await server.waitFor(/"POST \/greeter\.Greeter\/SayHello HTTP\/2\.0" 200 \d+ "-" "grpc-node-js\//);
+    await server.waitFor(/"POST \/greeter\.Greeter\/CountDown HTTP\/2\.0" 200 \d+ "-" "grpc-node-js\//);
+    await server.waitFor(/"POST \/grpc\.health\.v1\.Health\/Check HTTP\/2\.0" 200 /);
+  });
+
+  it('HUP: a server-streaming call in flight finishes on its old worker, the next call goes to the new one', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '1']);
+    const c = client(server.port);
+    try {
+      const replies: Reply[] = [];
+      const call = c.countDown({ from: 150 });
+      const ended = new Promise<void>((resolve, reject) => call.on('end', resolve).on('error', reject));
+      await new Promise<void>((resolve) =>
+        call.on('data', (r: Reply) => {
+          if (replies.push(r) === 1) resolve();
+        }),
+      );
+      server.signal('SIGHUP');
+      await server.waitFor(/Reloaded/);
+      await ended;
+      expect(replies).toHaveLength(151);
+      const old = replies[0]!.pid;
+      expect(new Set(replies.map((r) => r.pid))).toEqual(new Set([old]));
+      // The channel got GOAWAY: its next call opens a connection, to the new worker.
+      const next = await new Promise<Reply>((resolve, reject) => c.sayHello({ name: 'n' }, (err, r) => (err ? reject(err) : resolve(r))));
+      expect(next.pid).not.toBe(old);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('its calls are counted in the metrics', async () => {
+    const metricsPort = await freePort();
+    const { server } = await startScript('grpc.mjs', ['-w', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`]);
+    const c = client(server.port);
+    try {
+      for (let i = 0; i < 3; i++) {
+        await new Promise<Reply>((resolve, reject) => c.sayHello({ name: 'n' }, (err, r) => (err ? reject(err) : resolve(r))));
+      }
+    } finally {
+      c.close();
+    }
+    await until('3 calls counted', async () => {
+      // The master may answer on the metrics port a moment after the workers boot.
+      const text = await scrapeMetrics(metricsPort).then(
+        (m) => m.text,
+        () => '',
+      );
+      return metricSum(text, 'http_requests_total', 'method="POST"') === 3;
+    });
+  });
+
+  it('timeout: a worker hung in a call is killed, the call named', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '1', '--timeout', '2']);
+    const c = client(server.port);
+    c.makeUnaryRequest(
+      '/greeter.Greeter/Spin',
+      (x: Buffer) => x,
+      (x: Buffer) => x,
+      Buffer.alloc(0),
+      () => {},
+    );
+    const line = await server.waitFor(/WORKER TIMEOUT/, 20000);
+    c.close();
+    expect(line).toMatch(/\[CRITICAL\] WORKER TIMEOUT \(pid:\d+\): POST \/greeter\.Greeter\/Spin in flight for \d+\.\d s/);
+  });
+});
