@@ -201,6 +201,7 @@ describe.skipIf(refused !== undefined)('bookworm on arm64 (emulated): the arm64 
     "apt purge leaves nothing of the package but the admin's files",
     async () => {
       await m().run(['rm', '-r', '/etc/systemd/system/tsgunicorn@.service.d']);
+      await m().run(['systemctl', 'daemon-reload']);
       const purge = await aptGet(m(), 'purge', 'tsgunicorn');
       expect(purge.code, output(purge)).toBe(0);
       expect(`${purge.stdout}${purge.stderr}`.split('\n').filter((l) => /warn|not empty/i.test(l))).toEqual([]);
