@@ -45,9 +45,9 @@ const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'libsystemd0', 'adduser', '
 const RECIPE = `v1 minbase ${PACKAGES.join(',')}`;
 const RECIPE_FILE = '.tsgunicorn-e2e-recipe';
 // Boot services that load systemd credentials (252's sysusers and tmpfiles):
-// under qemu-user their setup fails (EINVAL: qemu's own threads make every
-// emulated process multithreaded, which unshare() refuses for some namespaces),
-// and no test uses credentials, so an emulated rootfs's units load none.
+// under qemu-user systemd fails to set credentials up ("Failed to set up
+// credentials: Invalid argument", and the boot ends degraded); no test uses
+// credentials, so in an emulated rootfs these units load none.
 const CREDENTIAL_UNITS = ['systemd-sysusers.service', 'systemd-tmpfiles-setup.service', 'systemd-tmpfiles-setup-dev.service'];
 
 const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
