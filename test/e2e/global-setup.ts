@@ -54,7 +54,7 @@ export async function setup(project: TestProject): Promise<void> {
 }
 
 /** Runs `command` unless `target` is newer than every input; returns why it failed, or ''. */
-async function buildDeb(target: string, what: string, [cmd, ...args]: string[]): Promise<string> {
+export async function buildDeb(target: string, what: string, [cmd, ...args]: string[]): Promise<string> {
   if (existsSync(target) && statSync(target).mtimeMs >= newestMtime(debInputs.map((p) => path.join(repo, p)))) return '';
   console.log(`e2e: building ${path.relative(repo, target)} (${what})`);
   const r = await runHost(cmd!, args, 20 * 60_000);

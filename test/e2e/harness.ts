@@ -21,6 +21,22 @@ import path from 'node:path';
 export const SUITES = ['bookworm', 'bullseye'] as const;
 export type Suite = (typeof SUITES)[number];
 
+/** Debian's names of the architectures the .deb is built for; another one than the host's runs emulated (qemu-user). */
+export type Arch = 'amd64' | 'arm64';
+export const HOST_ARCH: Arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+/**
+ * The binfmt_misc entry through which the kernel runs arm64 programs on another
+ * host: qemu-user-static's, matching the ELF header (e_ident, e_type, e_machine
+ * EM_AARCH64), with its F flag (the kernel opens the interpreter once, so it
+ * runs inside containers that do not have it).
+ */
+const ARM64_BINFMT = {
+  name: 'qemu-aarch64',
+  magic: '\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00',
+  mask: '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff',
+  interpreter: '/usr/bin/qemu-aarch64-static',
+};
+
 // What the tests need inside: systemd as PID 1, journald, dbus for systemctl,
 // adduser for the .deb's system user, procps for kill and pgrep, logrotate for the
 // package's logrotate config.
@@ -28,6 +44,11 @@ const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'libsystemd0', 'adduser', '
 // Changing the recipe (packages or the tweaks in buildRootfs) invalidates cached rootfs.
 const RECIPE = `v1 minbase ${PACKAGES.join(',')}`;
 const RECIPE_FILE = '.tsgunicorn-e2e-recipe';
+// Boot services that load systemd credentials (252's sysusers and tmpfiles):
+// under qemu-user systemd fails to set credentials up ("Failed to set up
+// credentials: Invalid argument", and the boot ends degraded); no test uses
+// credentials, so in an emulated rootfs these units load none.
+const CREDENTIAL_UNITS = ['systemd-sysusers.service', 'systemd-tmpfiles-setup.service', 'systemd-tmpfiles-setup-dev.service'];
 
 const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -46,6 +67,7 @@ export interface ExecOptions {
 
 export interface Machine {
   suite: Suite;
+  arch: Arch;
   /** Host PID of the container's systemd. */
   pid: number;
   /** Host path of the container's root directory. */
@@ -81,17 +103,54 @@ export function checkPrerequisites(): void {
     throw new Error(`the e2e tests need ${missing.join(', ')}: apt-get install -y debootstrap systemd-container util-linux`);
 }
 
-/** The cached rootfs of a suite, built with debootstrap on first use (1–2 minutes). */
-export async function ensureRootfs(suite: Suite): Promise<string> {
-  const dir = path.join(cacheDir(), suite);
+/**
+ * Lets the kernel run `arch`'s programs, for a container of another
+ * architecture than the host's: mounts binfmt_misc where it is not, and
+ * registers qemu-user-static's interpreter unless an entry is there. Returns
+ * why not where the kernel refuses; throws when qemu-user-static is missing.
+ */
+export function enableEmulation(arch: Arch): string | undefined {
+  if (arch === HOST_ARCH) return undefined;
+  if (arch !== 'arm64') throw new Error(`the e2e tests emulate arm64 only, not ${arch}`);
+  const dir = '/proc/sys/fs/binfmt_misc';
+  if (!existsSync(path.join(dir, 'register'))) {
+    const mount = spawnSync('mount', ['-t', 'binfmt_misc', 'binfmt_misc', dir], { encoding: 'utf8' });
+    if (mount.status !== 0) return `the kernel refuses to mount binfmt_misc on ${dir}: ${mount.stderr.trim()}`;
+  }
+  const { name, magic, mask, interpreter } = ARM64_BINFMT;
+  const entry = path.join(dir, name);
+  if (existsSync(entry)) {
+    const state = readFileSync(entry, 'utf8');
+    if (!/^flags: \S*F/m.test(state))
+      throw new Error(`${entry} has no F flag, so containers cannot reach its interpreter: register qemu-user-static's with it`);
+    if (!state.startsWith('enabled')) writeFileSync(entry, '1');
+    return undefined;
+  }
+  if (!existsSync(interpreter))
+    throw new Error(`emulating ${arch} needs ${interpreter}: apt-get install -y qemu-user-static binfmt-support`);
+  try {
+    writeFileSync(path.join(dir, 'register'), `:${name}:M::${magic}:${mask}:${interpreter}:F`);
+  } catch (err) {
+    return `the kernel refuses to register ${interpreter} with binfmt_misc: ${(err as Error).message}`;
+  }
+  return undefined;
+}
+
+/** The name of a rootfs and its containers: the suite, and the architecture when it is not the host's. */
+const rootfsName = (suite: Suite, arch: Arch): string => (arch === HOST_ARCH ? suite : `${suite}-${arch}`);
+
+/** The cached rootfs of a suite, built with debootstrap on first use (1–2 minutes; under emulation about 6). */
+export async function ensureRootfs(suite: Suite, arch: Arch = HOST_ARCH): Promise<string> {
+  const dir = path.join(cacheDir(), rootfsName(suite, arch));
   const rootfs = path.join(dir, 'rootfs');
   const recipeFile = path.join(rootfs, RECIPE_FILE);
-  if (existsSync(recipeFile) && readFileSync(recipeFile, 'utf8') === RECIPE) return rootfs;
+  const recipe = arch === HOST_ARCH ? RECIPE : `${RECIPE} ${arch} ${CREDENTIAL_UNITS.join(',')}`;
+  if (existsSync(recipeFile) && readFileSync(recipeFile, 'utf8') === recipe) return rootfs;
   mkdirSync(dir, { recursive: true });
   const building = path.join(dir, `rootfs.building-${process.pid}`);
   rmSync(building, { recursive: true, force: true });
-  await buildRootfs(suite, building);
-  if (existsSync(recipeFile) && readFileSync(recipeFile, 'utf8') === RECIPE) {
+  await buildRootfs(suite, arch, building, recipe);
+  if (existsSync(recipeFile) && readFileSync(recipeFile, 'utf8') === recipe) {
     // Another test run finished the same build meanwhile, and may be using it.
     rmSync(building, { recursive: true, force: true });
     return rootfs;
@@ -101,13 +160,20 @@ export async function ensureRootfs(suite: Suite): Promise<string> {
   return rootfs;
 }
 
-async function buildRootfs(suite: Suite, target: string): Promise<void> {
-  const args = ['--variant=minbase', `--include=${PACKAGES.join(',')}`, suite, target];
+async function buildRootfs(suite: Suite, arch: Arch, target: string, recipe: string): Promise<void> {
+  // Another architecture's second stage runs its programs through binfmt_misc (enableEmulation).
+  const args = [`--arch=${arch}`, '--variant=minbase', `--include=${PACKAGES.join(',')}`, suite, target];
   // Without a mirror argument debootstrap uses Debian's default one.
   if (process.env.E2E_MIRROR) args.push(process.env.E2E_MIRROR);
   const result = await runHost('debootstrap', args, 15 * 60_000);
   if (result.code !== 0) {
-    throw new Error(`debootstrap ${suite} failed (exit ${result.code}):\n${tail(result.stdout + result.stderr, 40)}`);
+    throw new Error(`debootstrap ${suite} ${arch} failed (exit ${result.code}):\n${tail(result.stdout + result.stderr, 40)}`);
+  }
+  if (arch !== HOST_ARCH) {
+    for (const unit of CREDENTIAL_UNITS) {
+      mkdirSync(path.join(target, 'etc/systemd/system', `${unit}.d`), { recursive: true });
+      writeFileSync(path.join(target, 'etc/systemd/system', `${unit}.d`, 'no-credentials.conf'), '[Service]\nLoadCredential=\n');
+    }
   }
   // No login prompt on the console: the container is driven through nsenter only.
   for (const unit of ['console-getty.service', 'getty@.service']) {
@@ -115,7 +181,7 @@ async function buildRootfs(suite: Suite, target: string): Promise<void> {
   }
   rmSync(path.join(target, 'var/cache/apt/archives'), { recursive: true, force: true });
   mkdirSync(path.join(target, 'var/cache/apt/archives/partial'), { recursive: true });
-  writeFileSync(path.join(target, RECIPE_FILE), RECIPE);
+  writeFileSync(path.join(target, RECIPE_FILE), recipe);
 }
 
 const live = new Set<{ initPid: number; nspawnPid: number }>();
@@ -136,8 +202,10 @@ process.on('exit', () => {
 export interface BootOptions {
   /** A .deb to install (dpkg -i, offline) once the container is up. */
   deb?: string;
-  /** The machine name, for several containers at once (default tsg-SUITE). */
+  /** The machine name, for several containers at once (default tsg-SUITE, tsg-SUITE-ARCH for an emulated one). */
   name?: string;
+  /** The container's architecture (default the host's; another one runs emulated, see enableEmulation). */
+  arch?: Arch;
 }
 
 /**
@@ -145,11 +213,13 @@ export interface BootOptions {
  * is unavailable, a copy), so nothing a test does survives it.
  */
 export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machine> {
-  const lower = await ensureRootfs(suite);
+  const arch = opts.arch ?? HOST_ARCH;
+  const name = rootfsName(suite, arch);
+  const lower = await ensureRootfs(suite, arch);
   const runsDir = path.join(cacheDir(), 'runs');
   mkdirSync(runsDir, { recursive: true });
   cleanStaleRuns(runsDir);
-  const runDir = mkdtempSync(path.join(runsDir, `${suite}-${process.pid}-`));
+  const runDir = mkdtempSync(path.join(runsDir, `${name}-${process.pid}-`));
   const root = path.join(runDir, 'root');
   const overlaid = mountOverlay(lower, runDir, root);
   if (!overlaid) {
@@ -163,7 +233,7 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
   const nspawn = spawn(
     'systemd-nspawn',
     // --register=no and --keep-unit: the host has no systemd to register with.
-    ['--boot', '--register=no', '--keep-unit', `--machine=${opts.name ?? `tsg-${suite}`}`, '--console=pipe', '-D', root],
+    ['--boot', '--register=no', '--keep-unit', `--machine=${opts.name ?? `tsg-${name}`}`, '--console=pipe', '-D', root],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   nspawn.stdout.on('data', (d: Buffer) => (consoleText += d.toString()));
@@ -234,6 +304,7 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
     };
     const machine: Machine = {
       suite,
+      arch,
       pid: entry.initPid,
       root,
       exec,
@@ -259,7 +330,9 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
 
 async function waitForBoot(machine: Machine): Promise<void> {
   let last: ExecResult | undefined;
-  const deadline = Date.now() + 60_000;
+  // Emulated, every program runs several times slower.
+  const timeoutMs = machine.arch === HOST_ARCH ? 60_000 : 300_000;
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!existsSync(`/proc/${machine.pid}`))
       throw new Error(`[${machine.suite}] the container stopped while booting:\n${tail(machine.console(), 30)}`);
@@ -273,7 +346,7 @@ async function waitForBoot(machine: Machine): Promise<void> {
     await sleep(100);
   }
   throw new Error(
-    `[${machine.suite}] the container did not finish booting in 60 s (state: ${last?.stdout.trim()} ${last?.stderr.trim()}):\n${tail(machine.console(), 30)}`,
+    `[${machine.suite}] the container did not finish booting in ${timeoutMs / 1000} s (state: ${last?.stdout.trim()} ${last?.stderr.trim()}):\n${tail(machine.console(), 30)}`,
   );
 }
 
@@ -292,7 +365,7 @@ function unmount(root: string): void {
 /** Removes what a killed test run left: its container, overlay mount and files, once its process is gone. */
 function cleanStaleRuns(runsDir: string): void {
   for (const name of readdirSync(runsDir)) {
-    const owner = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
+    const owner = Number(/^[a-z0-9-]+?-(\d+)-/.exec(name)?.[1]);
     if (!owner || owner === process.pid || isAlive(owner)) continue;
     const runDir = path.join(runsDir, name);
     const root = path.join(runDir, 'root');

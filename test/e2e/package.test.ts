@@ -5,8 +5,8 @@
 import { copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { EXAMPLE_GREETING, diagnose, installExampleApp, property, useMachine } from './fixture.js';
-import { SUITES, sleep, waitFor, type ExecResult, type Machine } from './harness.js';
+import { EXAMPLE_GREETING, aptGet, diagnose, installExampleApp, listFiles, property, useMachine } from './fixture.js';
+import { SUITES, sleep, waitFor, type ExecResult } from './harness.js';
 import { attempt, load, request } from '../helpers/http.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -21,12 +21,6 @@ accesslog = -
 `;
 // The admin's own files: purge must keep them (and the directory holding the config).
 const ADMIN_PATHS = ['/etc/tsgunicorn', '/etc/tsgunicorn/myapp.ini', '/srv/myapp', '/srv/myapp/app.ts'];
-
-// What the listing leaves out, as piuparts does: other mounts (-xdev: /proc,
-// /sys, /dev, /run, /tmp), and the records that any install and any boot
-// change: dpkg's database, apt's state, caches and logs of these very
-// operations, the journal, and systemd's own state (random seed, clock).
-const CHURN = ['/var/lib/dpkg', '/var/lib/apt', '/var/cache/apt', '/var/log/apt', '/var/log/journal', '/var/lib/systemd'];
 
 describe.each(SUITES)('%s: the Debian package', (suite) => {
   const machine = useMachine(suite, { withDeb: false });
@@ -170,26 +164,6 @@ function builtDeb(key: 'deb' | 'upgradeDeb', errorKey: 'debError' | 'upgradeDebE
   const error = inject(errorKey);
   if (error) throw new Error(`${inject(key)} could not be built:\n${error}`);
   return inject(key);
-}
-
-/**
- * apt-get, non-interactive. Offline as it is used here (no apt-get update; the
- * install tests check that it installs the package alone, so fetches nothing).
- */
-function aptGet(m: Machine, ...args: string[]): Promise<ExecResult> {
-  return m.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', '-y', ...args], { timeoutMs: 180_000 });
-}
-
-/** Every file on the root filesystem but the churn, one `path type mode owner:group` line each, sorted. */
-async function listFiles(m: Machine): Promise<string[]> {
-  const prune = CHURN.flatMap((p, i) => (i ? ['-o', '-path', p] : ['-path', p]));
-  const out = await m.run(['find', '/', '-xdev', '(', ...prune, ')', '-prune', '-o', '-printf', '%p %y %m %u:%g\\n'], {
-    timeoutMs: 60_000,
-  });
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** The rows of a `tsgunicorn doctor` table found in text (postinst or doctor output). */
