@@ -193,13 +193,15 @@ describe.each(SUITES)('%s: the package in an administrator’s hands', (suite) =
     expect(await property(m, unit, 'ExecMainStatus')).toBe('2');
     expect(
       (await errMessages(m, unit)).some((e) =>
-        e.includes('systemctl edit tsgunicorn@adm.service, add "[Service]", "PrivateUsers=no" and "SupplementaryGroups=ops"'),
+        e.includes(
+          'systemctl edit tsgunicorn@adm.service, add "[Service]", "PrivateUsers=no", "SupplementaryGroups=ops" and "SystemCallFilter=@chown"',
+        ),
       ),
     ).toBe(true);
 
     await m.writeFile(
       '/etc/systemd/system/tsgunicorn@adm.service.d/control-group.conf',
-      '[Service]\nPrivateUsers=no\nSupplementaryGroups=ops\n',
+      '[Service]\nPrivateUsers=no\nSupplementaryGroups=ops\nSystemCallFilter=@chown\n',
     );
     await m.run(['systemctl', 'daemon-reload']);
     await start(m, unit);
