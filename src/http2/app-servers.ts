@@ -1,14 +1,15 @@
 // HTTP/2 for exported apps: h2 over TLS, chosen by ALPN beside HTTP/1.1
-// (http_protocols), and cleartext h2c with prior knowledge for trusted proxies
-// (http2_cleartext). Both servers call the worker's request listener with Node's
+// (http_protocols), and cleartext h2c with prior knowledge or by upgrade for
+// trusted proxies (http2_cleartext). Both servers call the worker's request listener with Node's
 // compatibility request and response, so an HTTP/2 request meets the same
 // request handler as an HTTP/1.1 one.
 import { readFileSync } from 'node:fs';
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener, Server as HttpServer } from 'node:http';
 import type { Http2SecureServer, Http2Server, Http2ServerRequest, Http2ServerResponse, Settings as Http2Settings } from 'node:http2';
 import net from 'node:net';
 import { createAddressMatcher } from '../settings/address-ranges.js';
 import type { Settings } from '../settings/schema.js';
+import { asksForH2c, upgradeToHttp2 } from './cleartext-upgrade.js';
 import { applySessionTimers } from './session-timers.js';
 
 const http2 = () => process.getBuiltinModule('node:http2');
@@ -50,14 +51,27 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 // eslint-disable-next-line @typescript-eslint/unbound-method -- a getter, called with the socket as this
 const tcpPeer = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'remoteAddress')!.get!;
 
+// node:http's choice of which Upgrade requests become 'upgrade' events (Node 24; not in @types/node yet).
+interface UpgradeGate {
+  shouldUpgradeCallback: (req: IncomingMessage) => boolean;
+}
+type UpgradeListener = (req: IncomingMessage, socket: net.Socket, head: Buffer) => void;
+
 /**
- * h2c with prior knowledge on the plain server's sockets: a connection from a
- * peer in forwarded_allow_ips that opens with the preface is handed to an HTTP/2
- * server; every other connection stays HTTP/1.1. Trust is the TCP peer's, as
- * Gunicorn's forwarded headers are: behind a PROXY header, the proxy's address.
- * Returns the HTTP/2 server, whose sessions a drain sends GOAWAY.
+ * h2c on the plain server's sockets, for peers in forwarded_allow_ips: with
+ * prior knowledge, a connection that opens with the preface is handed to an
+ * HTTP/2 server; by upgrade, an HTTP/1.1 request asking for h2c is answered 101
+ * and its connection handed over. Every other connection stays HTTP/1.1. Trust
+ * is the TCP peer's, as Gunicorn's forwarded headers are: behind a PROXY header,
+ * the proxy's address. The app's own Upgrade requests (WebSocket) go to
+ * `appUpgrade`. Returns the HTTP/2 server, whose sessions a drain sends GOAWAY.
  */
-export function serveCleartextHttp2(front: net.Server, settings: Settings, listener: RequestListener): Http2Server {
+export function serveCleartextHttp2(
+  front: HttpServer,
+  settings: Settings,
+  listener: RequestListener,
+  appUpgrade: UpgradeListener | null,
+): Http2Server {
   const sessions = http2().createServer({ settings: sessionSettings(settings) }, listener as unknown as CompatListener);
   applySessionTimers(sessions, settings);
   const trusted = createAddressMatcher(settings.forwarded_allow_ips);
@@ -99,8 +113,19 @@ export function serveCleartextHttp2(front: net.Server, settings: Settings, liste
     socket.on('data', onData).on('error', onError).on('end', onError);
   }
 
+  const isTrusted = (socket: unknown): boolean => trusted((tcpPeer.call(socket) as string | undefined) ?? '');
+  if (settings.http2_cleartext !== 'prior-knowledge') {
+    const upgradesToH2c = (req: IncomingMessage): boolean => isTrusted(req.socket) && asksForH2c(req);
+    // node:http emits 'upgrade' only for the Upgrade requests this accepts; the rest are plain requests.
+    (front as HttpServer & UpgradeGate).shouldUpgradeCallback = (req) => upgradesToH2c(req) || appUpgrade !== null;
+    front.on('upgrade', (req: IncomingMessage, socket: net.Socket, head: Buffer) => {
+      if (upgradesToH2c(req)) upgradeToHttp2(req, socket, head, sessions, settings.header_timeout * 1000);
+      else appUpgrade!(req, socket, head);
+    });
+  } else if (appUpgrade !== null) front.on('upgrade', appUpgrade);
+  if (settings.http2_cleartext === 'upgrade') return sessions;
   front.emit = function (this: net.Server, event: string | symbol, socket?: unknown): boolean {
-    if (event === 'connection' && trusted((tcpPeer.call(socket) as string | undefined) ?? '')) {
+    if (event === 'connection' && isTrusted(socket)) {
       peek(socket as net.Socket);
       return true;
     }

@@ -168,11 +168,11 @@ const specs = {
     help: 'The protocols served over TLS (certfile), offered by ALPN: h1 (HTTP/1.1), h2 (HTTP/2), or both (h2,h1). h2 needs certfile; for cleartext HTTP/2 behind a proxy see http2_cleartext.',
   }),
   http2_cleartext: def({
-    kind: choice('off', 'prior-knowledge'),
+    kind: choice('off', 'prior-knowledge', 'upgrade', 'both'),
     default: 'off',
     flags: '--http2-cleartext <MODE>',
     section: 'Server socket',
-    help: 'On a plain socket, serve a connection opening with the HTTP/2 preface (h2c, prior knowledge) as HTTP/2 when its peer is in forwarded_allow_ips; every other connection is HTTP/1.1. Never expose h2c to the internet.',
+    help: 'Cleartext HTTP/2 (h2c) on a plain socket, for peers in forwarded_allow_ips only: prior-knowledge serves a connection that opens with the HTTP/2 preface as HTTP/2; upgrade answers an HTTP/1.1 request with Upgrade: h2c (and no body) 101 and goes on in HTTP/2; both does either. Every other connection is HTTP/1.1. Never expose h2c to the internet.',
   }),
   http2_max_concurrent_streams: def({
     kind: integer(1, 2 ** 31 - 1),

@@ -188,9 +188,11 @@ function createServer(
         handler.listener,
       )
     : (require('node:http') as typeof import('node:http')).createServer(handler.listener);
+  if (!secure && settings.http2_cleartext !== 'off') {
+    return { server, handler, sessions: serveCleartextHttp2(server, settings, handler.listener, app.upgrade) };
+  }
   if (app.upgrade) server.on('upgrade', app.upgrade);
-  const sessions = !secure && settings.http2_cleartext !== 'off' ? serveCleartextHttp2(server, settings, handler.listener) : null;
-  return { server, handler, sessions };
+  return { server, handler, sessions: null };
 }
 
 /** What the master and signals ask of a serving worker. */

@@ -95,7 +95,7 @@ describe('HTTP/2 settings', () => {
     [['--http2-max-frame-size', '100'], /http2_max_frame_size: expected an integer from 16384 to 16777215, got "100"/],
     [['--http2-max-concurrent-streams', '0'], /http2_max_concurrent_streams: expected an integer from 1/],
     [['--http-protocols', 'h3'], /http_protocols: expected one of h1, h2, got "h3"/],
-    [['--http2-cleartext', 'yes'], /http2_cleartext: expected one of off, prior-knowledge, got "yes"/],
+    [['--http2-cleartext', 'yes'], /http2_cleartext: expected one of off, prior-knowledge, upgrade, both, got "yes"/],
     [['--http-protocols', 'h2'], /http_protocols includes h2 but certfile is not set/],
   ])('%s is refused with one line and exit 2', async (args, message) => {
     const run = await runCli([...args, NODE_APP]);
