@@ -10,6 +10,7 @@ import net from 'node:net';
 import { createAddressMatcher } from '../settings/address-ranges.js';
 import type { Settings } from '../settings/schema.js';
 import { asksForH2c, upgradeToHttp2 } from './cleartext-upgrade.js';
+import { mayBePreface, PREFACE, readOpening } from './preface.js';
 import { applySessionTimers } from './session-timers.js';
 
 const http2 = () => process.getBuiltinModule('node:http2');
@@ -45,8 +46,6 @@ export function createSecureAppServer(settings: Settings, listener: RequestListe
   return server;
 }
 
-// RFC 9113 §3.4: a client with prior knowledge opens with this preface.
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 // The TCP peer, whatever a PROXY header made remoteAddress say since (proxy-protocol/accept.ts).
 // eslint-disable-next-line @typescript-eslint/unbound-method -- a getter, called with the socket as this
 const tcpPeer = Object.getOwnPropertyDescriptor(net.Socket.prototype, 'remoteAddress')!.get!;
@@ -92,25 +91,12 @@ export function serveCleartextHttp2(
 
   // Reads until the bytes are the preface or cannot be: HTTP/1.1 differs at its first byte ('P' of PRI aside).
   function peek(socket: net.Socket): void {
-    let received: Buffer | null = null;
-    const done = (): void => {
-      clearTimeout(timer);
-      socket.off('data', onData).off('error', onError).off('end', onError);
-    };
-    const onError = (): void => {
-      done();
-      socket.destroy();
-    };
-    const timer = setTimeout(onError, settings.header_timeout * 1000);
-    const onData = (chunk: Buffer): void => {
-      received = received === null ? chunk : Buffer.concat([received, chunk]);
-      const n = Math.min(received.length, PREFACE.length);
-      const isPreface = received.compare(PREFACE, 0, n, 0, n) === 0;
-      if (isPreface && n < PREFACE.length) return;
-      done();
+    readOpening(socket, Buffer.alloc(0), settings.header_timeout * 1000, (received) => {
+      const isPreface = mayBePreface(received);
+      if (isPreface && received.length < PREFACE.length) return false;
       hand(socket, received, isPreface);
-    };
-    socket.on('data', onData).on('error', onError).on('end', onError);
+      return true;
+    });
   }
 
   const isTrusted = (socket: unknown): boolean => trusted((tcpPeer.call(socket) as string | undefined) ?? '');

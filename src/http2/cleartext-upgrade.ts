@@ -8,15 +8,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2Server } from 'node:http2';
 import type net from 'node:net';
+import { mayBePreface, PREFACE, readOpening } from './preface.js';
 
-// RFC 9113 §3.4: the client preface, then a SETTINGS frame (type 0x4) on stream 0.
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+// RFC 9113 §3.4: the client preface is followed by a SETTINGS frame (type 0x4).
 const FRAME_HEADER = 9;
 const SETTINGS = 0x4;
 const HEADERS = 0x1;
 const END_STREAM_AND_HEADERS = 0x1 | 0x4;
 // The smallest SETTINGS_MAX_FRAME_SIZE a peer may have (RFC 9113 §4.2): a larger
-// header block would need CONTINUATION frames, and such a request stays HTTP/1.1.
+// header block would need CONTINUATION frames. Node's HTTP/1.1 parser takes 16 KiB
+// of header at most, so only a request near that limit is refused for it (431).
 const MAX_HEADER_BLOCK = 16384;
 // RFC 9113 §8.2.2: connection-specific fields are not sent over HTTP/2; Host becomes :authority.
 const NOT_FORWARDED = new Set(['connection', 'upgrade', 'http2-settings', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'host']);
@@ -99,34 +100,23 @@ export function upgradeToHttp2(req: IncomingMessage, socket: net.Socket, head: B
     return;
   }
   socket.write(SWITCHING);
-  let received = head;
-  const done = (): void => {
-    clearTimeout(timer);
-    socket.off('data', onData).off('error', fail).off('end', fail);
-  };
-  const fail = (): void => {
-    done();
-    socket.destroy();
-  };
-  const timer = setTimeout(fail, timeoutMs);
-  const onData = (chunk: Buffer): void => {
-    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-    settle();
-  };
   // Waits for the preface and the whole SETTINGS frame after it, then inserts stream 1 behind them.
-  const settle = (): void => {
-    const prefix = Math.min(received.length, PREFACE.length);
-    if (received.compare(PREFACE, 0, prefix, 0, prefix) !== 0) return fail();
-    if (received.length < PREFACE.length + FRAME_HEADER) return;
-    if (received[PREFACE.length + 3] !== SETTINGS) return fail();
+  readOpening(socket, head, timeoutMs, (received) => {
+    if (!mayBePreface(received)) {
+      socket.destroy();
+      return true;
+    }
+    if (received.length < PREFACE.length + FRAME_HEADER) return false;
+    if (received[PREFACE.length + 3] !== SETTINGS) {
+      socket.destroy();
+      return true;
+    }
     const settingsEnd = PREFACE.length + FRAME_HEADER + received.readUIntBE(PREFACE.length, 3);
-    if (received.length < settingsEnd) return;
-    done();
+    if (received.length < settingsEnd) return false;
     socket.pause();
     socket.unshift(Buffer.concat([received.subarray(0, settingsEnd), streamOne, received.subarray(settingsEnd)]));
     sessions.emit('connection', socket);
-  };
-  socket.on('data', onData).on('error', fail).on('end', fail);
-  settle();
+    return true;
+  });
   socket.resume();
 }

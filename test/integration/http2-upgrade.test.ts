@@ -40,6 +40,10 @@ describe('http2_cleartext = upgrade', () => {
     ]);
     await server.waitFor(/"GET \/first HTTP\/2\.0" 200 /);
     await server.waitFor(/"GET \/second HTTP\/2\.0" 200 /);
+    // The upgraded request's fields reach the app as HTTP/2 fields: Host as :authority, long values whole.
+    const long = 'v'.repeat(300);
+    const { stdout } = await promisify(execFile)('nghttp', ['-u', '-H', `x-long: ${long}`, `${server.url}/headers`]);
+    expect(JSON.parse(stdout)).toMatchObject({ ':authority': `127.0.0.1:${server.port}`, ':scheme': 'http', 'x-long': long });
     // Prior knowledge is not this mode: the preface is no HTTP/1.1 request.
     expect(await rawExchange(server.port, CLIENT_PREFACE)).toMatch(/^HTTP\/1\.1 400 /);
   });
