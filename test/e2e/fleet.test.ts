@@ -23,12 +23,12 @@ const unit = 'tsgunicorn@web.service';
 const CLIENT = '127.0.0.2';
 const DRAIN_S = 3;
 
-const hostConfig = (port: number): string =>
+/** A host's instance; `access`: how HAProxy reaches it (the PROXY protocol, or h2c from a trusted peer). */
+const hostConfig = (port: number, access = ['proxy_protocol = v2', 'proxy_allow_ips = 127.0.0.1']): string =>
   [
     `bind = 127.0.0.1:${port}`,
     'workers = 2',
-    'proxy_protocol = v2',
-    'proxy_allow_ips = 127.0.0.1',
+    ...access,
     'health_check_path = /health',
     `drain_delay = ${DRAIN_S}`,
     'accesslog = -',
@@ -141,16 +141,7 @@ describe('a fleet of two hosts behind HAProxy', () => {
       // HAProxy reaches the hosts from 127.0.0.1: only a trusted peer is served HTTP/2.
       await m.writeFile(
         '/etc/tsgunicorn/h2c.ini',
-        [
-          `bind = 127.0.0.1:${port}`,
-          'workers = 2',
-          'http2_cleartext = prior-knowledge',
-          'forwarded_allow_ips = 127.0.0.1',
-          'health_check_path = /health',
-          `drain_delay = ${DRAIN_S}`,
-          'accesslog = -',
-          '',
-        ].join('\n'),
+        hostConfig(port, ['http2_cleartext = prior-knowledge', 'forwarded_allow_ips = 127.0.0.1']),
       );
       await m.run(['systemctl', 'daemon-reload']);
       await start(m, h2Unit);
