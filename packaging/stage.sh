@@ -74,6 +74,10 @@ cp "$root/package.json" "$root/package-lock.json" "$scratch/"
 cp -R "$root/native" "$scratch/native"
 rm -rf "$scratch"/native/*/build
 (cd "$scratch" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
+# The development runtime is an optional dependency (so that npm installs the
+# machine's own architecture's): the bundled one is bin/node above, not a module.
+# npm's record of the tree it installed (a cache npm alone reads) would still list it.
+rm -rf "$scratch"/node_modules/node-linux-* "$scratch/node_modules/.package-lock.json"
 # With Debian's hardening flags (as dpkg-buildpackage would pass them).
 (
   export DEB_BUILD_MAINT_OPTIONS=hardening=+all

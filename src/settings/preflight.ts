@@ -55,7 +55,8 @@ export function checkFiles(settings: Settings, sources: Record<SettingName, Sour
     }
   }
   const group = settings.control_socket_group;
-  const groupProblem = group !== null && controlSocketPath(settings.control_socket) !== null ? socketGroupProblem(group) : null;
+  const socket = controlSocketPath(settings.control_socket);
+  const groupProblem = group !== null && socket !== null ? socketGroupProblem(group, socket) : null;
   if (groupProblem) throw new ConfigError(`${where('control_socket_group')}: ${groupProblem}`);
 }
 

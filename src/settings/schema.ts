@@ -441,7 +441,7 @@ const specs = {
     default: null,
     flags: '--control-socket-group <GROUP>',
     section: 'System',
-    help: "A group whose members may use the control socket too (mode 0660); the server's user must be in it, or the server does not start (exit 2); under tsgunicorn@NAME, whose PrivateUsers=yes maps no other group, that takes a drop-in with PrivateUsers=no and SupplementaryGroups=GROUP. Unset: only its owner, the user the server runs as (mode 0600).",
+    help: "A group whose members may use the control socket too (mode 0660); the server's user must be in it, or the server does not start (exit 2); under tsgunicorn@NAME, whose sandbox keeps it from other groups, that takes a drop-in with PrivateUsers=no, SupplementaryGroups=GROUP and SystemCallFilter=@chown. Unset: only its owner, the user the server runs as (mode 0600).",
   }),
 };
 

@@ -29,18 +29,18 @@ export function sandboxHint(file: string, err: unknown, env: NodeJS.ProcessEnv =
   if (hidden && (code === 'EACCES' || code === 'ENOENT')) {
     return `: ${unit}'s sandbox (ProtectHome=yes) hides ${HIDDEN.join(', ')}; to serve from ${hidden}: systemctl edit ${unit}, add "[Service]" and "ProtectHome=read-only"`;
   }
+  // Opening /var/log (or any of it) to the service would let it write every
+  // other program's logs: its own log directory is the place for its files.
+  const logs = env.LOGS_DIRECTORY?.split(':')[0];
+  if (logs && (code === 'EROFS' || code === 'EACCES') && full.startsWith('/var/log/') && !full.startsWith(`${logs}/`)) {
+    return (
+      `: ${unit}'s sandbox (ProtectSystem=strict) lets it write under /var/log only in its log directory ${logs}` +
+      `; write the file there instead: ${path.join(logs, path.basename(full))}`
+    );
+  }
   if (code === 'EROFS') {
     const writable = UNIT_DIRECTORIES.filter(([name]) => env[name]).map(([name, what]) => `${env[name]} (${what})`);
     const dir = path.dirname(full);
-    // Opening /var/log (or any of it) to the service would let it write every
-    // other program's logs: its own log directory is the place for its files.
-    const logs = env.LOGS_DIRECTORY?.split(':')[0];
-    if (logs && (full === '/var/log' || full.startsWith('/var/log/'))) {
-      return (
-        `: ${unit}'s sandbox (ProtectSystem=strict) lets it write under /var/log only in its log directory ${logs}` +
-        `; write the file there instead: ${path.join(logs, path.basename(full))}`
-      );
-    }
     return (
       `: ${unit}'s sandbox (ProtectSystem=strict) makes the file system read-only for it except ${writable.join(', ') || 'its own directories'}` +
       `; to write to ${dir}: systemctl edit ${unit}, add "[Service]" and "ReadWritePaths=${dir}"`

@@ -26,7 +26,7 @@ import { ensureTools } from './lib/tools.mjs';
 import { measureJournalInContainer } from './lib/journal-container.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
-const RUN_BOUND_MS = 12 * 60 * 1000;
+const RUN_BOUND_MS = 15 * 60 * 1000;
 const WARMUP_S = 1;
 // Extra cold starts of tsgunicorn -w 2, so start → ready is a median, not one sample.
 const READY_SAMPLES = 3;
@@ -60,8 +60,12 @@ if (process.argv[2] === 'soak') {
   const minutes = Number(process.argv[3] ?? process.env.SOAK_MINUTES ?? 60);
   process.exit(await runSoak({ minutes, freePort, tmpDir }));
 }
+// What was measured so far, by server id: CPU rows, and each throughput server's passes.
+const cpu = new Map();
+const runs = new Map();
 setTimeout(() => {
   console.error(`bench: exceeded the ${RUN_BOUND_MS / 60000} minute bound, stopping`);
+  writeReport(`**Stopped at the ${RUN_BOUND_MS / 60000} minute bound**: what follows is what was measured until then.`);
   process.exit(1);
 }, RUN_BOUND_MS).unref();
 
@@ -162,7 +166,7 @@ const failedRuns = [];
 const cpuGroups = cpuServerGroups()
   .map((group) => group.filter(wanted))
   .filter((group) => group.length > 0);
-const cpu = await measureCpuGroups(cpuGroups, {
+const measuredCpu = await measureCpuGroups(cpuGroups, {
   rounds: CPU_ROUNDS,
   durationS: cpuDurationS,
   warmupS: WARMUP_S,
@@ -174,6 +178,7 @@ const cpu = await measureCpuGroups(cpuGroups, {
   },
   log: (line) => console.error(line),
 });
+for (const [id, result] of measuredCpu) cpu.set(id, result);
 if (!only || only.includes('tsg-journal')) {
   const ports = [await freePort(), await freePort()];
   for (const result of await measureJournalInContainer({ rounds: CPU_ROUNDS, durationS: cpuDurationS, warmupS: WARMUP_S, ports })) {
@@ -185,7 +190,7 @@ for (const result of cpu.values()) if (result.error) failedRuns.push(`CPU, ${res
 // 2. Throughput, in passes alternating in order: load from elsewhere on a shared machine then weighs on every
 // server alike instead of on whichever happened to run during it.
 const specs = benchServers(tools).filter(wanted);
-const runs = new Map(specs.map((spec) => [spec.id, []]));
+for (const spec of specs) runs.set(spec.id, []);
 for (let pass = 1; pass <= ANCHOR_PASSES; pass++) {
   const inPass = specs.filter((spec) => pass <= PASSES || ANCHORS.includes(spec.id));
   for (const spec of pass % 2 === 1 ? inPass : [...inPass].reverse()) {
@@ -195,7 +200,6 @@ for (let pass = 1; pass <= ANCHOR_PASSES; pass++) {
     runs.get(spec.id).push(measured);
   }
 }
-const results = new Map([...runs].map(([id, passes]) => [id, combine(passes)]));
 
 /** Per mode the median of the passes' req/s (with that run's latency and spread); start-up samples from all. */
 function combine(passes) {
@@ -219,16 +223,15 @@ function combine(passes) {
   };
 }
 
-const report = renderReport({
-  machine,
-  durationS,
-  cpuDurationS,
-  cpuRounds: CPU_ROUNDS,
-  cpu,
-  results,
-  elapsedS: (performance.now() - startedAt) / 1000,
-});
-process.stdout.write(report);
-if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
+/** Prints the report (and writes it to BENCH_OUT), from what was measured; `note` heads a partial one. */
+function writeReport(note) {
+  const results = new Map([...runs].filter(([, passes]) => passes.length > 0).map(([id, passes]) => [id, combine(passes)]));
+  const elapsedS = (performance.now() - startedAt) / 1000;
+  const report = renderReport({ machine, durationS, cpuDurationS, cpuRounds: CPU_ROUNDS, cpu, results, elapsedS, note });
+  process.stdout.write(report);
+  if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
+}
+
+writeReport();
 if (failedRuns.length > 0) console.error(`bench: failed runs:\n${failedRuns.join('\n')}`);
 process.exitCode = failedRuns.length > 0 ? 1 : 0;

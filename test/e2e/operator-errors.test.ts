@@ -1,5 +1,5 @@
 // Errors only the admin can fix, as the admin meets them under the unit: each
-// fails the unit once (no restart loop, the socket unit stays up), says why in
+// fails the unit once (no restart loop; the socket unit stops with it, so clients are refused), says why in
 // one journal entry at priority err under the instance's name, and once fixed
 // the unit starts at once. And the instance fallbacks compose: an ini that only
 // tunes settings beside an app in /srv/NAME, read by a reload.
@@ -55,7 +55,7 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
   it('a bad setting fails once with exit 2, an err entry under the instance name, and a fixed ini starts at once', async () => {
     const m = machine();
     await m.writeFile('/etc/tsgunicorn/myapp.ini', `app = ${EXAMPLE_APP}\nworkerz = 2\n`);
-    expect(await failedStart(m)).toEqual({ status: '2', restarts: '0', socket: 'active' });
+    expect(await failedStart(m)).toEqual({ status: '2', restarts: '0', socket: 'inactive' });
     const entries = await errEntries(m, /unknown setting "workerz"/);
     expect(entries.map((e) => ({ id: e.SYSLOG_IDENTIFIER, priority: e.PRIORITY }))).toEqual([{ id: 'myapp', priority: '3' }]);
     expect(entries[0]!.MESSAGE).toContain('/etc/tsgunicorn/myapp.ini:2');
@@ -68,7 +68,7 @@ describe.each(SUITES)('%s: operator errors under the unit', (suite) => {
   it('an app that fails to load fails once with exit 4, and starts at once when fixed', async () => {
     const m = machine();
     await m.writeFile('/srv/myapp/app.mjs', "throw new Error('e2e: the app is broken');\n");
-    expect(await failedStart(m)).toEqual({ status: '4', restarts: '0', socket: 'active' });
+    expect(await failedStart(m)).toEqual({ status: '4', restarts: '0', socket: 'inactive' });
     expect((await errEntries(m, /e2e: the app is broken/)).length).toBeGreaterThan(0);
     await m.writeFile('/srv/myapp/app.mjs', "export const app = (req, res) => res.end('fixed');\n");
     await start(m, unit);

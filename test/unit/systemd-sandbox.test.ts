@@ -29,8 +29,11 @@ describe('sandboxHint', () => {
   });
 
   it('never suggests opening /var/log: a file there belongs in the log directory', () => {
-    for (const file of ['/var/log/myapp-access.log', '/var/log/tsgunicorn/myapp-access.log']) {
-      const hint = sandboxHint(file, error('EROFS'), service, cgroup);
+    for (const [file, code] of [
+      ['/var/log/myapp-access.log', 'EACCES'],
+      ['/var/log/tsgunicorn/myapp-access.log', 'EROFS'],
+    ] as const) {
+      const hint = sandboxHint(file, error(code), service, cgroup);
       expect(hint).not.toContain('ReadWritePaths');
       expect(hint).toBe(
         ": tsgunicorn@myapp.service's sandbox (ProtectSystem=strict) lets it write under /var/log only in its log directory " +

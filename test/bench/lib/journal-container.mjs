@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForHttp200 } from './processes.mjs';
 import { ensurePackages } from './tools.mjs';
-import { SERVER_CPU, WRK_CPU } from './cpu.mjs';
+import { SERVER_CPU, summarize, WRK_CPU } from './cpu.mjs';
 import { MODES, median } from './targets.mjs';
 import { runWrk } from './wrk.mjs';
 
@@ -140,17 +140,8 @@ export async function measureJournalInContainer({ rounds, durationS, warmupS, po
     return instances.map(({ spec: s, readyMs, samples }) => {
       const modes = {};
       for (const mode of MODES) {
-        const of = (f) => median(samples[mode].map(f));
-        modes[mode] = {
-          us: of((x) => x.masterUs + x.workersUs + x.journaldUs),
-          workersUs: of((x) => x.workersUs),
-          masterUs: of((x) => x.masterUs),
-          journaldUs: of((x) => x.journaldUs),
-          rps: of((x) => x.rps),
-          p50Ms: of((x) => x.p50Ms),
-          p99Ms: of((x) => x.p99Ms),
-          roundsUs: samples[mode].map((x) => x.masterUs + x.workersUs + x.journaldUs),
-        };
+        const total = (x) => x.masterUs + x.workersUs + x.journaldUs;
+        modes[mode] = { ...summarize(samples[mode], total), journaldUs: median(samples[mode].map((x) => x.journaldUs)) };
       }
       return { spec: s, readyMs: [readyMs], modes, ...(s === journal ? { journalStored: stored, requests: requestsLogged } : {}) };
     });

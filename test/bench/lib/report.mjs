@@ -71,7 +71,7 @@ function cpuRows(cpu) {
     for (const mode of MODES) {
       const why = missing(result);
       if (why) {
-        rows.push([result.spec.label, MODE_LABEL[mode], why, '', '', '', '', '', '']);
+        rows.push([result.spec.label, MODE_LABEL[mode], why, '', '', '', '', '', '', '']);
         continue;
       }
       const m = result.modes[mode];
@@ -91,6 +91,7 @@ function cpuRows(cpu) {
         Math.round(m.rps).toLocaleString('en-US'),
         ms(m.p50Ms),
         ms(m.p99Ms),
+        m.errors ? `${m.errors} (${m.errorDetail})` : '0',
       ]);
     }
   };
@@ -110,11 +111,12 @@ function journalNote(cpu) {
   ];
 }
 
-export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, elapsedS }) {
+export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, elapsedS, note }) {
   const failures = [...results.values(), ...cpu.values()].filter((r) => r.error);
   return [
     '# tsgunicorn benchmark',
     '',
+    ...(note ? [note, ''] : []),
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.kernel}; ` +
       `node ${machine.node}; ${machine.wrk}; ${machine.gunicorn}; ${machine.date}; ` +
       `1-minute load average at start ${machine.loadAtStart.toFixed(2)}. Whole run: ${elapsedS.toFixed(0)} s.`,
@@ -136,7 +138,18 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
       `req/s and latency come from the same runs and are **noisy** (other work on the machine, one pinned CPU).`,
     '',
     table(
-      ['Server', 'Mode', 'CPU per request', 'of which', '× twin', '× tsgunicorn defaults', 'req/s (noisy)', 'p50 (noisy)', 'p99 (noisy)'],
+      [
+        'Server',
+        'Mode',
+        'CPU per request',
+        'of which',
+        '× twin',
+        '× tsgunicorn defaults',
+        'req/s (noisy)',
+        'p50 (noisy)',
+        'p99 (noisy)',
+        'errors',
+      ],
       cpuRows(cpu),
     ),
     '',
