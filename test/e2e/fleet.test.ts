@@ -4,7 +4,7 @@
 // B, stop A (drain_delay) and start it again, upgrade the .deb on B. No request
 // may fail, and both hosts log the client's own address. Then the same HAProxy
 // with `proto h2` in front of an h2c instance on each host: no request fails
-// through a drained stop and start. Then the nginx example
+// through a reload and a drained stop and start. Then the nginx example
 // (packaging/examples/nginx.conf), checked with nginx -t, serves one request.
 import { copyFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
