@@ -129,7 +129,7 @@ describe('a fleet of two hosts behind HAProxy', () => {
     }
   }, 600_000);
 
-  it('fails no request through HAProxy over h2c (proto h2) through a drained stop and start', async () => {
+  it('fails no request through HAProxy over h2c (proto h2) through a reload and a drained stop and start', async () => {
     const { a, b } = hosts!;
     const h2Unit = 'tsgunicorn@h2c.service';
     const h2Ports = [await freePort(), await freePort()] as [number, number];
