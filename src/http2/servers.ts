@@ -1,15 +1,17 @@
 // node:http2's servers. Node exports no class for them, so they are known by the
 // prototypes of two throwaway instances, made once node:http2 is asked about.
+import type { Http2Session } from 'node:http2';
 import type net from 'node:net';
 
-let prototypes: { plain: object; secure: object; close: (this: net.Server) => void } | null = null;
+let prototypes: { plain: object; secure: object } | null = null;
 
 function http2Prototypes(): NonNullable<typeof prototypes> {
   if (prototypes) return prototypes;
   const http2 = process.getBuiltinModule('node:http2');
-  const plain = Object.getPrototypeOf(http2.createServer()) as { close: (this: net.Server) => void };
-  const secure = Object.getPrototypeOf(http2.createSecureServer()) as object;
-  prototypes = { plain, secure, close: plain.close };
+  prototypes = {
+    plain: Object.getPrototypeOf(http2.createServer()) as object,
+    secure: Object.getPrototypeOf(http2.createSecureServer()) as object,
+  };
   return prototypes;
 }
 
@@ -19,11 +21,39 @@ export function isHttp2Server(server: net.Server): boolean {
   return Object.prototype.isPrototypeOf.call(plain, server) || Object.prototype.isPrototypeOf.call(secure, server);
 }
 
+interface Sessions {
+  open: Set<Http2Session>;
+  draining: boolean;
+}
+
+const tracked = new WeakMap<net.Server, Sessions>();
+
+/** Keeps the open sessions of an HTTP/2 server, which goAwayAll tells to go. Returns the server. */
+export function trackSessions<S extends net.Server>(server: S): S {
+  const sessions: Sessions = { open: new Set(), draining: false };
+  tracked.set(server, sessions);
+  server.on('session', (session: Http2Session) => {
+    // A connection accepted as the drain began (h2c still reading its preface, say) goes too.
+    if (sessions.draining) return void session.close();
+    sessions.open.add(session);
+    session.once('close', () => sessions.open.delete(session));
+  });
+  return server;
+}
+
 /**
- * Sends GOAWAY on every session of the server (RFC 9113 §6.8): the client opens
- * no new stream on it, the streams it has finish, then the session closes. This
- * is node:http2's own close(), which also stops accepting, as net's close does.
+ * GOAWAY (NO_ERROR) on every session, with the last stream processed
+ * (node:http2's session.close()): the streams up to it finish, the session then
+ * closes, and the client sends later ones elsewhere. Streams the client sent
+ * before it read the frame are never processed (nghttp2 ignores them), which
+ * makes them safe to retry (RFC 9113 §6.8, §8.7). The graceful two-step GOAWAY
+ * of §6.8 (the largest stream id first, the last processed after a PING) is out
+ * of reach: node:http2 does not expose nghttp2's shutdown notice, and any GOAWAY
+ * it sends makes nghttp2 ignore every later stream. Stopping to accept is the
+ * caller's, before this.
  */
 export function goAwayAll(server: net.Server): void {
-  http2Prototypes().close.call(server);
+  const sessions = tracked.get(server)!;
+  sessions.draining = true;
+  for (const session of sessions.open) session.close();
 }

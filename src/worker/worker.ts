@@ -24,7 +24,7 @@ import { checkMaster, serving } from './master-death.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
 import { createSecureAppServer, serveCleartextHttp2 } from '../http2/app-servers.js';
-import { goAwayAll, isHttp2Server } from '../http2/servers.js';
+import { goAwayAll, isHttp2Server, trackSessions } from '../http2/servers.js';
 import { trackStreams, type StreamTracking } from '../http2/stream-tracking.js';
 
 // node:http and node:https are required where tsgunicorn creates its server, as an
@@ -174,13 +174,13 @@ function createServer(
 ): { server: Server; handler: RequestHandler; sessions: net.Server | null } {
   if (app.interface === 'server') {
     const server = app.server.server;
-    return { server, handler: interceptRequests(server, handlerFor), sessions: isHttp2Server(server) ? server : null };
+    return { server, handler: interceptRequests(server, handlerFor), sessions: isHttp2Server(server) ? trackSessions(server) : null };
   }
   const handler = handlerFor(app.listener);
   if (secure && settings.http_protocols.includes('h2')) {
     const server = createSecureAppServer(settings, handler.listener);
     if (app.upgrade) server.on('upgrade', app.upgrade);
-    return { server: server as unknown as Server, handler, sessions: server };
+    return { server: server as unknown as Server, handler, sessions: trackSessions(server) };
   }
   const server = secure
     ? (require('node:https') as typeof import('node:https')).createServer(
@@ -189,7 +189,7 @@ function createServer(
       )
     : (require('node:http') as typeof import('node:http')).createServer(handler.listener);
   if (!secure && settings.http2_cleartext !== 'off') {
-    return { server, handler, sessions: serveCleartextHttp2(server, settings, handler.listener, app.upgrade) };
+    return { server, handler, sessions: trackSessions(serveCleartextHttp2(server, settings, handler.listener, app.upgrade)) };
   }
   if (app.upgrade) server.on('upgrade', app.upgrade);
   return { server, handler, sessions: null };
@@ -310,15 +310,12 @@ async function drainAndExit(
   metrics: WorkerMetrics,
 ): Promise<void> {
   handler.startDraining();
-  for (const server of servers) {
-    // net's close only stops accepting. http's would also drop idle keep-alive
-    // connections, which a client may be reusing right now: when retiring, those
-    // get `Connection: close` on their next response or expire by keepalive.
-    // An HTTP/2 session gets GOAWAY: its open streams finish, new ones go elsewhere.
-    if (server === sessions) goAwayAll(server);
-    else net.Server.prototype.close.call(server);
-  }
-  if (sessions !== null && !servers.includes(sessions)) goAwayAll(sessions);
+  // net's close only stops accepting. http's would also drop idle keep-alive
+  // connections, which a client may be reusing right now: when retiring, those
+  // get `Connection: close` on their next response or expire by keepalive.
+  for (const server of servers) net.Server.prototype.close.call(server);
+  // Then HTTP/2 sessions get GOAWAY: their open streams finish, new ones go elsewhere.
+  if (sessions !== null) goAwayAll(sessions);
   const inFlight = () => handler.inFlight + (streams?.inFlight ?? 0);
   const deadline = Date.now() + settings.graceful_timeout * 1000;
   const openConnections = () =>

@@ -49,14 +49,36 @@ export interface Haproxy extends Balancer {
   waitStatus(server: string, status: 'UP' | 'DOWN', timeoutMs: number): Promise<void>;
 }
 
-export async function startHaproxy(frontPort: number, hostPorts: [number, number]): Promise<Haproxy> {
+/**
+ * HAProxy from the example in front of two hosts. h2c: as the README's HAProxy line for h2c has it, the hosts are
+ * reached over cleartext HTTP/2 (`proto h2`) without the PROXY protocol; health checks stay HTTP/1.1, which the
+ * hosts serve on the same socket.
+ */
+export async function startHaproxy(frontPort: number, hostPorts: [number, number], { h2c = false } = {}): Promise<Haproxy> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tsg-haproxy-'));
   const admin = path.join(dir, 'admin.sock');
+  const proto = h2c ? ' proto h2' : '';
   const config = example('haproxy.cfg', [
     ['global\n', `global\n    stats socket ${admin} mode 600 level admin\n`],
     ['bind :80', `bind 127.0.0.1:${frontPort}`],
-    [HOSTS[0]!, `127.0.0.1:${hostPorts[0]}`],
-    [HOSTS[1]!, `127.0.0.1:${hostPorts[1]}`],
+    [HOSTS[0]!, `127.0.0.1:${hostPorts[0]}${proto}`],
+    [HOSTS[1]!, `127.0.0.1:${hostPorts[1]}${proto}`],
+    // HAProxy 2.6's checks fail with a socket error over proto h2, and over HTTP/1 with option httpchk's HTTP/1.0 request.
+    // A stream a draining host's GOAWAY leaves unprocessed is safe to send again (RFC 9113 §8.7); HAProxy 2.6 only
+    // knows it as a response the server never began (empty-response), and retries only what is idempotent.
+    ...(h2c
+      ? ([
+          ['default-server send-proxy-v2 check check-send-proxy ', 'default-server check check-proto h1 '],
+          [
+            'option httpchk GET /health',
+            'option httpchk\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host tsgunicorn\n' +
+              '    retry-on conn-failure empty-response\n    http-request disable-l7-retry unless METH_GET',
+          ],
+          // Each request's line on stdout (output()), which says how many times it was retried.
+          ['global\n', 'global\n    log stdout format raw local0 info\n'],
+          ['mode http\n', 'mode http\n    log global\n    option httplog\n'],
+        ] as Array<[string, string]>)
+      : []),
   ]);
   const file = path.join(dir, 'haproxy.cfg');
   writeFileSync(file, config);

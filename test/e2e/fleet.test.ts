@@ -2,7 +2,9 @@
 // booted container with the .deb installed, PROXY protocol v2 and health checks
 // on /health. Under continuous load through HAProxy: reload host A, restart host
 // B, stop A (drain_delay) and start it again, upgrade the .deb on B. No request
-// may fail, and both hosts log the client's own address. Then the nginx example
+// may fail, and both hosts log the client's own address. Then the same HAProxy
+// with `proto h2` in front of an h2c instance on each host: no request fails
+// through a reload and a drained stop and start. Then the nginx example
 // (packaging/examples/nginx.conf), checked with nginx -t, serves one request.
 import { copyFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -21,12 +23,12 @@ const unit = 'tsgunicorn@web.service';
 const CLIENT = '127.0.0.2';
 const DRAIN_S = 3;
 
-const hostConfig = (port: number): string =>
+/** A host's instance; `access`: how HAProxy reaches it (the PROXY protocol, or h2c from a trusted peer). */
+const hostConfig = (port: number, access = ['proxy_protocol = v2', 'proxy_allow_ips = 127.0.0.1']): string =>
   [
     `bind = 127.0.0.1:${port}`,
     'workers = 2',
-    'proxy_protocol = v2',
-    'proxy_allow_ips = 127.0.0.1',
+    ...access,
     'health_check_path = /health',
     `drain_delay = ${DRAIN_S}`,
     'accesslog = -',
@@ -63,11 +65,11 @@ describe('a fleet of two hosts behind HAProxy', () => {
     await Promise.all([hosts?.a.stop(), hosts?.b.stop()]);
   });
 
-  /** Load through HAProxy from before `action` until both hosts are back in and a second after. */
-  async function underLoad(name: string, action: () => Promise<void>): Promise<LoadResult> {
+  /** Load through HAProxy (`through`, the fleet's by default) from before `action` until both hosts are back in and a second after. */
+  async function underLoad(name: string, action: () => Promise<void>, through = { balancer: haproxy!, port: front }): Promise<LoadResult> {
     let running = true;
     const traffic = load({
-      url: `http://127.0.0.1:${front}/`,
+      url: `http://127.0.0.1:${through.port}/`,
       clients: 8,
       durationMs: 150_000,
       total: 8 * 20_000,
@@ -76,7 +78,7 @@ describe('a fleet of two hosts behind HAProxy', () => {
     });
     await sleep(1_000);
     await action();
-    await Promise.all([haproxy!.waitStatus('host-a', 'UP', 60_000), haproxy!.waitStatus('host-b', 'UP', 60_000)]);
+    await Promise.all([through.balancer.waitStatus('host-a', 'UP', 60_000), through.balancer.waitStatus('host-b', 'UP', 60_000)]);
     await sleep(1_000);
     running = false;
     const result = await traffic;
@@ -126,6 +128,61 @@ describe('a fleet of two hosts behind HAProxy', () => {
       expect(new Set(served)).toEqual(new Set([CLIENT]));
     }
   }, 600_000);
+
+  it('fails no request through HAProxy over h2c (proto h2) through a reload and a drained stop and start', async () => {
+    const { a, b } = hosts!;
+    const h2Unit = 'tsgunicorn@h2c.service';
+    const h2Ports = [await freePort(), await freePort()] as [number, number];
+    for (const [m, port] of [
+      [a, h2Ports[0]],
+      [b, h2Ports[1]],
+    ] as Array<[Machine, number]>) {
+      await installExampleApp(m, 'h2c');
+      // HAProxy reaches the hosts from 127.0.0.1: only a trusted peer is served HTTP/2.
+      await m.writeFile(
+        '/etc/tsgunicorn/h2c.ini',
+        hostConfig(port, ['http2_cleartext = prior-knowledge', 'forwarded_allow_ips = 127.0.0.1']),
+      );
+      await m.run(['systemctl', 'daemon-reload']);
+      await start(m, h2Unit);
+    }
+    const h2Front = await freePort();
+    const h2Haproxy = await startHaproxy(h2Front, h2Ports, { h2c: true });
+    try {
+      await Promise.all([h2Haproxy.waitStatus('host-a', 'UP', 30_000), h2Haproxy.waitStatus('host-b', 'UP', 30_000)]);
+      const through = { balancer: h2Haproxy, port: h2Front };
+      const phases: Record<string, LoadResult> = {};
+      phases['h2c: reload A'] = await underLoad('h2c: reload A', () => systemctl(a, 'reload', h2Unit), through);
+      phases['h2c: stop A (drain), start A'] = await underLoad(
+        'h2c: stop A (drain), start A',
+        async () => {
+          const stopping = systemctl(a, 'stop', 'tsgunicorn@h2c.socket', h2Unit);
+          await h2Haproxy.waitStatus('host-a', 'DOWN', DRAIN_S * 1000 + 5_000);
+          await stopping;
+          await start(a, h2Unit);
+        },
+        through,
+      );
+      // HAProxy's log: requests it sent again (GOAWAY left them unprocessed), and any it failed.
+      const lines = h2Haproxy.output().split('\n');
+      const retried = lines.filter((l) => / \d+\/\d+\/\d+\/\d+\/\+?[1-9]\d* \d+\/\d+ "/.test(l));
+      const failed = lines.filter((l) => / HTTP\/1\.1"$/.test(l) && !/ 200 /.test(l));
+      console.log(`fleet: h2c: HAProxy retried ${retried.length} request(s)${failed.length ? `; failed:\n${failed.join('\n')}` : ''}`);
+      for (const [name, result] of Object.entries(phases)) {
+        expect({ phase: name, failed: result.failed, reasons: result.reasons }).toEqual({ phase: name, failed: 0, reasons: {} });
+        expect(result.ok, name).toBeGreaterThan(0);
+        expect([...result.bodies.keys()], name).toEqual([EXAMPLE_GREETING]);
+      }
+      // The load reached both hosts over HTTP/2, never HTTP/1.1.
+      for (const m of [a, b]) {
+        const protocols = (await journalEntries(m, h2Unit, 'HTTP_PATH=/')).map((e) => e.HTTP_PROTOCOL);
+        expect(protocols.length).toBeGreaterThan(0);
+        expect(new Set(protocols)).toEqual(new Set(['HTTP/2.0']));
+      }
+    } finally {
+      await h2Haproxy.stop();
+    }
+  }, 300_000);
 
   it('the nginx example passes the address of a PROXY protocol balancer on in X-Forwarded-For', async () => {
     const { a } = hosts!;

@@ -55,7 +55,7 @@ export function pseudoFields(path = '/', method = 'GET'): [string, string][] {
 /** The preface and an empty SETTINGS frame: what opens every HTTP/2 connection (RFC 9113 §3.4). */
 export const CLIENT_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))]);
 
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+export function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
   const head = Buffer.alloc(9);
   head.writeUIntBE(payload.length, 0, 3);
   head[3] = type;
@@ -66,7 +66,7 @@ function frame(type: number, flags: number, streamId: number, payload: Buffer): 
 
 // HPACK literal field without indexing, new name, no Huffman (RFC 7541 §6.2.2),
 // for strings shorter than 127 bytes.
-function literal(name: string, value: string): Buffer {
+export function literal(name: string, value: string): Buffer {
   const n = Buffer.from(name, 'latin1');
   const v = Buffer.from(value, 'latin1');
   return Buffer.concat([Buffer.from([0, n.length]), n, Buffer.from([v.length]), v]);
@@ -134,7 +134,7 @@ export function rawH2Exchange(
 // indexed, and others as a literal with :status's indexed name (index 8), its
 // three digits not Huffman-coded (no shorter).
 const INDEXED_STATUS: Record<number, number> = { 8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500 };
-function statusOf(block: Buffer): number {
+export function statusOf(block: Buffer): number {
   const first = block[0]!;
   if (first & 0x80 && INDEXED_STATUS[first & 0x7f] !== undefined) return INDEXED_STATUS[first & 0x7f]!;
   if ((first === 0x48 || first === 0x08) && block[1] === 3) return Number(block.subarray(2, 5).toString('latin1'));
