@@ -4,8 +4,8 @@
 // labelled inc/observe build label-key strings on each request. The snapshot is
 // written in the JSON form of prom-client's getMetricsAsJSON(), which the
 // master's aggregator sums.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { family, single, type SnapshotMetric } from './family.js';
+import { createLoopLag } from './loop-lag.js';
 import { processMetrics } from './process-metrics.js';
 
 export interface MetricsSnapshot {
@@ -78,8 +78,7 @@ export function createWorkerMetrics(): WorkerMetrics {
   let inFlight = 0;
   let acceptPauses = 0;
 
-  const lag = monitorEventLoopDelay({ resolution: 10 });
-  lag.enable();
+  const lag = createLoopLag(() => inFlight);
 
   function newSeries(method: number, status: number): number {
     const slot = seriesMethod.length;
@@ -98,6 +97,7 @@ export function createWorkerMetrics(): WorkerMetrics {
   return {
     requestStarted() {
       inFlight++;
+      lag.requestStarted();
     },
     requestFinished(method, status, seconds) {
       inFlight--;
@@ -129,9 +129,7 @@ export function createWorkerMetrics(): WorkerMetrics {
         { value: durationTotals[0]!, metricName: `${REQUEST_DURATION}_sum`, labels: {} },
         { value: durationTotals[1]!, metricName: `${REQUEST_DURATION}_count`, labels: {} },
       );
-      // The monitor reports nanoseconds; it is reset so each snapshot covers its own interval.
-      const lagSeconds = lag.count > 0 ? lag.percentile(99) / 1e9 : 0;
-      lag.reset();
+      const lagSeconds = lag.takeP99Seconds();
       return Promise.resolve({
         seq: ++seq,
         metrics: [
@@ -152,7 +150,12 @@ export function createWorkerMetrics(): WorkerMetrics {
             single(acceptPauses),
           ),
           ...processMetrics({ cpu: WORKER_CPU, memory: WORKER_RSS }),
-          family(WORKER_LAG, '99th percentile of event-loop delay since the previous snapshot, in seconds.', 'gauge', single(lagSeconds)),
+          family(
+            WORKER_LAG,
+            '99th percentile of event-loop delay while serving since the previous snapshot, in seconds (0 when idle throughout).',
+            'gauge',
+            single(lagSeconds),
+          ),
         ],
       });
     },

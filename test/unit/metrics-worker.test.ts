@@ -10,6 +10,14 @@ const family = (snap: MetricsSnapshot, name: string) => {
   return metric;
 };
 
+const lagOf = (snap: MetricsSnapshot) => family(snap, 'tsgunicorn_worker_event_loop_lag_seconds').values[0]?.value;
+// Past a few ticks of the lag sampler's 10 ms timer, which run first once due.
+const nextTimers = () => new Promise((resolve) => setTimeout(resolve, 30));
+const block = (ms: number) => {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+};
+
 describe('worker metrics', () => {
   it('counts requests by method and status, folding unknown methods into "other"', async () => {
     const metrics = createWorkerMetrics();
@@ -70,6 +78,24 @@ describe('worker metrics', () => {
     expect(family(snap, 'tsgunicorn_worker_event_loop_lag_seconds').values[0]?.value).toBeGreaterThanOrEqual(0);
   });
 
+  it('reports a loop blocked while a request is in flight as event-loop lag', async () => {
+    const metrics = createWorkerMetrics();
+    metrics.requestStarted();
+    await nextTimers();
+    block(200);
+    await nextTimers();
+    metrics.requestFinished('GET', 200, 0.2);
+    expect(lagOf(await metrics.snapshot())).toBeGreaterThanOrEqual(0.2);
+  });
+
+  it('keeps no timer while idle: a loop blocked before any request reports no lag', async () => {
+    const metrics = createWorkerMetrics();
+    await nextTimers();
+    block(200);
+    await nextTimers();
+    expect(lagOf(await metrics.snapshot())).toBe(0);
+  });
+
   it('numbers snapshots and survives a JSON round trip (the IPC channel)', async () => {
     const metrics = createWorkerMetrics();
     const first = await metrics.snapshot();
@@ -118,7 +144,7 @@ describe('worker metrics', () => {
     new Gauge({ name: 'tsgunicorn_worker_resident_memory_bytes', help: 'Resident memory size, in bytes.', registers });
     new Gauge({
       name: 'tsgunicorn_worker_event_loop_lag_seconds',
-      help: '99th percentile of event-loop delay since the previous snapshot, in seconds.',
+      help: '99th percentile of event-loop delay while serving since the previous snapshot, in seconds (0 when idle throughout).',
       registers,
     });
     const metrics = createWorkerMetrics();
