@@ -1,5 +1,6 @@
 // node:http2 server scripts, gRPC included: captured like http ones and served on
 // tsgunicorn's sockets from every worker, each stream with the per-request services.
+import http2 from 'node:http2';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import grpc from '@grpc/grpc-js';
@@ -20,6 +21,18 @@ async function startScript(name: string, args: string[] = []) {
   const server = await start(['--access-logfile', '-', ...args, script(name)], { env: { SCRIPT_PORT: String(asked) } });
   return { server, asked };
 }
+
+/** Runs `use` with a session to `url`, closed after it. */
+async function withSession<T>(url: string, use: (session: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
+  const session = http2.connect(url);
+  try {
+    return await use(session);
+  } finally {
+    session.close();
+  }
+}
+
+const goawayOf = (session: http2.ClientHttp2Session) => new Promise<number>((resolve) => session.once('goaway', resolve));
 
 /** Calls `call` until `count` distinct worker pids answered, and returns them. */
 async function distinctPids(count: number, call: () => Promise<number>): Promise<number[]> {
@@ -77,6 +90,34 @@ describe('a node:http2 server script', () => {
     void h2request(`${server.url}/busy`).catch(() => {});
     const line = await server.waitFor(/WORKER TIMEOUT/, 20000);
     expect(line).toMatch(/\[CRITICAL\] WORKER TIMEOUT \(pid:\d+\): GET \/busy in flight for \d+\.\d s/);
+  });
+
+  it('keepalive: a session with no stream open for keepalive seconds gets GOAWAY; one with a stream open longer is not cut', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '2', '--keep-alive', '1']);
+    await withSession(server.url, async (session) => {
+      const goaway = goawayOf(session);
+      // The stream stays open 2.5 s, past keepalive: the session is busy, not idle.
+      expect(await h2request(`${server.url}/slow?ms=2500`, { session })).toMatchObject({ status: 200, body: '"slow done"' });
+      expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    });
+  });
+
+  it('header_timeout: a session that opens no stream in time gets GOAWAY', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '2', '--header-timeout', '1']);
+    await withSession(server.url, async (session) => expect(await goawayOf(session)).toBe(http2.constants.NGHTTP2_NO_ERROR));
+  });
+
+  it('request_timeout: a stream whose body stalls is reset; the session goes on', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '2', '--request-timeout', '1']);
+    await withSession(server.url, async (session) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/upload' });
+      stream.write('part of a body that never ends');
+      stream.on('error', () => {});
+      await new Promise((resolve) => stream.once('close', resolve));
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      const posted = await h2request(`${server.url}/upload`, { session, headers: { ':method': 'POST' }, body: 'whole' });
+      expect(JSON.parse(posted.body)).toEqual({ body: 'whole' });
+    });
   });
 
   it('max_requests counts streams: a worker serving many streams on one session is recycled', async () => {
@@ -185,6 +226,35 @@ describe('a @grpc/grpc-js server', () => {
       // The channel got GOAWAY: its next call opens a connection, to the new worker.
       const next = await new Promise<Reply>((resolve, reject) => c.sayHello({ name: 'n' }, (err, r) => (err ? reject(err) : resolve(r))));
       expect(next.pid).not.toBe(old);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('keepalive and request_timeout: a server-streaming call open past both is not cut; the channel idle past keepalive gets GOAWAY and reconnects', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '2', '--keep-alive', '1', '--request-timeout', '1']);
+    const c = client(server.port);
+    try {
+      const replies: Reply[] = [];
+      // 301 replies 10 ms apart: open 3 s at least, past both timeouts.
+      await new Promise<void>((resolve, reject) => {
+        const call = c.countDown({ from: 300 });
+        call.on('data', (r: Reply) => replies.push(r));
+        call.on('end', resolve);
+        call.on('error', reject);
+      });
+      expect(replies).toHaveLength(301);
+      const channel = c.getChannel();
+      expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.READY);
+      // No call open for a second: the worker's GOAWAY takes the channel out of READY.
+      await new Promise<void>((resolve, reject) =>
+        channel.watchConnectivityState(grpc.connectivityState.READY, Date.now() + 60000, (err) => (err ? reject(err) : resolve())),
+      );
+      expect(channel.getConnectivityState(false)).not.toBe(grpc.connectivityState.READY);
+      const next = await new Promise<Reply>((resolve, reject) =>
+        c.sayHello({ name: 'again' }, (err, r) => (err ? reject(err) : resolve(r))),
+      );
+      expect(next.message).toBe('Hello again');
     } finally {
       c.close();
     }
