@@ -2,6 +2,7 @@
 // tsgunicorn's sockets from every worker, each stream with the per-request services.
 import http2 from 'node:http2';
 import path from 'node:path';
+import tls from 'node:tls';
 import { createRequire } from 'node:module';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
@@ -9,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
 import { metricSum, scrapeMetrics } from '../helpers/metrics.js';
 import { freePort, isListening } from '../helpers/ports.js';
+import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { until } from '../helpers/wait.js';
 
@@ -118,6 +120,31 @@ describe('a node:http2 server script', () => {
       const posted = await h2request(`${server.url}/upload`, { session, headers: { ':method': 'POST' }, body: 'whole' });
       expect(JSON.parse(posted.body)).toEqual({ body: 'whole' });
     });
+  });
+
+  it('over its own TLS with allowHTTP1: HTTP/2 and HTTP/1.1 clients on one socket, each idle connection closed after keepalive', async () => {
+    const pair = selfSigned();
+    const asked = await freePort();
+    const server = await start(['-w', '2', '--keep-alive', '1', script('http2-tls.mjs')], {
+      env: { SCRIPT_PORT: String(asked), TLS_CERT: pair.certfile, TLS_KEY: pair.keyfile },
+    });
+    const origin = `https://127.0.0.1:${server.port}`;
+    const session = http2.connect(origin, { ca: pair.cert });
+    try {
+      const goaway = goawayOf(session);
+      expect(await h2request(origin, { session })).toMatchObject({ status: 200, body: 'HTTP/2.0' });
+      expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    } finally {
+      session.close();
+    }
+    // HTTP/1.1 by ALPN: node:http serves it, with keepalive as for an http script.
+    const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca: pair.cert, ALPNProtocols: ['http/1.1'] });
+    let received = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (received += d));
+    const closed = new Promise((resolve, reject) => socket.once('close', resolve).once('error', reject));
+    socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await closed;
+    expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\nKeep-Alive: timeout=1\r\n[^]*\r\n\r\nHTTP\/1\.1$/);
   });
 
   it('max_requests counts streams: a worker serving many streams on one session is recycled', async () => {
