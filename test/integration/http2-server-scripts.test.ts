@@ -147,6 +147,37 @@ describe('a node:http2 server script', () => {
     expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\nKeep-Alive: timeout=1\r\n[^]*\r\n\r\nHTTP\/1\.1$/);
   });
 
+  it('the app’s own server.setTimeout stays: an inactive session closes after it, well before tsgunicorn’s timers', async () => {
+    const asked = await freePort();
+    const server = await start(['-w', '2', '--keep-alive', '120', '--header-timeout', '120', script('http2.mjs')], {
+      env: { SCRIPT_PORT: String(asked), SESSION_TIMEOUT_MS: '300' },
+    });
+    const session = http2.connect(server.url);
+    session.on('error', () => {});
+    expect((await h2request(server.url, { session })).status).toBe(200);
+    await new Promise((resolve) => session.once('close', resolve));
+  });
+
+  it('max_connections counts sessions: a full worker accepts the next session only once one closes', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '1', '--max-connections', '1']);
+    const first = http2.connect(server.url);
+    let firstClosed = false;
+    try {
+      expect((await h2request(server.url, { session: first })).status).toBe(200);
+      await server.waitFor(/\[WARNING\] Reached max_connections \(1\) once: stopped accepting/);
+      const second = h2request(`${server.url}/second`).then((reply) => ({ reply, firstClosed }));
+      // The full worker goes on serving the session it has.
+      expect((await h2request(server.url, { session: first })).status).toBe(200);
+      firstClosed = true;
+      first.close();
+      const { reply, firstClosed: answeredAfterClose } = await second;
+      expect(JSON.parse(reply.body)).toMatchObject({ url: '/second' });
+      expect(answeredAfterClose).toBe(true);
+    } finally {
+      first.close();
+    }
+  });
+
   it('max_requests counts streams: a worker serving many streams on one session is recycled', async () => {
     const { server } = await startScript('http2.mjs', ['-w', '1', '--max-requests', '5']);
     const first = (await workerPids(server.proc.pid!))[0];
