@@ -120,6 +120,8 @@ export function trackStreams(server: net.Server, options: StreamTrackingOptions)
       return false;
     }
     const request = new StreamRequest(stream, headers);
+    // As for a compatibility request (session-of.ts): the client's :scheme is a claim, the transport's is the truth.
+    headers[':scheme'] = request.socket.encrypted ? 'https' : 'http';
     inFlight.add(request);
     if (oldest === undefined) markOldest(request);
     board.setInFlight(inFlight.size);

@@ -178,6 +178,13 @@ describe('a node:http2 server script', () => {
     }
   });
 
+  it('on the core API (a stream listener): :scheme from the transport, the client a trusted proxy names in the access log', async () => {
+    const { server } = await startScript('http2-streams.mjs', ['-w', '2']);
+    const reply = await h2request(`${server.url}/core?x=1`, { headers: { ':scheme': 'https', 'x-forwarded-for': '198.51.100.9' } });
+    expect(JSON.parse(reply.body)).toMatchObject({ scheme: 'http', path: '/core?x=1' });
+    await server.waitFor(/^198\.51\.100\.9 - - \[.*\] "GET \/core\?x=1 HTTP\/2\.0" 200 \d+ "-" "-"$/m);
+  });
+
   it('max_requests counts streams: a worker serving many streams on one session is recycled', async () => {
     const { server } = await startScript('http2.mjs', ['-w', '1', '--max-requests', '5']);
     const first = (await workerPids(server.proc.pid!))[0];
