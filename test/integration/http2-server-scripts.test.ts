@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
+import { h2request, pseudoFields, rawH2Exchange, rawH2Get, goawayOf, stalledBodyReset, withSession } from '../helpers/http2.js';
 import { metricSum, scrapeMetrics } from '../helpers/metrics.js';
 import { freePort, isListening } from '../helpers/ports.js';
 import { selfSigned } from '../helpers/tls.js';
@@ -23,18 +23,6 @@ async function startScript(name: string, args: string[] = []) {
   const server = await start(['--access-logfile', '-', ...args, script(name)], { env: { SCRIPT_PORT: String(asked) } });
   return { server, asked };
 }
-
-/** Runs `use` with a session to `url`, closed after it. */
-async function withSession<T>(url: string, use: (session: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
-  const session = http2.connect(url);
-  try {
-    return await use(session);
-  } finally {
-    session.close();
-  }
-}
-
-const goawayOf = (session: http2.ClientHttp2Session) => new Promise<number>((resolve) => session.once('goaway', resolve));
 
 /** Calls `call` until `count` distinct worker pids answered, and returns them. */
 async function distinctPids(count: number, call: () => Promise<number>): Promise<number[]> {
@@ -112,11 +100,7 @@ describe('a node:http2 server script', () => {
   it('request_timeout: a stream whose body stalls is reset; the session goes on', async () => {
     const { server } = await startScript('http2.mjs', ['-w', '2', '--request-timeout', '1']);
     await withSession(server.url, async (session) => {
-      const stream = session.request({ ':method': 'POST', ':path': '/upload' });
-      stream.write('part of a body that never ends');
-      stream.on('error', () => {});
-      await new Promise((resolve) => stream.once('close', resolve));
-      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      expect(await stalledBodyReset(session, '/upload')).toBe(http2.constants.NGHTTP2_CANCEL);
       const posted = await h2request(`${server.url}/upload`, { session, headers: { ':method': 'POST' }, body: 'whole' });
       expect(JSON.parse(posted.body)).toEqual({ body: 'whole' });
     });
@@ -208,6 +192,15 @@ describe('a @grpc/grpc-js server', () => {
   };
   // A new client has a channel (one HTTP/2 connection) of its own.
   const client = (port: number) => new greeter.Greeter(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  /** The replies of a whole server-streaming call. */
+  const countDown = (c: GreeterClient, from: number) =>
+    new Promise<Reply[]>((resolve, reject) => {
+      const replies: Reply[] = [];
+      const call = c.countDown({ from });
+      call.on('data', (r: Reply) => replies.push(r));
+      call.on('end', () => resolve(replies));
+      call.on('error', reject);
+    });
 
   it('answers unary and server-streaming calls from 2 workers, and the standard health check', async () => {
     const { server, asked } = await startScript('grpc.mjs', ['-w', '2']);
@@ -226,13 +219,7 @@ describe('a @grpc/grpc-js server', () => {
     const streamPids = await distinctPids(2, async () => {
       const c = client(server.port);
       try {
-        const replies: Reply[] = [];
-        await new Promise<void>((resolve, reject) => {
-          const call = c.countDown({ from: 3 });
-          call.on('data', (r: Reply) => replies.push(r));
-          call.on('end', resolve);
-          call.on('error', reject);
-        });
+        const replies = await countDown(c, 3);
         expect(replies.map((r) => r.message)).toEqual(['3', '2', '1', '0']);
         return replies[0]!.pid;
       } finally {
@@ -300,15 +287,8 @@ describe('a @grpc/grpc-js server', () => {
     const { server } = await startScript('grpc.mjs', ['-w', '2', '--keep-alive', '1', '--request-timeout', '1']);
     const c = client(server.port);
     try {
-      const replies: Reply[] = [];
       // 301 replies 10 ms apart: open 3 s at least, past both timeouts.
-      await new Promise<void>((resolve, reject) => {
-        const call = c.countDown({ from: 300 });
-        call.on('data', (r: Reply) => replies.push(r));
-        call.on('end', resolve);
-        call.on('error', reject);
-      });
-      expect(replies).toHaveLength(301);
+      expect(await countDown(c, 300)).toHaveLength(301);
       const channel = c.getChannel();
       expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.READY);
       // No call open for a second: the worker's GOAWAY takes the channel out of READY.
