@@ -27,7 +27,7 @@ import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } 
 import { createSecureAppServer, serveCleartextHttp2 } from '../http2/app-servers.js';
 import { goAwayAll, isHttp2Server } from '../http2/servers.js';
 import { trackStreams, type StreamTracking } from '../http2/stream-tracking.js';
-import { applySessionTimers } from '../http2/session-timers.js';
+import { serveScriptServer } from '../http2/script-servers.js';
 
 // node:http and node:https are required where tsgunicorn creates its server, as an
 // app's server code requires them under node: an APM agent that hooks require
@@ -69,10 +69,10 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
     createRequestHandler({ app: listener, fetchInterface: app.interface === 'fetch', settings, logger, board, metrics, onMaxRequests }),
   );
   // A node:http2 server script: streams it takes itself (gRPC) get the same
-  // services, its sessions the idle and request timers exported apps' get.
+  // services, its sessions the timers and limits of tsgunicorn's HTTP/2 servers.
   const http2Script = app.interface === 'server' && sessions !== null;
   const streams = http2Script ? trackStreams(server, { settings, logger, board, metrics, onMaxRequests }) : null;
-  if (http2Script) applySessionTimers(sessions as Http2Server, settings);
+  if (http2Script) serveScriptServer(sessions as Http2Server, settings);
   // Also an HTTP/2 server's: node:http serves its HTTP/1.1 connections (allowHTTP1) with them.
   applyServerSettings(server, settings, app.interface === 'server');
   acceptProxyProtocol(server, settings, logger);

@@ -18,11 +18,15 @@ const start = serversStoppedAfterEach();
 const script = (name: string) => path.join(FIXTURES, 'server-scripts', name);
 const require = createRequire(import.meta.url);
 
-async function startScript(name: string, args: string[] = []) {
+async function startScript(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const asked = await freePort();
-  const server = await start(['--access-logfile', '-', ...args, script(name)], { env: { SCRIPT_PORT: String(asked) } });
+  const server = await start(['--access-logfile', '-', ...args, script(name)], { env: { SCRIPT_PORT: String(asked), ...env } });
   return { server, asked };
 }
+
+/** The SETTINGS a new session to `url` gets from the server. */
+const remoteSettings = (url: string) =>
+  withSession(url, (session) => new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve)));
 
 /** Calls `call` until `count` distinct worker pids answered, and returns them. */
 async function distinctPids(count: number, call: () => Promise<number>): Promise<number[]> {
@@ -108,9 +112,9 @@ describe('a node:http2 server script', () => {
 
   it('over its own TLS with allowHTTP1: HTTP/2 and HTTP/1.1 clients on one socket, each idle connection closed after keepalive', async () => {
     const pair = selfSigned();
-    const asked = await freePort();
-    const server = await start(['-w', '2', '--keep-alive', '1', script('http2-tls.mjs')], {
-      env: { SCRIPT_PORT: String(asked), TLS_CERT: pair.certfile, TLS_KEY: pair.keyfile },
+    const { server } = await startScript('http2-tls.mjs', ['-w', '2', '--keep-alive', '1'], {
+      TLS_CERT: pair.certfile,
+      TLS_KEY: pair.keyfile,
     });
     const origin = `https://127.0.0.1:${server.port}`;
     const session = http2.connect(origin, { ca: pair.cert });
@@ -131,10 +135,20 @@ describe('a node:http2 server script', () => {
     expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\nKeep-Alive: timeout=1\r\n[^]*\r\n\r\nHTTP\/1\.1$/);
   });
 
+  it('its sessions open with tsgunicorn’s http2_* limits, except each SETTINGS value the app passed itself', async () => {
+    const { server: plain } = await startScript('http2.mjs', ['-w', '2']);
+    // Gunicorn's 100, not node:http2's unlimited default.
+    expect(await remoteSettings(plain.url)).toMatchObject({ maxConcurrentStreams: 100, initialWindowSize: 65535 });
+    const limits = ['--http2-max-concurrent-streams', '7', '--http2-initial-window-size', '100000'];
+    const { server: own } = await startScript('http2.mjs', ['-w', '2', ...limits], {
+      SESSION_SETTINGS: JSON.stringify({ maxConcurrentStreams: 11 }),
+    });
+    expect(await remoteSettings(own.url)).toMatchObject({ maxConcurrentStreams: 11, initialWindowSize: 100000 });
+  });
+
   it('the app’s own server.setTimeout stays: an inactive session closes after it, well before tsgunicorn’s timers', async () => {
-    const asked = await freePort();
-    const server = await start(['-w', '2', '--keep-alive', '120', '--header-timeout', '120', script('http2.mjs')], {
-      env: { SCRIPT_PORT: String(asked), SESSION_TIMEOUT_MS: '300' },
+    const { server } = await startScript('http2.mjs', ['-w', '2', '--keep-alive', '120', '--header-timeout', '120'], {
+      SESSION_TIMEOUT_MS: '300',
     });
     const session = http2.connect(server.url);
     session.on('error', () => {});
@@ -303,6 +317,11 @@ describe('a @grpc/grpc-js server', () => {
     } finally {
       c.close();
     }
+  });
+
+  it('its grpc.max_concurrent_streams is the SETTINGS value its sessions open with, not http2_max_concurrent_streams', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '1', '--http2-max-concurrent-streams', '7'], { GRPC_MAX_STREAMS: '13' });
+    expect((await remoteSettings(server.url)).maxConcurrentStreams).toBe(13);
   });
 
   it('its calls are counted in the metrics', async () => {
