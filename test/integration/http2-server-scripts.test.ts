@@ -200,6 +200,7 @@ describe('a @grpc/grpc-js server', () => {
   type GreeterClient = grpc.Client & {
     sayHello(request: { name: string }, callback: (err: grpc.ServiceError | null, reply: Reply) => void): void;
     countDown(request: { from: number }): grpc.ClientReadableStream<Reply>;
+    collect(callback: (err: grpc.ServiceError | null, reply: Reply) => void): grpc.ClientWritableStream<{ name: string }>;
   };
   const { greeter } = grpc.loadPackageDefinition(definition) as unknown as {
     greeter: { Greeter: new (address: string, credentials: grpc.ChannelCredentials) => GreeterClient };
@@ -314,6 +315,27 @@ describe('a @grpc/grpc-js server', () => {
         c.sayHello({ name: 'again' }, (err, r) => (err ? reject(err) : resolve(r))),
       );
       expect(next.message).toBe('Hello again');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('request_timeout: a client-streaming call still sending after it is reset like a slow upload; one that ends in time is answered', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '1', '--request-timeout', '1']);
+    const c = client(server.port);
+    try {
+      const collect = (end: boolean) =>
+        new Promise<Reply>((resolve, reject) => {
+          const call = c.collect((err, reply) => (err ? reject(err) : resolve(reply)));
+          call.write({ name: 'a' });
+          call.write({ name: 'b' });
+          if (end) call.end();
+        });
+      expect((await collect(true)).message).toBe('a b');
+      const err = (await collect(false).catch((e: unknown) => e)) as grpc.ServiceError;
+      expect(err.code).toBe(grpc.status.CANCELLED);
+      // grpc-js's words for a stream the server reset with CANCEL.
+      expect(err.details).toBe('Call cancelled');
     } finally {
       c.close();
     }
