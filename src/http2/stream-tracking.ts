@@ -50,9 +50,11 @@ class StreamRequest {
 
   /** Reads the response as the stream closes, while its session is still there. */
   finish(): number {
+    // None when the stream was reset before the app answered (the client
+    // cancelled, request_timeout): logged with status 0.
     this.sent = this.stream.sentHeaders;
-    this.statusCode = Number(this.sent[':status'] ?? 0);
-    const declared = this.sent['content-length'];
+    this.statusCode = Number(this.sent?.[':status'] ?? 0);
+    const declared = this.sent?.['content-length'];
     return declared !== undefined ? Number(declared) || 0 : sessionBytesSince(this.session, this.bytesBefore);
   }
 

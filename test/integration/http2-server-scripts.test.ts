@@ -320,22 +320,31 @@ describe('a @grpc/grpc-js server', () => {
     }
   });
 
-  it('request_timeout: a client-streaming call still sending after it is reset like a slow upload; one that ends in time is answered', async () => {
+  it('request_timeout: a client-streaming call still sending after it is reset like a slow upload; the worker serves on', async () => {
     const { server } = await startScript('grpc.mjs', ['-w', '1', '--request-timeout', '1']);
     const c = client(server.port);
     try {
-      const collect = (end: boolean) =>
+      const collect = (then: 'end' | 'stall' | 'cancel') =>
         new Promise<Reply>((resolve, reject) => {
           const call = c.collect((err, reply) => (err ? reject(err) : resolve(reply)));
           call.write({ name: 'a' });
           call.write({ name: 'b' });
-          if (end) call.end();
+          if (then === 'end') call.end();
+          if (then === 'cancel') call.cancel();
         });
-      expect((await collect(true)).message).toBe('a b');
-      const err = (await collect(false).catch((e: unknown) => e)) as grpc.ServiceError;
-      expect(err.code).toBe(grpc.status.CANCELLED);
+      const answered = await collect('end');
+      expect(answered.message).toBe('a b');
+      const reset = (await collect('stall').catch((e: unknown) => e)) as grpc.ServiceError;
+      expect(reset.code).toBe(grpc.status.CANCELLED);
       // grpc-js's words for a stream the server reset with CANCEL.
-      expect(err.details).toBe('Call cancelled');
+      expect(reset.details).toBe('Call cancelled');
+      // A call the client cancels before any answer ends the same way for the worker.
+      expect(((await collect('cancel').catch((e: unknown) => e)) as grpc.ServiceError).code).toBe(grpc.status.CANCELLED);
+      // Streams that closed unanswered are logged, and the same worker serves on.
+      await server.waitFor(/"POST \/greeter\.Greeter\/Collect HTTP\/2\.0" 0 /);
+      const next = await new Promise<Reply>((resolve, reject) => c.sayHello({ name: 'n' }, (err, r) => (err ? reject(err) : resolve(r))));
+      expect(next.pid).toBe(answered.pid);
+      expect(server.output()).not.toMatch(/Uncaught exception/);
     } finally {
       c.close();
     }
