@@ -18,7 +18,7 @@ const http2 = () => process.getBuiltinModule('node:http2');
 type CompatListener = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 
 /** Gunicorn's HTTP/2 limits, as the SETTINGS frame every session opens with. */
-function sessionSettings(settings: Settings): Http2Settings {
+export function sessionSettings(settings: Settings): Http2Settings {
   return {
     maxConcurrentStreams: settings.http2_max_concurrent_streams,
     initialWindowSize: settings.http2_initial_window_size,

@@ -50,9 +50,11 @@ class StreamRequest {
 
   /** Reads the response as the stream closes, while its session is still there. */
   finish(): number {
+    // None when the stream was reset before the app answered (the client
+    // cancelled, request_timeout): logged with status 0.
     this.sent = this.stream.sentHeaders;
-    this.statusCode = Number(this.sent[':status'] ?? 0);
-    const declared = this.sent['content-length'];
+    this.statusCode = Number(this.sent?.[':status'] ?? 0);
+    const declared = this.sent?.['content-length'];
     return declared !== undefined ? Number(declared) || 0 : sessionBytesSince(this.session, this.bytesBefore);
   }
 
@@ -120,6 +122,8 @@ export function trackStreams(server: net.Server, options: StreamTrackingOptions)
       return false;
     }
     const request = new StreamRequest(stream, headers);
+    // As for a compatibility request (session-of.ts): the client's :scheme is a claim, the transport's is the truth.
+    headers[':scheme'] = request.socket.encrypted ? 'https' : 'http';
     inFlight.add(request);
     if (oldest === undefined) markOldest(request);
     board.setInFlight(inFlight.size);

@@ -56,6 +56,11 @@ export function applyServerSettings(server: Server, settings: Settings, pinned: 
   for (const [key, value] of Object.entries(values)) {
     Object.defineProperty(server, key, { get: () => value, set: () => {}, configurable: true, enumerable: true });
   }
+  // The app's server listened before this (server-script.ts), when node started its
+  // sweep of the header and request timeouts at the interval it had then, 30 s:
+  // node's own 'listening' listener restarts it at ours.
+  if (server.listening)
+    for (const listener of server.listeners('listening')) if (listener.name === 'setupConnectionsTracking') listener.call(server);
 }
 
 type Emit = (this: Server, event: string | symbol, ...args: unknown[]) => boolean;

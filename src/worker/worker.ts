@@ -2,6 +2,7 @@
 // inherited from the master, and serves until told to retire or stop. Spawned by
 // the master with the heartbeat pipe at HEARTBEAT_FD and the sockets after it.
 import type { RequestListener, Server } from 'node:http';
+import type { Http2Server } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -26,6 +27,7 @@ import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } 
 import { createSecureAppServer, serveCleartextHttp2 } from '../http2/app-servers.js';
 import { goAwayAll, isHttp2Server, trackSessions } from '../http2/servers.js';
 import { trackStreams, type StreamTracking } from '../http2/stream-tracking.js';
+import { serveScriptServer } from '../http2/script-servers.js';
 
 // node:http and node:https are required where tsgunicorn creates its server, as an
 // app's server code requires them under node: an APM agent that hooks require
@@ -66,11 +68,13 @@ async function boot(settings: Settings, socketCount: number, secure: boolean, wo
   const { server, handler, sessions } = createServer(app, settings, secure, (listener) =>
     createRequestHandler({ app: listener, fetchInterface: app.interface === 'fetch', settings, logger, board, metrics, onMaxRequests }),
   );
-  // A node:http2 server script: streams it takes itself (gRPC) get the same services.
+  // A node:http2 server script: streams it takes itself (gRPC) get the same
+  // services, its sessions the timers and limits of tsgunicorn's HTTP/2 servers.
   const http2Script = app.interface === 'server' && sessions !== null;
   const streams = http2Script ? trackStreams(server, { settings, logger, board, metrics, onMaxRequests }) : null;
-  // HTTP/1.1's connection settings mean nothing to an HTTP/2 server.
-  if (!http2Script) applyServerSettings(server, settings, app.interface === 'server');
+  if (http2Script) serveScriptServer(sessions as Http2Server, settings);
+  // Also an HTTP/2 server's: node:http serves its HTTP/1.1 connections (allowHTTP1) with them.
+  applyServerSettings(server, settings, app.interface === 'server');
   acceptProxyProtocol(server, settings, logger);
   const listening = await serveOnSockets(
     server,

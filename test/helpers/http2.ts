@@ -228,3 +228,25 @@ export async function h2load(opts: {
   for (const session of open) session.close();
   return result;
 }
+
+/** Runs `use` with a session to `url`, closed after it. */
+export async function withSession<T>(url: string, use: (session: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
+  const session = http2.connect(url);
+  try {
+    return await use(session);
+  } finally {
+    session.close();
+  }
+}
+
+/** The error code of the GOAWAY the session gets next. */
+export const goawayOf = (session: http2.ClientHttp2Session) => new Promise<number>((resolve) => session.once('goaway', resolve));
+
+/** Opens a POST stream on `session`, sends part of a body that never ends, and returns the code it is reset with. */
+export async function stalledBodyReset(session: http2.ClientHttp2Session, path: string): Promise<number> {
+  const stream = session.request({ ':method': 'POST', ':path': path });
+  stream.write('part of a body that never ends');
+  stream.on('error', () => {});
+  await new Promise((resolve) => stream.once('close', resolve));
+  return stream.rstCode;
+}

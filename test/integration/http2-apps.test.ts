@@ -6,7 +6,17 @@ import https from 'node:https';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rawExchange, request } from '../helpers/http.js';
-import { CLIENT_PREFACE, h2load, h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
+import {
+  CLIENT_PREFACE,
+  h2load,
+  h2request,
+  pseudoFields,
+  rawH2Exchange,
+  rawH2Get,
+  goawayOf,
+  stalledBodyReset,
+  withSession,
+} from '../helpers/http2.js';
 import { v1 } from '../helpers/proxy-protocol.js';
 import { healthCheckArgs, healthCheckPassed, metricSum, scrapeMetrics } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
@@ -25,18 +35,6 @@ interface Seen {
   url: string;
   encrypted: boolean;
 }
-
-/** Runs `use` with a session to `url`, closed after it. */
-async function withSession<T>(url: string, use: (session: http2.ClientHttp2Session) => Promise<T>): Promise<T> {
-  const session = http2.connect(url);
-  try {
-    return await use(session);
-  } finally {
-    session.close();
-  }
-}
-
-const goawayOf = (session: http2.ClientHttp2Session) => new Promise<number>((resolve) => session.once('goaway', resolve));
 
 /** NODE_APP over TLS with these http_protocols, logging access to stdout. */
 async function startTls(protocols: string) {
@@ -235,11 +233,7 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
   it('request_timeout: a stream whose body does not end in time is reset; the session goes on', async () => {
     const server = await start(['-w', '1', ...H2C, '--request-timeout', '1', FETCH_APP]);
     await withSession(server.url, async (session) => {
-      const stream = session.request({ ':method': 'POST', ':path': '/upload' });
-      stream.write('part of a body that never ends');
-      stream.on('error', () => {});
-      await new Promise((resolve) => stream.once('close', resolve));
-      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      expect(await stalledBodyReset(session, '/upload')).toBe(http2.constants.NGHTTP2_CANCEL);
       const posted = await h2request(`${server.url}/after`, { session, headers: { ':method': 'POST' }, body: 'whole' });
       expect(JSON.parse(posted.body)).toMatchObject({ body: 'whole' });
     });

@@ -1,13 +1,16 @@
 // node:http2 server scripts, gRPC included: captured like http ones and served on
 // tsgunicorn's sockets from every worker, each stream with the per-request services.
+import http2 from 'node:http2';
 import path from 'node:path';
+import tls from 'node:tls';
 import { createRequire } from 'node:module';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { h2request, pseudoFields, rawH2Exchange, rawH2Get } from '../helpers/http2.js';
+import { h2request, pseudoFields, rawH2Exchange, rawH2Get, goawayOf, stalledBodyReset, withSession } from '../helpers/http2.js';
 import { metricSum, scrapeMetrics } from '../helpers/metrics.js';
 import { freePort, isListening } from '../helpers/ports.js';
+import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
 import { until } from '../helpers/wait.js';
 
@@ -15,11 +18,15 @@ const start = serversStoppedAfterEach();
 const script = (name: string) => path.join(FIXTURES, 'server-scripts', name);
 const require = createRequire(import.meta.url);
 
-async function startScript(name: string, args: string[] = []) {
+async function startScript(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const asked = await freePort();
-  const server = await start(['--access-logfile', '-', ...args, script(name)], { env: { SCRIPT_PORT: String(asked) } });
+  const server = await start(['--access-logfile', '-', ...args, script(name)], { env: { SCRIPT_PORT: String(asked), ...env } });
   return { server, asked };
 }
+
+/** The SETTINGS a new session to `url` gets from the server. */
+const remoteSettings = (url: string) =>
+  withSession(url, (session) => new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve)));
 
 /** Calls `call` until `count` distinct worker pids answered, and returns them. */
 async function distinctPids(count: number, call: () => Promise<number>): Promise<number[]> {
@@ -79,6 +86,103 @@ describe('a node:http2 server script', () => {
     expect(line).toMatch(/\[CRITICAL\] WORKER TIMEOUT \(pid:\d+\): GET \/busy in flight for \d+\.\d s/);
   });
 
+  it('keepalive: a session with no stream open for keepalive seconds gets GOAWAY; one with a stream open longer is not cut', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '2', '--keep-alive', '1']);
+    await withSession(server.url, async (session) => {
+      const goaway = goawayOf(session);
+      // The stream stays open 2.5 s, past keepalive: the session is busy, not idle.
+      expect(await h2request(`${server.url}/slow?ms=2500`, { session })).toMatchObject({ status: 200, body: '"slow done"' });
+      expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    });
+  });
+
+  it('header_timeout: a session that opens no stream in time gets GOAWAY', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '2', '--header-timeout', '1']);
+    await withSession(server.url, async (session) => expect(await goawayOf(session)).toBe(http2.constants.NGHTTP2_NO_ERROR));
+  });
+
+  it('request_timeout: a stream whose body stalls is reset; the session goes on', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '2', '--request-timeout', '1']);
+    await withSession(server.url, async (session) => {
+      expect(await stalledBodyReset(session, '/upload')).toBe(http2.constants.NGHTTP2_CANCEL);
+      const posted = await h2request(`${server.url}/upload`, { session, headers: { ':method': 'POST' }, body: 'whole' });
+      expect(JSON.parse(posted.body)).toEqual({ body: 'whole' });
+    });
+  });
+
+  it('over its own TLS with allowHTTP1: HTTP/2 and HTTP/1.1 clients on one socket, each idle connection closed after keepalive', async () => {
+    const pair = selfSigned();
+    const { server } = await startScript('http2-tls.mjs', ['-w', '2', '--keep-alive', '1'], {
+      TLS_CERT: pair.certfile,
+      TLS_KEY: pair.keyfile,
+    });
+    const origin = `https://127.0.0.1:${server.port}`;
+    const session = http2.connect(origin, { ca: pair.cert });
+    try {
+      const goaway = goawayOf(session);
+      expect(await h2request(origin, { session })).toMatchObject({ status: 200, body: 'HTTP/2.0' });
+      expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    } finally {
+      session.close();
+    }
+    // HTTP/1.1 by ALPN: node:http serves it, with keepalive as for an http script.
+    const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca: pair.cert, ALPNProtocols: ['http/1.1'] });
+    let received = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (received += d));
+    const closed = new Promise((resolve, reject) => socket.once('close', resolve).once('error', reject));
+    socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await closed;
+    expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\nKeep-Alive: timeout=1\r\n[^]*\r\n\r\nHTTP\/1\.1$/);
+  });
+
+  it('its sessions open with tsgunicorn’s http2_* limits, except each SETTINGS value the app passed itself', async () => {
+    const { server: plain } = await startScript('http2.mjs', ['-w', '2']);
+    // Gunicorn's 100, not node:http2's unlimited default.
+    expect(await remoteSettings(plain.url)).toMatchObject({ maxConcurrentStreams: 100, initialWindowSize: 65535 });
+    const limits = ['--http2-max-concurrent-streams', '7', '--http2-initial-window-size', '100000'];
+    const { server: own } = await startScript('http2.mjs', ['-w', '2', ...limits], {
+      SESSION_SETTINGS: JSON.stringify({ maxConcurrentStreams: 11 }),
+    });
+    expect(await remoteSettings(own.url)).toMatchObject({ maxConcurrentStreams: 11, initialWindowSize: 100000 });
+  });
+
+  it('the app’s own server.setTimeout stays: an inactive session closes after it, well before tsgunicorn’s timers', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '2', '--keep-alive', '120', '--header-timeout', '120'], {
+      SESSION_TIMEOUT_MS: '300',
+    });
+    const session = http2.connect(server.url);
+    session.on('error', () => {});
+    expect((await h2request(server.url, { session })).status).toBe(200);
+    await new Promise((resolve) => session.once('close', resolve));
+  });
+
+  it('max_connections counts sessions: a full worker accepts the next session only once one closes', async () => {
+    const { server } = await startScript('http2.mjs', ['-w', '1', '--max-connections', '1']);
+    const first = http2.connect(server.url);
+    let firstClosed = false;
+    try {
+      expect((await h2request(server.url, { session: first })).status).toBe(200);
+      await server.waitFor(/\[WARNING\] Reached max_connections \(1\) once: stopped accepting/);
+      const second = h2request(`${server.url}/second`).then((reply) => ({ reply, firstClosed }));
+      // The full worker goes on serving the session it has.
+      expect((await h2request(server.url, { session: first })).status).toBe(200);
+      firstClosed = true;
+      first.close();
+      const { reply, firstClosed: answeredAfterClose } = await second;
+      expect(JSON.parse(reply.body)).toMatchObject({ url: '/second' });
+      expect(answeredAfterClose).toBe(true);
+    } finally {
+      first.close();
+    }
+  });
+
+  it('on the core API (a stream listener): :scheme from the transport, the client a trusted proxy names in the access log', async () => {
+    const { server } = await startScript('http2-streams.mjs', ['-w', '2']);
+    const reply = await h2request(`${server.url}/core?x=1`, { headers: { ':scheme': 'https', 'x-forwarded-for': '198.51.100.9' } });
+    expect(JSON.parse(reply.body)).toMatchObject({ scheme: 'http', path: '/core?x=1' });
+    await server.waitFor(/^198\.51\.100\.9 - - \[.*\] "GET \/core\?x=1 HTTP\/2\.0" 200 \d+ "-" "-"$/m);
+  });
+
   it('max_requests counts streams: a worker serving many streams on one session is recycled', async () => {
     const { server } = await startScript('http2.mjs', ['-w', '1', '--max-requests', '5']);
     const first = (await workerPids(server.proc.pid!))[0];
@@ -96,12 +200,22 @@ describe('a @grpc/grpc-js server', () => {
   type GreeterClient = grpc.Client & {
     sayHello(request: { name: string }, callback: (err: grpc.ServiceError | null, reply: Reply) => void): void;
     countDown(request: { from: number }): grpc.ClientReadableStream<Reply>;
+    collect(callback: (err: grpc.ServiceError | null, reply: Reply) => void): grpc.ClientWritableStream<{ name: string }>;
   };
   const { greeter } = grpc.loadPackageDefinition(definition) as unknown as {
     greeter: { Greeter: new (address: string, credentials: grpc.ChannelCredentials) => GreeterClient };
   };
   // A new client has a channel (one HTTP/2 connection) of its own.
   const client = (port: number) => new greeter.Greeter(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  /** The replies of a whole server-streaming call. */
+  const countDown = (c: GreeterClient, from: number) =>
+    new Promise<Reply[]>((resolve, reject) => {
+      const replies: Reply[] = [];
+      const call = c.countDown({ from });
+      call.on('data', (r: Reply) => replies.push(r));
+      call.on('end', () => resolve(replies));
+      call.on('error', reject);
+    });
 
   it('answers unary and server-streaming calls from 2 workers, and the standard health check', async () => {
     const { server, asked } = await startScript('grpc.mjs', ['-w', '2']);
@@ -120,13 +234,7 @@ describe('a @grpc/grpc-js server', () => {
     const streamPids = await distinctPids(2, async () => {
       const c = client(server.port);
       try {
-        const replies: Reply[] = [];
-        await new Promise<void>((resolve, reject) => {
-          const call = c.countDown({ from: 3 });
-          call.on('data', (r: Reply) => replies.push(r));
-          call.on('end', resolve);
-          call.on('error', reject);
-        });
+        const replies = await countDown(c, 3);
         expect(replies.map((r) => r.message)).toEqual(['3', '2', '1', '0']);
         return replies[0]!.pid;
       } finally {
@@ -188,6 +296,63 @@ describe('a @grpc/grpc-js server', () => {
     } finally {
       c.close();
     }
+  });
+
+  it('keepalive and request_timeout: a server-streaming call open past both is not cut; the channel idle past keepalive gets GOAWAY and reconnects', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '2', '--keep-alive', '1', '--request-timeout', '1']);
+    const c = client(server.port);
+    try {
+      // 301 replies 10 ms apart: open 3 s at least, past both timeouts.
+      expect(await countDown(c, 300)).toHaveLength(301);
+      const channel = c.getChannel();
+      expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.READY);
+      // No call open for a second: the worker's GOAWAY takes the channel out of READY.
+      await new Promise<void>((resolve, reject) =>
+        channel.watchConnectivityState(grpc.connectivityState.READY, Date.now() + 60000, (err) => (err ? reject(err) : resolve())),
+      );
+      expect(channel.getConnectivityState(false)).not.toBe(grpc.connectivityState.READY);
+      const next = await new Promise<Reply>((resolve, reject) =>
+        c.sayHello({ name: 'again' }, (err, r) => (err ? reject(err) : resolve(r))),
+      );
+      expect(next.message).toBe('Hello again');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('request_timeout: a client-streaming call still sending after it is reset like a slow upload; the worker serves on', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '1', '--request-timeout', '1']);
+    const c = client(server.port);
+    try {
+      const collect = (then: 'end' | 'stall' | 'cancel') =>
+        new Promise<Reply>((resolve, reject) => {
+          const call = c.collect((err, reply) => (err ? reject(err) : resolve(reply)));
+          call.write({ name: 'a' });
+          call.write({ name: 'b' });
+          if (then === 'end') call.end();
+          if (then === 'cancel') call.cancel();
+        });
+      const answered = await collect('end');
+      expect(answered.message).toBe('a b');
+      const reset = (await collect('stall').catch((e: unknown) => e)) as grpc.ServiceError;
+      expect(reset.code).toBe(grpc.status.CANCELLED);
+      // grpc-js's words for a stream the server reset with CANCEL.
+      expect(reset.details).toBe('Call cancelled');
+      // A call the client cancels before any answer ends the same way for the worker.
+      expect(((await collect('cancel').catch((e: unknown) => e)) as grpc.ServiceError).code).toBe(grpc.status.CANCELLED);
+      // Streams that closed unanswered are logged, and the same worker serves on.
+      await server.waitFor(/"POST \/greeter\.Greeter\/Collect HTTP\/2\.0" 0 /);
+      const next = await new Promise<Reply>((resolve, reject) => c.sayHello({ name: 'n' }, (err, r) => (err ? reject(err) : resolve(r))));
+      expect(next.pid).toBe(answered.pid);
+      expect(server.output()).not.toMatch(/Uncaught exception/);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('its grpc.max_concurrent_streams is the SETTINGS value its sessions open with, not http2_max_concurrent_streams', async () => {
+    const { server } = await startScript('grpc.mjs', ['-w', '1', '--http2-max-concurrent-streams', '7'], { GRPC_MAX_STREAMS: '13' });
+    expect((await remoteSettings(server.url)).maxConcurrentStreams).toBe(13);
   });
 
   it('its calls are counted in the metrics', async () => {

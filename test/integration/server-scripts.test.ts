@@ -2,6 +2,7 @@
 // are on tsgunicorn's sockets, with everything tsgunicorn does per request.
 import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ import { freePort, isListening } from '../helpers/ports.js';
 import { scratch } from '../helpers/operator.js';
 import { selfSigned } from '../helpers/tls.js';
 import { FIXTURES, runCli, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
-import { until } from '../helpers/wait.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const start = serversStoppedAfterEach();
 const script = (name: string) => path.join(FIXTURES, 'server-scripts', name);
@@ -209,6 +210,21 @@ describe('the same service as an exported app', () => {
   it('tsgunicorn’s keepalive wins over the value the script sets after listen()', async () => {
     const { server } = await startScript('plain.mjs', ['-w', '1', '--keep-alive', '3']);
     expect(JSON.parse((await request(`${server.url}/server`)).body)).toMatchObject({ keepAliveTimeout: 3000 });
+  });
+
+  it('header_timeout holds on the script’s server, which listened before tsgunicorn set it: stalled headers get 408 in seconds', async () => {
+    const { server } = await startScript('plain.mjs', ['-w', '1', '--header-timeout', '1']);
+    const socket = net.connect(server.port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (received += d));
+    const closed = new Promise((resolve, reject) => socket.once('close', resolve).once('error', reject));
+    socket.write('GET /pid HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    // Node sweeps for timed-out headers every 30 s unless told otherwise: well
+    // before that, as an exported app's connection is.
+    const cut = await Promise.race([closed.then(() => true), sleep(15000).then(() => false)]);
+    socket.destroy();
+    expect(cut).toBe(true);
+    expect(received).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
   });
 
   it('an error thrown in the script’s request listener is logged and answered 500', async () => {
