@@ -167,7 +167,8 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '## Startup and memory',
     '',
     `Worker RSS: the mean of the master's live children, idle a second after the first 200, a second after light load ` +
-      `(2,000 sequential requests, blocks of 100 alternating between new connections and one kept-alive connection) and after the throughput runs.`,
+      `(2,000 sequential requests, blocks of 100 alternating between new connections and one kept-alive connection) and after the throughput runs; ` +
+      `each the median of the passes (light load: tsgunicorn -w 2 and node:cluster SCHED_NONE only, in each of their passes).`,
     '',
     table(
       ['Server', 'workers', 'spawn → first 200', 'master RSS after load', 'worker RSS idle', 'after light load', 'after heavy load'],
