@@ -220,6 +220,7 @@ function combine(passes) {
     rssKb: median(passes.map((p) => p.rssKb)),
     idleWorkerRssKb: median(passes.map((p) => p.idleWorkerRssKb)),
     lightWorkerRssKb: median(passes.map((p) => p.lightWorkerRssKb)),
+    lightWorkerRssSamplesKb: passes.map((p) => p.lightWorkerRssKb).filter((kb) => kb !== undefined),
     workerRssKb: median(passes.map((p) => p.workerRssKb)),
   };
 }

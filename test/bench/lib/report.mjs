@@ -44,6 +44,13 @@ function throughputRows(results) {
   return rows;
 }
 
+/** The range of a median's samples, so the report shows how far one sample may be off. */
+function samplesRange(samplesKb) {
+  if (samplesKb.length < 2) return '';
+  const fixed = (kb) => (kb / 1024).toFixed(1);
+  return ` (${fixed(Math.min(...samplesKb))}–${fixed(Math.max(...samplesKb))} in ${samplesKb.length} passes)`;
+}
+
 function startupRows(results) {
   return [...results.values()]
     .filter(measured)
@@ -53,7 +60,7 @@ function startupRows(results) {
       r.readyMs.length > 1 ? `${Math.round(median(r.readyMs))} ms (median of ${r.readyMs.length})` : `${Math.round(r.readyMs[0])} ms`,
       mb(r.rssKb),
       mb(r.idleWorkerRssKb),
-      r.lightWorkerRssKb === undefined ? '' : mb(r.lightWorkerRssKb),
+      r.lightWorkerRssKb === undefined ? '' : `${mb(r.lightWorkerRssKb)}${samplesRange(r.lightWorkerRssSamplesKb)}`,
       mb(r.workerRssKb),
     ]);
 }
