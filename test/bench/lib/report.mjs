@@ -45,10 +45,10 @@ function throughputRows(results) {
 }
 
 /** The range of a median's samples, so the report shows how far one sample may be off. */
-function samplesRange(samplesKb) {
+function samplesRange(samplesKb, unit) {
   if (samplesKb.length < 2) return '';
   const fixed = (kb) => (kb / 1024).toFixed(1);
-  return ` (${fixed(Math.min(...samplesKb))}–${fixed(Math.max(...samplesKb))} in ${samplesKb.length} passes)`;
+  return ` (${fixed(Math.min(...samplesKb))}–${fixed(Math.max(...samplesKb))} in ${samplesKb.length} ${unit})`;
 }
 
 function startupRows(results) {
@@ -60,7 +60,7 @@ function startupRows(results) {
       r.readyMs.length > 1 ? `${Math.round(median(r.readyMs))} ms (median of ${r.readyMs.length})` : `${Math.round(r.readyMs[0])} ms`,
       mb(r.rssKb),
       mb(r.idleWorkerRssKb),
-      r.lightWorkerRssKb === undefined ? '' : `${mb(r.lightWorkerRssKb)}${samplesRange(r.lightWorkerRssSamplesKb)}`,
+      r.lightWorkerRssKb === undefined ? '' : `${mb(r.lightWorkerRssKb)}${samplesRange(r.lightWorkerRssSamplesKb, 'passes')}`,
       mb(r.workerRssKb),
     ]);
 }
@@ -118,8 +118,8 @@ function journalNote(cpu) {
   ];
 }
 
-export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, elapsedS, note }) {
-  const failures = [...results.values(), ...cpu.values()].filter((r) => r.error);
+export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, light, elapsedS, note }) {
+  const failures = [...results.values(), ...cpu.values(), ...light.values()].filter((r) => r.error);
   return [
     '# tsgunicorn benchmark',
     '',
@@ -182,11 +182,19 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
       startupRows(results),
     ),
     '',
+    `Worker RSS after the same light load with one worker each, so that every request reaches the worker measured ` +
+      `(with two, how the kernel splits the requests between them moves their mean by several MB): the median of rounds alternating in order.`,
+    '',
+    table(
+      ['Server', 'worker RSS after light load'],
+      [...light.values()].map((r) => [r.spec.label, `${mb(r.lightWorkerRssKb)}${samplesRange(r.samplesKb, 'rounds')}`]),
+    ),
+    '',
     '## Targets',
     '',
     table(
       ['Target', 'Measured', 'Status'],
-      evaluateTargets(results, cpu).map((r) => [r.target, r.measured, r.status]),
+      evaluateTargets(results, cpu, light).map((r) => [r.target, r.measured, r.status]),
     ),
     ...(failures.length ? ['', '## Failures', '', ...failures.map((r) => `### ${r.spec.label}\n\n\`\`\`\n${r.error.trim()}\n\`\`\``)] : []),
     '',
