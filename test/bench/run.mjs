@@ -20,7 +20,7 @@ import { describeMachine } from './lib/machine.mjs';
 import { killAll, meanWorkerRssKb, readRssKb } from './lib/processes.mjs';
 import { renderReport } from './lib/report.mjs';
 import { readCounts, spreadBetween } from './lib/response-counts.mjs';
-import { benchServers, cpuServerGroups } from './lib/servers.mjs';
+import { benchServers, cpuServerGroups, oneWorkerServers } from './lib/servers.mjs';
 import { MODES, median } from './lib/targets.mjs';
 import { ensureTools } from './lib/tools.mjs';
 import { measureJournalInContainer } from './lib/journal-container.mjs';
@@ -39,6 +39,8 @@ const PASSES = 2;
 const ANCHOR_PASSES = 5;
 const ANCHORS = ['cluster-none', 'tsg'];
 const CPU_ROUNDS = 4;
+// Light load on one worker each, in rounds alternating in order.
+const LIGHT_ROUNDS = 5;
 // Light load: sequential requests, alternating blocks on new connections and on one kept-alive connection.
 const LIGHT_REQUESTS = 2000;
 const LIGHT_BLOCK = 100;
@@ -63,6 +65,8 @@ if (process.argv[2] === 'soak') {
 // What was measured so far, by server id: CPU rows, and each throughput server's passes.
 const cpu = new Map();
 const runs = new Map();
+// The one-worker pair's RSS after light load, by server id.
+const light = new Map();
 setTimeout(() => {
   console.error(`bench: exceeded the ${RUN_BOUND_MS / 60000} minute bound, stopping`);
   writeReport(`**Stopped at the ${RUN_BOUND_MS / 60000} minute bound**: what follows is what was measured until then.`);
@@ -123,8 +127,10 @@ async function measure(spec, tls, tools, pass) {
     // What a worker holds before load grows its heap: the fixed cost of what tsgunicorn adds.
     await sleep(IDLE_SETTLE_MS);
     result.idleWorkerRssKb = meanWorkerRssKb(running.masterPid);
-    // What the first requests allocate or load lazily, before heavy load grows the heap.
-    if (pass === 1 && ANCHORS.includes(spec.id)) {
+    // What the first requests allocate or load lazily, before heavy load grows the heap. In every pass of the
+    // compared pair: one sample scatters by several MB (how the kernel splits the requests between the two
+    // workers decides whether a worker's young generation grows), so the report gives their median.
+    if (ANCHORS.includes(spec.id)) {
       await lightLoad(running.url);
       await sleep(IDLE_SETTLE_MS);
       result.lightWorkerRssKb = meanWorkerRssKb(running.masterPid);
@@ -201,6 +207,33 @@ for (let pass = 1; pass <= ANCHOR_PASSES; pass++) {
   }
 }
 
+// 3. Memory after light load, one worker each: with two, how the kernel splits the sequential requests between
+// them (1,475/526 in one run, 1,634/367 in the next) moves their mean by several MB either way.
+const lightSpecs = oneWorkerServers().filter(wanted);
+for (const spec of lightSpecs) light.set(spec.id, { spec, samplesKb: [] });
+for (let round = 1; round <= LIGHT_ROUNDS; round++) {
+  for (const spec of round % 2 === 1 ? lightSpecs : [...lightSpecs].reverse()) {
+    const result = light.get(spec.id);
+    let running;
+    try {
+      const countDir = join(tmpDir, `light-counts-${spec.id}-${round}`);
+      mkdirSync(countDir);
+      running = await spec.start({ port: await freePort(), countDir, tmpDir, tls });
+      await sleep(IDLE_SETTLE_MS);
+      await lightLoad(running.url);
+      await sleep(IDLE_SETTLE_MS);
+      const rssKb = meanWorkerRssKb(running.masterPid);
+      if (rssKb !== undefined) result.samplesKb.push(rssKb);
+    } catch (err) {
+      result.error = err.message;
+      failedRuns.push(`light load, ${spec.label}: ${err.message.split('\n', 1)[0]}`);
+    } finally {
+      await running?.stop();
+    }
+  }
+}
+for (const result of light.values()) result.lightWorkerRssKb = median(result.samplesKb);
+
 /** Per mode the median of the passes' req/s (with that run's latency and spread); start-up samples from all. */
 function combine(passes) {
   const failed = passes.find((p) => p.skipped || p.error);
@@ -211,14 +244,14 @@ function combine(passes) {
       return [m, { ...byRps[Math.floor((byRps.length - 1) / 2)], rps: median(byRps.map((r) => r.rps)), passes: byRps.length }];
     }),
   );
-  const first = (key) => passes.find((p) => p[key] !== undefined)?.[key];
   return {
     ...passes[0],
     modes,
     readyMs: passes.flatMap((p) => p.readyMs),
     rssKb: median(passes.map((p) => p.rssKb)),
     idleWorkerRssKb: median(passes.map((p) => p.idleWorkerRssKb)),
-    lightWorkerRssKb: first('lightWorkerRssKb'),
+    lightWorkerRssKb: median(passes.map((p) => p.lightWorkerRssKb)),
+    lightWorkerRssSamplesKb: passes.map((p) => p.lightWorkerRssKb).filter((kb) => kb !== undefined),
     workerRssKb: median(passes.map((p) => p.workerRssKb)),
   };
 }
@@ -227,7 +260,7 @@ function combine(passes) {
 function writeReport(note) {
   const results = new Map([...runs].filter(([, passes]) => passes.length > 0).map(([id, passes]) => [id, combine(passes)]));
   const elapsedS = (performance.now() - startedAt) / 1000;
-  const report = renderReport({ machine, durationS, cpuDurationS, cpuRounds: CPU_ROUNDS, cpu, results, elapsedS, note });
+  const report = renderReport({ machine, durationS, cpuDurationS, cpuRounds: CPU_ROUNDS, cpu, results, light, elapsedS, note });
   process.stdout.write(report);
   if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
 }

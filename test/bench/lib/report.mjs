@@ -44,6 +44,13 @@ function throughputRows(results) {
   return rows;
 }
 
+/** The range of a median's samples, so the report shows how far one sample may be off. */
+function samplesRange(samplesKb, unit) {
+  if (samplesKb.length < 2) return '';
+  const fixed = (kb) => (kb / 1024).toFixed(1);
+  return ` (${fixed(Math.min(...samplesKb))}–${fixed(Math.max(...samplesKb))} in ${samplesKb.length} ${unit})`;
+}
+
 function startupRows(results) {
   return [...results.values()]
     .filter(measured)
@@ -53,7 +60,7 @@ function startupRows(results) {
       r.readyMs.length > 1 ? `${Math.round(median(r.readyMs))} ms (median of ${r.readyMs.length})` : `${Math.round(r.readyMs[0])} ms`,
       mb(r.rssKb),
       mb(r.idleWorkerRssKb),
-      r.lightWorkerRssKb === undefined ? '' : mb(r.lightWorkerRssKb),
+      r.lightWorkerRssKb === undefined ? '' : `${mb(r.lightWorkerRssKb)}${samplesRange(r.lightWorkerRssSamplesKb, 'passes')}`,
       mb(r.workerRssKb),
     ]);
 }
@@ -111,8 +118,8 @@ function journalNote(cpu) {
   ];
 }
 
-export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, elapsedS, note }) {
-  const failures = [...results.values(), ...cpu.values()].filter((r) => r.error);
+export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, light, elapsedS, note }) {
+  const failures = [...results.values(), ...cpu.values(), ...light.values()].filter((r) => r.error);
   return [
     '# tsgunicorn benchmark',
     '',
@@ -167,18 +174,27 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '## Startup and memory',
     '',
     `Worker RSS: the mean of the master's live children, idle a second after the first 200, a second after light load ` +
-      `(2,000 sequential requests, blocks of 100 alternating between new connections and one kept-alive connection) and after the throughput runs.`,
+      `(2,000 sequential requests, blocks of 100 alternating between new connections and one kept-alive connection) and after the throughput runs; ` +
+      `each the median of the passes (light load: tsgunicorn -w 2 and node:cluster SCHED_NONE only, in each of their passes).`,
     '',
     table(
       ['Server', 'workers', 'spawn → first 200', 'master RSS after load', 'worker RSS idle', 'after light load', 'after heavy load'],
       startupRows(results),
     ),
     '',
+    `Worker RSS after the same light load with one worker each, so that every request reaches the worker measured ` +
+      `(with two, how the kernel splits the requests between them moves their mean by several MB): the median of rounds alternating in order.`,
+    '',
+    table(
+      ['Server', 'worker RSS after light load'],
+      [...light.values()].map((r) => [r.spec.label, `${mb(r.lightWorkerRssKb)}${samplesRange(r.samplesKb, 'rounds')}`]),
+    ),
+    '',
     '## Targets',
     '',
     table(
       ['Target', 'Measured', 'Status'],
-      evaluateTargets(results, cpu).map((r) => [r.target, r.measured, r.status]),
+      evaluateTargets(results, cpu, light).map((r) => [r.target, r.measured, r.status]),
     ),
     ...(failures.length ? ['', '## Failures', '', ...failures.map((r) => `### ${r.spec.label}\n\n\`\`\`\n${r.error.trim()}\n\`\`\``)] : []),
     '',

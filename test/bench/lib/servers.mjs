@@ -56,11 +56,11 @@ export function tsgunicorn(extraArgs, app, { workers = '2', tls = false, proxyV2
     );
 }
 
-function nodeCluster(sched) {
+function nodeCluster(sched, workers = 2) {
   return (ctx) =>
     startGroup(process.execPath, [join(APPS, 'cluster-server.mjs')], {
       ctx,
-      env: { BENCH_SCHED: sched, BENCH_WORKERS: '2' },
+      env: { BENCH_SCHED: sched, BENCH_WORKERS: String(workers) },
     });
 }
 
@@ -88,6 +88,18 @@ async function startPm2(ctx) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * The memory pair with one worker each, so that every request of the light load reaches the worker measured
+ * (ids as their two-worker rows, so BENCH_ONLY selects them alike).
+ * @returns {ServerSpec[]}
+ */
+export function oneWorkerServers() {
+  return [
+    { id: 'cluster-none', label: 'node:cluster SCHED_NONE, 1 worker', workers: 1, start: nodeCluster('none', 1) },
+    { id: 'tsg', label: 'tsgunicorn -w 1', workers: 1, start: tsgunicorn(() => [], 'hello-listener.mjs', { workers: '1' }) },
+  ];
 }
 
 /** @returns {ServerSpec[]} in the order they run; node:cluster SCHED_NONE (the baseline) first. */

@@ -72,8 +72,11 @@ function cpuRatioRow(target, a, b, mode, atMost) {
   });
 }
 
-/** @param {Map<string, any>} results throughput results by server id; @param {Map<string, any>} cpu CPU results by server id */
-export function evaluateTargets(results, cpu) {
+/**
+ * @param {Map<string, any>} results throughput results by server id; @param {Map<string, any>} cpu CPU results by server id
+ * @param {Map<string, any>} light the one-worker pair's RSS after light load, by server id
+ */
+export function evaluateTargets(results, cpu, light) {
   const get = (id) => results.get(id);
   const tsg = get('tsg');
   const rows = [];
@@ -103,7 +106,15 @@ export function evaluateTargets(results, cpu) {
       ),
     );
   }
-  rows.push(workerRssRow('Worker RSS after light load ≤ node:cluster worker + 2 MB', tsg, get('cluster-none'), 'lightWorkerRssKb', 2));
+  rows.push(
+    workerRssRow(
+      'Worker RSS after light load ≤ node:cluster worker + 2 MB (one worker each)',
+      light.get('tsg'),
+      light.get('cluster-none'),
+      'lightWorkerRssKb',
+      2,
+    ),
+  );
   for (const mode of MODES) {
     const passes = tsg?.modes?.[mode]?.passes;
     rows.push(
