@@ -37,7 +37,7 @@ const requestTimeout = (): Error => Object.assign(new Error('Request timeout'), 
  * sockets a shape of their own, slower in every access Node's HTTP code makes to them.
  */
 function stand(socket: net.Socket, source: ProxiedAddress): void {
-  (socket as net.Socket & { _peername?: object })._peername = { address: source.address, family: source.family, port: source.port };
+  (socket as net.Socket & { _peername?: ProxiedAddress })._peername = source;
 }
 
 export function acceptProxyProtocol(
