@@ -120,8 +120,8 @@ export function acceptProxyProtocol(
         // as the socket still flows.
         emit.call(server, 'connection', socket);
         if (rest !== null) socket.unshift(rest);
-        // The first request's headers came with the PROXY header (as a proxy
-        // sends them): its deadline can no longer pass.
+        // The first request's headers came with the PROXY header, in the same
+        // read: its deadline can no longer pass, and the timer goes at once.
         const parser = (socket as ParsedSocket).parser;
         if (parser == null || parser.incoming !== null) {
           clearTimeout(timer);
