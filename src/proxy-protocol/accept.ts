@@ -31,13 +31,15 @@ const requestTimeout = (): Error => Object.assign(new Error('Request timeout'), 
 
 /**
  * The client a proxied connection stands for, on the raw socket (HTTP) or its TLS socket.
- * net.Socket's remoteAddress, remotePort and remoteFamily read the peer getpeername(2)
- * gave, cached as `_peername` (lib/net.js _getpeername): setting the cache keeps the
- * socket's shape, where defining the three properties on each socket gave proxied
- * sockets a shape of their own, slower in every access Node's HTTP code makes to them.
+ * Own properties over net.Socket's getters, which stay what they are: the h2c front
+ * reads the TCP peer through them (http2/app-servers.ts).
  */
 function stand(socket: net.Socket, source: ProxiedAddress): void {
-  (socket as net.Socket & { _peername?: ProxiedAddress })._peername = source;
+  Object.defineProperties(socket, {
+    remoteAddress: { value: source.address, configurable: true },
+    remotePort: { value: source.port, configurable: true },
+    remoteFamily: { value: source.family, configurable: true },
+  });
 }
 
 export function acceptProxyProtocol(

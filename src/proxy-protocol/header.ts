@@ -6,11 +6,10 @@
 
 export type ProxyProtocolMode = 'v1' | 'v2' | 'auto';
 
-/** In the key order of the peer Node's getpeername gives (accept.ts sets it as the socket's peer). */
 export interface ProxiedAddress {
   address: string;
-  family: 'IPv4' | 'IPv6';
   port: number;
+  family: 'IPv4' | 'IPv6';
 }
 
 export type ParseResult =
@@ -71,7 +70,7 @@ function parseV1(buf: Buffer): ParseResult {
   const address = family === 'IPv4' ? isIPv4 : isIPv6;
   if (!address(source) || !address(destination)) return invalid(`a v1 ${proto} line with an address not in canonical ${family} form`);
   if (!isPort(sourcePort) || !isPort(destinationPort)) return invalid('a v1 line with a port not from 0 to 65535');
-  return { kind: 'header', length: end + 2, source: { address: source, family, port: Number(sourcePort) } };
+  return { kind: 'header', length: end + 2, source: { address: source, port: Number(sourcePort), family } };
 }
 
 const isIPv4 = (s: string): boolean => IPV4.test(s);
@@ -115,11 +114,11 @@ function parseV2(buf: Buffer): ParseResult {
   if (familyTransport === 0x11) {
     if (length < V2_FIXED_LENGTH + 12) return invalid('a v2 TCP4 header too short for its addresses');
     const address = `${buf[16]}.${buf[17]}.${buf[18]}.${buf[19]}`;
-    return { kind: 'header', length, source: { address, family: 'IPv4', port: buf.readUInt16BE(24) } };
+    return { kind: 'header', length, source: { address, port: buf.readUInt16BE(24), family: 'IPv4' } };
   }
   if (familyTransport === 0x21) {
     if (length < V2_FIXED_LENGTH + 36) return invalid('a v2 TCP6 header too short for its addresses');
-    return { kind: 'header', length, source: { address: formatIPv6(buf, 16), family: 'IPv6', port: buf.readUInt16BE(48) } };
+    return { kind: 'header', length, source: { address: formatIPv6(buf, 16), port: buf.readUInt16BE(48), family: 'IPv6' } };
   }
   return { kind: 'header', length, source: null };
 }
