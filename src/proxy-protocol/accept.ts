@@ -14,13 +14,26 @@ import { parseProxyHeader, type ProxiedAddress, type ProxyProtocolMode } from '.
 
 export const REFUSAL_SUMMARY_MS = 10_000;
 
-/** Node's HTTP parser on a socket: `incoming` is null until a request's headers are complete. */
+/** Node's HTTP parser on a socket: `incoming` is the request whose headers are complete, until its response is. */
 type ParsedSocket = net.Socket & { parser?: { incoming: unknown } | null };
+
+/**
+ * Whether the HTTP server on this socket has not had the headers of a first request yet:
+ * none in progress, and no response written (between requests of a kept-alive
+ * connection, `incoming` is null again).
+ */
+function awaitingFirstRequest(socket: ParsedSocket): boolean {
+  return socket.parser?.incoming === null && socket.bytesWritten === 0;
+}
 
 /** The error Node's server ends a slow request with (lib/_http_server.js onRequestTimeout): its socket handler answers 408. */
 const requestTimeout = (): Error => Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
 
-/** The client a proxied connection stands for, on the raw socket (HTTP) or its TLS socket. */
+/**
+ * The client a proxied connection stands for, on the raw socket (HTTP) or its TLS socket.
+ * Own properties over net.Socket's getters, which stay what they are: the h2c front
+ * reads the TCP peer through them (http2/app-servers.ts).
+ */
 function stand(socket: net.Socket, source: ProxiedAddress): void {
   Object.defineProperties(socket, {
     remoteAddress: { value: source.address, configurable: true },
@@ -39,6 +52,7 @@ export function acceptProxyProtocol(
   const allowed = createAddressMatcher(settings.proxy_allow_ips);
   const refusals = refusalLog(logger);
   const secure = server instanceof tls.Server;
+  const timeoutMs = settings.header_timeout * 1000;
   const sources = new WeakMap<net.Socket, ProxiedAddress>();
   const tlsSockets = new WeakMap<net.Socket, net.Socket>();
   // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
@@ -51,22 +65,34 @@ export function acceptProxyProtocol(
       socket.destroy();
       return;
     }
-    const acceptedAt = performance.now();
     let received: Buffer | null = null;
-    const done = (): void => {
-      clearTimeout(timer);
-      socket.off('data', onData).off('error', onError).off('end', onEnd);
-    };
+    let headerRead = false;
     const refuse = (reason: string): void => {
-      done();
+      stopReading();
+      clearTimeout(timer);
       refusals.add(peer, reason);
       socket.destroy();
     };
-    // The header is the first thing a proxy sends; a peer that does not send it
-    // in time is treated like a slow client sending headers.
-    const timer = setTimeout(() => refuse('no PROXY header in time'), settings.header_timeout * 1000);
+    // One timer for the connection's header_timeout, counted from the connection
+    // as for a client that sends its request at once: first for the PROXY header,
+    // which a proxy sends first; then, since Node's own clock starts again at the
+    // request's first byte, for the first request, at whose deadline one whose
+    // headers are not complete is ended as Node ends it, with the timeout error
+    // its socket handler answers 408 to.
+    const timer = setTimeout(() => {
+      if (!headerRead) {
+        refuse('no PROXY header in time');
+        return;
+      }
+      if (socket.destroyed) return;
+      // The socket the HTTP parser reads: the TLS socket once the handshake is done.
+      const http = secure ? tlsSockets.get(socket) : socket;
+      if (http === undefined) socket.destroy();
+      else if (awaitingFirstRequest(http)) http.emit('error', requestTimeout());
+    }, timeoutMs);
     const onError = (): void => {
-      done();
+      stopReading();
+      clearTimeout(timer);
       socket.destroy();
     };
     const onEnd = (): void => refuse('closed before a complete PROXY header');
@@ -78,42 +104,41 @@ export function acceptProxyProtocol(
         refuse(result.reason);
         return;
       }
-      done();
-      socket.pause();
-      if (result.length < received.length) socket.unshift(received.subarray(result.length));
+      stopReading();
+      headerRead = true;
       if (result.source !== null) {
         stand(socket, result.source);
         if (secure) sources.set(socket, result.source);
       }
-      emit.call(server, 'connection', socket);
-      holdToHeaderTimeout(socket, acceptedAt);
-      // The HTTP server reads the socket natively from here on, and the bytes
-      // after the header through 'data'; a TLS socket takes them from the buffer itself.
-      if (!secure) socket.resume();
+      const rest = result.length < received.length ? received.subarray(result.length) : null;
+      if (secure) {
+        // The TLS socket takes what was read past the header from the raw socket's buffer.
+        socket.pause();
+        if (rest !== null) socket.unshift(rest);
+        emit.call(server, 'connection', socket);
+      } else {
+        // The HTTP server reads the socket natively from here on; the bytes read
+        // past the header reach its parser at once through its 'data' listener,
+        // as the socket still flows.
+        emit.call(server, 'connection', socket);
+        if (rest !== null) socket.unshift(rest);
+        // The first request's headers came with the PROXY header, in the same
+        // read: its deadline can no longer pass, and the timer goes at once.
+        const parser = (socket as ParsedSocket).parser;
+        if (parser == null || parser.incoming !== null) {
+          clearTimeout(timer);
+          return;
+        }
+      }
+      socket.on('close', () => clearTimeout(timer));
+    };
+    const stopReading = (): void => {
+      socket.off('data', onData).off('error', onError).off('end', onEnd);
     };
     socket.on('data', onData).on('error', onError).on('end', onEnd);
   }
 
-  /**
-   * header_timeout counts from the connection, PROXY header included, as for a
-   * client that sends its request at once. Node's own clock starts again at the
-   * request's first byte, so what is left of it is kept here, for the first
-   * request: at the deadline, one whose headers are not complete is ended as Node
-   * ends it, with the timeout error its socket handler answers 408 to.
-   */
-  function holdToHeaderTimeout(raw: net.Socket, acceptedAt: number): void {
-    const left = settings.header_timeout * 1000 - (performance.now() - acceptedAt);
-    const timer = setTimeout(() => {
-      if (raw.destroyed) return;
-      // The socket the HTTP parser reads: the TLS socket once the handshake is done.
-      const http = secure ? tlsSockets.get(raw) : raw;
-      if (http === undefined) raw.destroy();
-      else if ((http as ParsedSocket).parser?.incoming === null) http.emit('error', requestTimeout());
-    }, left);
-    raw.once('close', () => clearTimeout(timer));
-  }
-
-  server.emit = function (this: net.Server, event: string | symbol, socket?: unknown): boolean {
+  server.emit = function (this: net.Server, event: string | symbol, socket?: unknown, b?: unknown): boolean {
     if (event === 'connection') {
       readHeader(socket as net.Socket);
       return true;
@@ -125,6 +150,9 @@ export function acceptProxyProtocol(
       if (source !== undefined) stand(socket as net.Socket, source);
       tlsSockets.set(raw, socket as net.Socket);
     }
+    // 'request' (two arguments) comes with every request: passed on without
+    // materializing `arguments`; other events keep their exact arguments.
+    if (arguments.length === 3) return emit.call(this, event, socket, b);
     // eslint-disable-next-line prefer-rest-params -- a rest parameter would build an array for every event
     return Reflect.apply(emit, this, arguments) as boolean;
   };

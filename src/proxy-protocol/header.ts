@@ -32,10 +32,11 @@ const V2_FIXED_LENGTH = 16;
 // far smaller, and a peer announcing more is refused rather than buffered.
 export const V2_MAX_LENGTH = 4096;
 
-/** Whether `buf` could still become `prefix` (or starts with it). */
+/** Whether `buf` could still become `prefix` (or starts with it). Byte by byte: a dozen bytes cost less than Buffer#compare's call. */
 function startsLike(buf: Buffer, prefix: Buffer): boolean {
   const n = Math.min(buf.length, prefix.length);
-  return buf.compare(prefix, 0, n, 0, n) === 0;
+  for (let i = 0; i < n; i++) if (buf[i] !== prefix[i]) return false;
+  return true;
 }
 
 export function parseProxyHeader(buf: Buffer, mode: ProxyProtocolMode): ParseResult {

@@ -77,3 +77,27 @@ it('goes to the access log file one object per line, and to the journal with the
   expect(JSON.parse(sent[0]!.message)).toMatchObject({ path: '/j', status: 200, remote_addr: '127.0.0.1' });
   expect(sent[0]!.fields).toMatchObject({ HTTP_PATH: '/j', HTTP_STATUS: 200, REMOTE_ADDR: '127.0.0.1' });
 });
+
+it('writes every string exactly as JSON.stringify does, escaped or not', async () => {
+  const { entry } = await serve(request('/s', 'X-Note: x'));
+  const values = [
+    'plain',
+    '',
+    'caf\xe9 \x7f del',
+    'quote " and \\ backslash',
+    'tab\tnewline\n',
+    'line\u2028separator',
+    'pair \ud83d\ude00',
+    'lone \ud83d high',
+    'lone \ude00 low',
+    '\u00ff\u0100\uffff',
+  ];
+  for (const value of values) {
+    entry.req.headers['x-note'] = value;
+    entry.req.headers['user-agent'] = value;
+    const line = compileJsonAccess(['x-note'])(entry);
+    expect(line).toContain(`"user_agent":${JSON.stringify(value)},`);
+    expect(line).toContain(`"headers":{"x-note":${JSON.stringify(value)}}`);
+    expect(JSON.parse(line).headers['x-note']).toBe(value);
+  }
+});

@@ -182,6 +182,64 @@ describe('on a server', () => {
     expect(local).toMatch(/127\.0\.0\.1 \d+ IPv4 \/d/);
   });
 
+  it('reads a header received in parts, and a request sent after it in a write of its own', async () => {
+    const port = await serve(http.createServer());
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d) => (text += String(d)));
+    const header = v2({ source: '198.51.100.20', port: 2020 });
+    const sent = (bytes: Buffer) => new Promise((resolve) => socket.write(bytes, resolve));
+    await sent(header.subarray(0, 5));
+    await sent(header.subarray(5, 20));
+    await sent(header.subarray(20));
+    socket.end('GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await once(socket, 'close');
+    expect(text).toContain('198.51.100.20 2020 IPv4 /later');
+  });
+
+  it('ends a first request whose headers are not complete header_timeout after the connection with 408', async () => {
+    const port = await serve(http.createServer(), { header_timeout: 1 });
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d) => (text += String(d)));
+    // Node's own headersTimeout (60 s here) would wait far longer: the 408 comes from header_timeout.
+    socket.write(Buffer.concat([v2({}), Buffer.from('GET /slow HTTP/1.1\r\nHost: x\r\n')]));
+    await new Promise((resolve) => socket.on('error', () => {}).on('close', resolve));
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('leaves a kept-alive connection whose first request came in time open past header_timeout', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const port = await serve(http.createServer(), { header_timeout: 1 });
+      // The first request with the header, or completed after it (its headers cut short in the first write).
+      for (const [first, rest] of [
+        ['GET /first HTTP/1.1\r\nHost: x\r\n\r\n', ''],
+        ['GET /first HTTP/1.1\r\n', 'Host: x\r\n\r\n'],
+      ] as const) {
+        const socket = net.connect(port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d) => (text += String(d)));
+        const answered = new Promise<void>((resolve) => {
+          const check = () => text.includes('/first') && (socket.off('data', check), resolve());
+          socket.on('data', check);
+        });
+        socket.write(Buffer.concat([v2({ source: '203.0.113.30', port: 3030 }), Buffer.from(first)]));
+        if (rest !== '') socket.write(rest);
+        await answered;
+        // Past header_timeout (counted from the connection), the idle connection still serves.
+        vi.advanceTimersByTime(1000);
+        socket.end('GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        await once(socket, 'close');
+        expect(text).toContain('203.0.113.30 3030 IPv4 /first');
+        expect(text).toContain('203.0.113.30 3030 IPv4 /second');
+        expect(text).not.toContain(' 408 ');
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('reads the header before the TLS handshake and gives the TLS socket the client address', async () => {
     const { cert, key } = selfSigned();
     const port = await serve(https.createServer({ cert, key }));
