@@ -3,7 +3,8 @@
 //    CPU and wrk to the other, in alternating rounds; the journal access log in a systemd container.
 // 2. Throughput: each server on 127.0.0.1 driven by wrk in keep-alive and Connection: close modes, in passes
 //    alternating in order; tsgunicorn -w 2 and bare node:cluster in more passes, since they are compared.
-// 3. Worker memory: RSS idle, after light load (sequential requests) and after the throughput runs.
+// 3. HTTP/2 throughput: h2load against tsgunicorn -w 2 and bare node:http2 under node:cluster, h2c and h2.
+// 4. Worker memory: RSS idle, after light load (sequential requests) and after the throughput runs.
 // BENCH_ONLY (comma-separated ids of lib/servers.mjs, throughput and CPU alike) runs a subset. BENCH_DURATION
 // sets the seconds per throughput run (default 3), BENCH_CPU_DURATION per CPU round (default 2); BENCH_OUT, when
 // set, is a path the report is also written to. Every server runs in its own process group and is killed when
@@ -20,8 +21,9 @@ import { describeMachine } from './lib/machine.mjs';
 import { killAll, meanWorkerRssKb, readRssKb } from './lib/processes.mjs';
 import { renderReport } from './lib/report.mjs';
 import { readCounts, spreadBetween } from './lib/response-counts.mjs';
-import { benchServers, cpuServerGroups } from './lib/servers.mjs';
+import { benchServers, cpuServerGroups, http2Servers } from './lib/servers.mjs';
 import { MODES, median } from './lib/targets.mjs';
+import { runH2load } from './lib/h2load.mjs';
 import { ensureTools } from './lib/tools.mjs';
 import { measureJournalInContainer } from './lib/journal-container.mjs';
 import { runWrk } from './lib/wrk.mjs';
@@ -38,6 +40,7 @@ const IDLE_SETTLE_MS = 1000;
 const PASSES = 2;
 const ANCHOR_PASSES = 5;
 const ANCHORS = ['cluster-none', 'tsg'];
+const HTTP2_PASSES = 3;
 const CPU_ROUNDS = 4;
 // Light load: sequential requests, alternating blocks on new connections and on one kept-alive connection.
 const LIGHT_REQUESTS = 2000;
@@ -63,6 +66,8 @@ if (process.argv[2] === 'soak') {
 // What was measured so far, by server id: CPU rows, and each throughput server's passes.
 const cpu = new Map();
 const runs = new Map();
+// The HTTP/2 pairs measured so far.
+const http2 = [];
 setTimeout(() => {
   console.error(`bench: exceeded the ${RUN_BOUND_MS / 60000} minute bound, stopping`);
   writeReport(`**Stopped at the ${RUN_BOUND_MS / 60000} minute bound**: what follows is what was measured until then.`);
@@ -223,11 +228,49 @@ function combine(passes) {
   };
 }
 
+// 3. HTTP/2 throughput: each pair in alternating passes, the median req/s per server.
+/** One start of an HTTP/2 server: a warm-up, then one measured h2load run. */
+async function measureHttp2(spec, pass) {
+  let running;
+  try {
+    const countDir = join(tmpDir, `counts-${spec.id}-pass${pass}`);
+    mkdirSync(countDir);
+    running = await spec.start({ port: await freePort(), countDir, tmpDir, tls });
+    await runH2load(running.url, { durationS: WARMUP_S });
+    const outcome = await runH2load(running.url, { durationS });
+    console.error(`bench: ${spec.label}: ${Math.round(outcome.rps)} req/s, ${outcome.errors} errors`);
+    return outcome;
+  } catch (err) {
+    console.error(`bench: ${spec.label} failed: ${err.message.split('\n', 1)[0]}`);
+    return { error: `${err.message}${running ? `\n--- server output ---\n${running.output()}` : ''}` };
+  } finally {
+    await running?.stop();
+  }
+}
+for (const pair of http2Servers().filter((p) => wanted(p.bare) || wanted(p.tsg))) {
+  const passes = { bare: [], tsg: [] };
+  for (let pass = 1; pass <= HTTP2_PASSES; pass++) {
+    for (const side of pass % 2 === 1 ? ['bare', 'tsg'] : ['tsg', 'bare']) passes[side].push(await measureHttp2(pair[side], pass));
+  }
+  const combined = (side) => {
+    const spec = pair[side];
+    const failed = passes[side].find((p) => p.error);
+    if (failed) {
+      failedRuns.push(`HTTP/2, ${spec.label}: ${failed.error.split('\n', 1)[0]}`);
+      return { spec, error: failed.error };
+    }
+    const byRps = [...passes[side]].sort((a, b) => a.rps - b.rps);
+    const middle = byRps[Math.floor((byRps.length - 1) / 2)];
+    return { spec, passes: byRps.length, modes: { h2load: { ...middle, rps: median(byRps.map((r) => r.rps)) } } };
+  };
+  http2.push({ protocol: pair.protocol, bare: combined('bare'), tsg: combined('tsg') });
+}
+
 /** Prints the report (and writes it to BENCH_OUT), from what was measured; `note` heads a partial one. */
 function writeReport(note) {
   const results = new Map([...runs].filter(([, passes]) => passes.length > 0).map(([id, passes]) => [id, combine(passes)]));
   const elapsedS = (performance.now() - startedAt) / 1000;
-  const report = renderReport({ machine, durationS, cpuDurationS, cpuRounds: CPU_ROUNDS, cpu, results, elapsedS, note });
+  const report = renderReport({ machine, durationS, cpuDurationS, cpuRounds: CPU_ROUNDS, cpu, results, http2, elapsedS, note });
   process.stdout.write(report);
   if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
 }

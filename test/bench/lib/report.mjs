@@ -1,4 +1,5 @@
 // Renders one bench run as markdown: machine, throughput, startup/memory, targets.
+import { H2LOAD_CLIENTS, H2LOAD_STREAMS } from './h2load.mjs';
 import { WRK_CONNECTIONS, WRK_THREADS } from './wrk.mjs';
 import { CPU_ROWS, MODES, MODE_LABEL, evaluateTargets, median, missing, ratio } from './targets.mjs';
 
@@ -42,6 +43,24 @@ function throughputRows(results) {
     }
   }
   return rows;
+}
+
+/** One row per server of the HTTP/2 pairs, each beside its bare peer. */
+function http2Rows(http2) {
+  return http2.flatMap(({ bare, tsg }) =>
+    [bare, tsg].map((result) => {
+      const why = missing(result);
+      if (why) return [result.spec.label, why === 'failed to run' ? 'failed (see below)' : why, '', '', ''];
+      const m = result.modes.h2load;
+      return [
+        result.spec.label,
+        Math.round(m.rps).toLocaleString('en-US'),
+        missing(bare) ? 'n/a' : `${ratio(m.rps, bare.modes.h2load.rps).toFixed(2)}×`,
+        ms(m.meanMs),
+        m.errors === 0 ? '0' : `${m.errors} (${m.errorDetail})`,
+      ];
+    }),
+  );
 }
 
 function startupRows(results) {
@@ -111,8 +130,8 @@ function journalNote(cpu) {
   ];
 }
 
-export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, elapsedS, note }) {
-  const failures = [...results.values(), ...cpu.values()].filter((r) => r.error);
+export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, http2, elapsedS, note }) {
+  const failures = [...results.values(), ...cpu.values(), ...http2.flatMap((p) => [p.bare, p.tsg])].filter((r) => r.error);
   return [
     '# tsgunicorn benchmark',
     '',
@@ -164,6 +183,14 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '',
     table(['Server', 'Mode', 'req/s', '× SCHED_NONE', 'p50', 'p99', 'errors', 'spread over workers'], throughputRows(results)),
     '',
+    '## HTTP/2 throughput',
+    '',
+    `Load: \`h2load -t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS} -D${durationS}\` on 127.0.0.1 (h2c: prior knowledge; h2: TLS with ALPN, ` +
+      `the same certificate), after a 1 s warm-up, in passes alternating in order; the median req/s. Both sides serve the hello-world ` +
+      `listener of the HTTP/1.1 table with 2 workers. Errors = non-2xx + failed requests. **Noisy** on a shared machine.`,
+    '',
+    table(['Server', 'req/s', '× node:http2 under node:cluster', 'mean latency', 'errors'], http2Rows(http2)),
+    '',
     '## Startup and memory',
     '',
     `Worker RSS: the mean of the master's live children, idle a second after the first 200, a second after light load ` +
@@ -178,7 +205,7 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '',
     table(
       ['Target', 'Measured', 'Status'],
-      evaluateTargets(results, cpu).map((r) => [r.target, r.measured, r.status]),
+      evaluateTargets(results, cpu, http2).map((r) => [r.target, r.measured, r.status]),
     ),
     ...(failures.length ? ['', '## Failures', '', ...failures.map((r) => `### ${r.spec.label}\n\n\`\`\`\n${r.error.trim()}\n\`\`\``)] : []),
     '',

@@ -28,7 +28,7 @@ const PM2 = join(createRequire(import.meta.url).resolve('pm2/package.json'), '..
  */
 
 /** Starts a server that is one process group led by the master, and waits for its first 200. */
-async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, proxyV2 = false }) {
+async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, proxyV2 = false, http2 = false }) {
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${ctx.port}/`;
   const startedAt = performance.now();
   // Pinned, the server and every process it forks run on that CPU only (affinity is inherited).
@@ -39,7 +39,7 @@ async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, prox
   });
   const stop = () => stopGroup(group.pid);
   try {
-    const readyMs = await waitForHttp200(url, { startedAt, exited: group.exited, proxyV2 });
+    const readyMs = await waitForHttp200(url, { startedAt, exited: group.exited, proxyV2, http2 });
     return { url, readyMs, masterPid: group.pid, stop, output: group.output };
   } catch (err) {
     await stop();
@@ -47,21 +47,55 @@ async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, prox
   }
 }
 
-export function tsgunicorn(extraArgs, app, { workers = '2', tls = false, proxyV2 = false } = {}) {
+export function tsgunicorn(extraArgs, app, { workers = '2', tls = false, proxyV2 = false, http2 = false } = {}) {
   return (ctx) =>
     startGroup(
       process.execPath,
       [...TSGUNICORN_NODE_OPTIONS, TSGUNICORN, '-w', workers, '-b', `127.0.0.1:${ctx.port}`, ...extraArgs(ctx), join(APPS, app)],
-      { ctx, tls, proxyV2 },
+      { ctx, tls, proxyV2, http2 },
     );
 }
 
-function nodeCluster(sched) {
+/** Bare node:cluster, 2 workers; http2: 'h2c' or 'h2' serves node:http2 instead of node:http. */
+function nodeCluster(sched, http2) {
   return (ctx) =>
     startGroup(process.execPath, [join(APPS, 'cluster-server.mjs')], {
       ctx,
-      env: { BENCH_SCHED: sched, BENCH_WORKERS: '2' },
+      env: {
+        BENCH_SCHED: sched,
+        BENCH_WORKERS: '2',
+        ...(http2 && { BENCH_HTTP2: http2, BENCH_CERT: ctx.tls.cert, BENCH_KEY: ctx.tls.key }),
+      },
+      tls: http2 === 'h2',
+      http2: Boolean(http2),
     });
+}
+
+/**
+ * The HTTP/2 throughput pairs (driven by h2load): per protocol, bare node:http2 under node:cluster (SCHED_NONE)
+ * and tsgunicorn -w 2 serving the same app. h2c: prior knowledge from 127.0.0.1, a trusted peer.
+ * @returns {Array<{ protocol: 'h2c' | 'h2', bare: ServerSpec, tsg: ServerSpec }>}
+ */
+export function http2Servers() {
+  const h2cArgs = () => ['--http2-cleartext', 'prior-knowledge', '--forwarded-allow-ips', '127.0.0.1'];
+  const h2Args = (ctx) => ['--certfile', ctx.tls.cert, '--keyfile', ctx.tls.key, '--http-protocols', 'h2,h1'];
+  return [
+    {
+      protocol: 'h2c',
+      bare: { id: 'cluster-h2c', label: 'node:http2 under node:cluster SCHED_NONE, h2c', workers: 2, start: nodeCluster('none', 'h2c') },
+      tsg: { id: 'tsg-h2c', label: 'tsgunicorn -w 2, h2c', workers: 2, start: tsgunicorn(h2cArgs, 'hello-listener.mjs', { http2: true }) },
+    },
+    {
+      protocol: 'h2',
+      bare: { id: 'cluster-h2', label: 'node:http2 under node:cluster SCHED_NONE, h2 (TLS)', workers: 2, start: nodeCluster('none', 'h2') },
+      tsg: {
+        id: 'tsg-h2',
+        label: 'tsgunicorn -w 2, h2 (TLS)',
+        workers: 2,
+        start: tsgunicorn(h2Args, 'hello-listener.mjs', { tls: true, http2: true }),
+      },
+    },
+  ];
 }
 
 /** PM2 cluster mode, 2 instances, under a private PM2_HOME; stop() runs `pm2 kill`. */

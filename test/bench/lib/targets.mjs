@@ -72,8 +72,11 @@ function cpuRatioRow(target, a, b, mode, atMost) {
   });
 }
 
-/** @param {Map<string, any>} results throughput results by server id; @param {Map<string, any>} cpu CPU results by server id */
-export function evaluateTargets(results, cpu) {
+/**
+ * @param {Map<string, any>} results throughput results by server id; @param {Map<string, any>} cpu CPU results by
+ * server id; @param {Array<{ protocol: string, bare: any, tsg: any }>} http2 the HTTP/2 pairs' results
+ */
+export function evaluateTargets(results, cpu, http2 = []) {
   const get = (id) => results.get(id);
   const tsg = get('tsg');
   const rows = [];
@@ -151,6 +154,17 @@ export function evaluateTargets(results, cpu) {
         const r = ratio(get('tsg-fetch').modes[mode].rps, tsg.modes[mode].rps);
         return { measured: `${r.toFixed(2)}× the node listener`, met: r >= 0.85 };
       }),
+    );
+  }
+  for (const { protocol, bare, tsg: own } of http2) {
+    rows.push(
+      throughputRow(
+        `HTTP/2 throughput: tsgunicorn -w 2 ≥ 0.95× node:http2 under node:cluster, ${protocol} (h2load, medians of ${own?.passes ?? '?'} passes)`,
+        own,
+        bare,
+        'h2load',
+        0.95,
+      ),
     );
   }
   return rows;

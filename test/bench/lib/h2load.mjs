@@ -1,0 +1,40 @@
+// Drives one HTTP/2 load run with h2load (nghttp2) and returns its numbers, read from h2load's summary.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export const H2LOAD_CLIENTS = 64;
+// Concurrent streams per connection.
+export const H2LOAD_STREAMS = 10;
+
+/**
+ * h2c with prior knowledge for an http: url, h2 by ALPN for https:.
+ * @param {string} url
+ * @param {{ durationS: number }} options
+ * @returns {Promise<{ rps: number, requests: number, meanMs: number, errors: number, errorDetail: string }>}
+ */
+export async function runH2load(url, { durationS }) {
+  const args = ['-t1', `-c${H2LOAD_CLIENTS}`, `-m${H2LOAD_STREAMS}`, `-D${durationS}`, url];
+  const { stdout } = await run('h2load', args, { timeout: (durationS + 30) * 1000, maxBuffer: 1 << 20 }).catch((err) => {
+    throw new Error(`h2load ${args.join(' ')} failed (${err.code ?? err.signal}):\n${err.stdout}${err.stderr}`.trim());
+  });
+  const rps = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout);
+  const counts = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(stdout);
+  const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout);
+  const time = /time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(stdout);
+  if (!rps || !counts || !status || !time) throw new Error(`h2load printed no summary:\n${stdout}`);
+  const [failed, errored, timedOut] = [counts[4], counts[5], counts[6]].map(Number);
+  const non2xx = Number(status[2]) + Number(status[3]) + Number(status[4]);
+  const detail = Object.entries({ 'non-2xx': non2xx, failed, errored, timeout: timedOut })
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  return {
+    rps: Number(rps[1]),
+    requests: Number(counts[2]),
+    meanMs: Number(time[1]) * { us: 0.001, ms: 1, s: 1000 }[time[2]],
+    errors: non2xx + failed,
+    errorDetail: detail,
+  };
+}
