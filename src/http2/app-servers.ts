@@ -3,12 +3,12 @@
 // (http2_cleartext). Both servers call the worker's request listener with Node's
 // compatibility request and response, so an HTTP/2 request meets the same
 // request handler as an HTTP/1.1 one.
-import { readFileSync } from 'node:fs';
 import type { RequestListener } from 'node:http';
 import type { Http2SecureServer, Http2Server, Http2ServerRequest, Http2ServerResponse, Settings as Http2Settings } from 'node:http2';
 import net from 'node:net';
 import { createAddressMatcher } from '../settings/address-ranges.js';
 import type { Settings } from '../settings/schema.js';
+import { tlsServerOptions } from '../worker/tls-options.js';
 import { applySessionTimers } from './session-timers.js';
 
 const http2 = () => process.getBuiltinModule('node:http2');
@@ -33,8 +33,7 @@ function sessionSettings(settings: Settings): Http2Settings {
 export function createSecureAppServer(settings: Settings, listener: RequestListener): Http2SecureServer {
   const server = http2().createSecureServer(
     {
-      cert: readFileSync(settings.certfile!),
-      key: readFileSync(settings.keyfile!),
+      ...tlsServerOptions(settings),
       allowHTTP1: settings.http_protocols.includes('h1'),
       settings: sessionSettings(settings),
     },

@@ -2,7 +2,6 @@
 // inherited from the master, and serves until told to retire or stop. Spawned by
 // the master with the heartbeat pipe at HEARTBEAT_FD and the sockets after it.
 import type { RequestListener, Server } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { loadApp, type LoadedApp } from '../app/load.js';
@@ -24,6 +23,7 @@ import { checkMaster, serving } from './master-death.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
 import { createSecureAppServer, serveCleartextHttp2 } from '../http2/app-servers.js';
+import { tlsServerOptions } from './tls-options.js';
 import { goAwayAll, isHttp2Server } from '../http2/servers.js';
 import { trackStreams, type StreamTracking } from '../http2/stream-tracking.js';
 
@@ -183,10 +183,7 @@ function createServer(
     return { server: server as unknown as Server, handler, sessions: server };
   }
   const server = secure
-    ? (require('node:https') as typeof import('node:https')).createServer(
-        { cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) },
-        handler.listener,
-      )
+    ? (require('node:https') as typeof import('node:https')).createServer(tlsServerOptions(settings), handler.listener)
     : (require('node:http') as typeof import('node:http')).createServer(handler.listener);
   if (app.upgrade) server.on('upgrade', app.upgrade);
   const sessions = !secure && settings.http2_cleartext !== 'off' ? serveCleartextHttp2(server, settings, handler.listener) : null;
