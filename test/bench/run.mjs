@@ -16,14 +16,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { selfSigned } from '../helpers/tls.ts';
-import { measureCpuGroups, SERVER_CPU } from './lib/cpu.mjs';
+import { measureCpuGroups, SERVER_CPU, treeCpu } from './lib/cpu.mjs';
 import { describeMachine } from './lib/machine.mjs';
 import { killAll, meanWorkerRssKb, readRssKb } from './lib/processes.mjs';
 import { renderReport } from './lib/report.mjs';
 import { readCounts, spreadBetween } from './lib/response-counts.mjs';
 import { benchServers, cpuServerGroups, http2Servers } from './lib/servers.mjs';
 import { MODES, median } from './lib/targets.mjs';
-import { runH2load } from './lib/h2load.mjs';
+import { H2LOAD_WARMUP_REQUESTS, runH2load } from './lib/h2load.mjs';
 import { ensureTools } from './lib/tools.mjs';
 import { measureJournalInContainer } from './lib/journal-container.mjs';
 import { runWrk } from './lib/wrk.mjs';
@@ -229,16 +229,28 @@ function combine(passes) {
 }
 
 // 3. HTTP/2 throughput: each pair in alternating passes, the median req/s per server.
-/** One start of an HTTP/2 server: a warm-up, then one measured h2load run. */
+/**
+ * One start of an HTTP/2 server: a warm-up, then one measured h2load run, with the CPU time the server's processes
+ * (schedstat, every thread) spent per response they counted meanwhile: unlike req/s, hardly moved by other load.
+ */
 async function measureHttp2(spec, pass) {
   let running;
   try {
     const countDir = join(tmpDir, `counts-${spec.id}-pass${pass}`);
     mkdirSync(countDir);
     running = await spec.start({ port: await freePort(), countDir, tmpDir, tls });
-    await runH2load(running.url, { durationS: WARMUP_S });
+    await runH2load(running.url, { requests: H2LOAD_WARMUP_REQUESTS });
+    await sleep(COUNT_SETTLE_MS);
+    const [countsBefore, cpuBefore] = [readCounts(countDir, [running.masterPid]), treeCpu(running.masterPid)];
     const outcome = await runH2load(running.url, { durationS });
-    console.error(`bench: ${spec.label}: ${Math.round(outcome.rps)} req/s, ${outcome.errors} errors`);
+    await sleep(COUNT_SETTLE_MS);
+    const cpuAfter = treeCpu(running.masterPid);
+    const served = spreadBetween(countsBefore, readCounts(countDir, [running.masterPid])).total;
+    const cpuNs = cpuAfter.master + cpuAfter.workers - cpuBefore.master - cpuBefore.workers;
+    outcome.cpuUs = cpuNs / 1000 / served;
+    console.error(
+      `bench: ${spec.label}: ${Math.round(outcome.rps)} req/s, ${outcome.cpuUs.toFixed(1)} µs CPU per request, ${outcome.errors} errors`,
+    );
     return outcome;
   } catch (err) {
     console.error(`bench: ${spec.label} failed: ${err.message.split('\n', 1)[0]}`);
@@ -261,7 +273,8 @@ for (const pair of http2Servers().filter((p) => wanted(p.bare) || wanted(p.tsg))
     }
     const byRps = [...passes[side]].sort((a, b) => a.rps - b.rps);
     const middle = byRps[Math.floor((byRps.length - 1) / 2)];
-    return { spec, passes: byRps.length, modes: { h2load: { ...middle, rps: median(byRps.map((r) => r.rps)) } } };
+    const medians = { rps: median(byRps.map((r) => r.rps)), cpuUs: median(byRps.map((r) => r.cpuUs)) };
+    return { spec, passes: byRps.length, modes: { h2load: { ...middle, ...medians } } };
   };
   http2.push({ protocol: pair.protocol, bare: combined('bare'), tsg: combined('tsg') });
 }

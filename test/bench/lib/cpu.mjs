@@ -34,7 +34,7 @@ export function cpuNs(pid) {
 }
 
 /** CPU nanoseconds of a server's process tree: its master (or only process) and its workers, apart. */
-function treeCpu(masterPid) {
+export function treeCpu(masterPid) {
   return { master: cpuNs(masterPid), workers: descendants(masterPid).reduce((sum, pid) => sum + cpuNs(pid), 0) };
 }
 

@@ -7,16 +7,23 @@ const run = promisify(execFile);
 export const H2LOAD_CLIENTS = 64;
 // Concurrent streams per connection.
 export const H2LOAD_STREAMS = 10;
+// A warm-up is a count of requests, not a time (runH2load says why).
+export const H2LOAD_WARMUP_REQUESTS = 10_000;
 
 /**
- * h2c with prior knowledge for an http: url, h2 by ALPN for https:.
+ * h2c with prior knowledge for an http: url, h2 by ALPN for https:. With durationS, a timed run; with requests,
+ * that many requests, for warming up: h2load's timed mode stops only the clients that have a session when the time
+ * is up, so a client whose TLS handshake ends later (a cold server on a loaded machine) requests on and h2load never
+ * exits; a run of so many requests ends whenever its clients connect.
  * @param {string} url
- * @param {{ durationS: number }} options
+ * @param {{ durationS: number } | { requests: number }} options
  * @returns {Promise<{ rps: number, requests: number, meanMs: number, errors: number, errorDetail: string }>}
  */
-export async function runH2load(url, { durationS }) {
-  const args = ['-t1', `-c${H2LOAD_CLIENTS}`, `-m${H2LOAD_STREAMS}`, `-D${durationS}`, url];
-  const { stdout } = await run('h2load', args, { timeout: (durationS + 30) * 1000, maxBuffer: 1 << 20 }).catch((err) => {
+export async function runH2load(url, options) {
+  const amount = 'requests' in options ? `-n${options.requests}` : `-D${options.durationS}`;
+  const args = ['-t1', `-c${H2LOAD_CLIENTS}`, `-m${H2LOAD_STREAMS}`, amount, url];
+  const boundS = 'requests' in options ? 120 : options.durationS + 30;
+  const { stdout } = await run('h2load', args, { timeout: boundS * 1000, maxBuffer: 1 << 20 }).catch((err) => {
     throw new Error(`h2load ${args.join(' ')} failed (${err.code ?? err.signal}):\n${err.stdout}${err.stderr}`.trim());
   });
   const rps = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout);

@@ -1,5 +1,5 @@
 // Renders one bench run as markdown: machine, throughput, startup/memory, targets.
-import { H2LOAD_CLIENTS, H2LOAD_STREAMS } from './h2load.mjs';
+import { H2LOAD_CLIENTS, H2LOAD_STREAMS, H2LOAD_WARMUP_REQUESTS } from './h2load.mjs';
 import { WRK_CONNECTIONS, WRK_THREADS } from './wrk.mjs';
 import { CPU_ROWS, MODES, MODE_LABEL, evaluateTargets, median, missing, ratio } from './targets.mjs';
 
@@ -50,12 +50,14 @@ function http2Rows(http2) {
   return http2.flatMap(({ bare, tsg }) =>
     [bare, tsg].map((result) => {
       const why = missing(result);
-      if (why) return [result.spec.label, why === 'failed to run' ? 'failed (see below)' : why, '', '', ''];
+      if (why) return [result.spec.label, why === 'failed to run' ? 'failed (see below)' : why, '', '', '', '', ''];
       const m = result.modes.h2load;
       return [
         result.spec.label,
         Math.round(m.rps).toLocaleString('en-US'),
         missing(bare) ? 'n/a' : `${ratio(m.rps, bare.modes.h2load.rps).toFixed(2)}×`,
+        `${m.cpuUs.toFixed(1)} µs`,
+        missing(bare) ? 'n/a' : `${ratio(m.cpuUs, bare.modes.h2load.cpuUs).toFixed(2)}×`,
         ms(m.meanMs),
         m.errors === 0 ? '0' : `${m.errors} (${m.errorDetail})`,
       ];
@@ -186,10 +188,15 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '## HTTP/2 throughput',
     '',
     `Load: \`h2load -t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS} -D${durationS}\` on 127.0.0.1 (h2c: prior knowledge; h2: TLS with ALPN, ` +
-      `the same certificate), after a 1 s warm-up, in passes alternating in order; the median req/s. Both sides serve the hello-world ` +
-      `listener of the HTTP/1.1 table with 2 workers. Errors = non-2xx + failed requests. **Noisy** on a shared machine.`,
+      `the same certificate), after a warm-up of ${H2LOAD_WARMUP_REQUESTS.toLocaleString('en-US')} requests, in passes alternating in order; the median req/s. Both sides serve ` +
+      `the hello-world listener of the HTTP/1.1 table with 2 workers. CPU per request: the schedstat time of every thread of the ` +
+      `server's processes during the measured run over the responses they counted, the median over passes (unpinned: it moves ` +
+      `with other load too, less than req/s). Both are **noisy** on a shared machine. Errors = non-2xx + failed requests.`,
     '',
-    table(['Server', 'req/s', '× node:http2 under node:cluster', 'mean latency', 'errors'], http2Rows(http2)),
+    table(
+      ['Server', 'req/s', '× node:http2 under node:cluster', 'CPU per request', '× node:http2 (CPU)', 'mean latency', 'errors'],
+      http2Rows(http2),
+    ),
     '',
     '## Startup and memory',
     '',
