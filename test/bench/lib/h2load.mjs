@@ -16,14 +16,15 @@ export const H2LOAD_WARMUP_REQUESTS = 10_000;
  * is up, so a client whose TLS handshake ends later (a cold server on a loaded machine) requests on and h2load never
  * exits; a run of so many requests ends whenever its clients connect.
  * @param {string} url
- * @param {{ durationS: number } | { requests: number }} options
+ * @param {({ durationS: number } | { requests: number }) & { cpu?: number }} options cpu pins h2load to that CPU (taskset)
  * @returns {Promise<{ rps: number, requests: number, meanMs: number, errors: number, errorDetail: string }>}
  */
 export async function runH2load(url, options) {
   const amount = 'requests' in options ? `-n${options.requests}` : `-D${options.durationS}`;
   const args = ['-t1', `-c${H2LOAD_CLIENTS}`, `-m${H2LOAD_STREAMS}`, amount, url];
   const boundS = 'requests' in options ? 120 : options.durationS + 30;
-  const { stdout } = await run('h2load', args, { timeout: boundS * 1000, maxBuffer: 1 << 20 }).catch((err) => {
+  const [command, ...rest] = options.cpu === undefined ? ['h2load', ...args] : ['taskset', '-c', String(options.cpu), 'h2load', ...args];
+  const { stdout } = await run(command, rest, { timeout: boundS * 1000, maxBuffer: 1 << 20 }).catch((err) => {
     throw new Error(`h2load ${args.join(' ')} failed (${err.code ?? err.signal}):\n${err.stdout}${err.stderr}`.trim());
   });
   const rps = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout);

@@ -1,7 +1,7 @@
 // Renders one bench run as markdown: machine, throughput, startup/memory, targets.
 import { H2LOAD_CLIENTS, H2LOAD_STREAMS, H2LOAD_WARMUP_REQUESTS } from './h2load.mjs';
 import { WRK_CONNECTIONS, WRK_THREADS } from './wrk.mjs';
-import { CPU_ROWS, MODES, MODE_LABEL, evaluateTargets, median, missing, ratio } from './targets.mjs';
+import { CPU_ROWS, MODES, MODE_LABEL, evaluateTargets, median, missing, modesOf, ratio } from './targets.mjs';
 
 const table = (header, rows) =>
   [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -89,7 +89,7 @@ function cpuRows(cpu) {
     seen.add(id);
     const twin = cpu.get(twinId);
     const plain = cpu.get(plainId);
-    for (const mode of MODES) {
+    for (const mode of modesOf(result.spec)) {
       const why = missing(result);
       if (why) {
         rows.push([result.spec.label, MODE_LABEL[mode], why, '', '', '', '', '', '', '']);
@@ -110,8 +110,9 @@ function cpuRows(cpu) {
         twinId ? `${versus(twin)} ${twin?.spec.label ?? twinId}` : '(twin)',
         plainId ? versus(plain) : '',
         Math.round(m.rps).toLocaleString('en-US'),
-        ms(m.p50Ms),
-        ms(m.p99Ms),
+        // h2load reports no percentiles.
+        m.p50Ms === undefined ? 'n/a' : ms(m.p50Ms),
+        m.p99Ms === undefined ? 'n/a' : ms(m.p99Ms),
         m.errors ? `${m.errors} (${m.errorDetail})` : '0',
       ]);
     }
@@ -155,6 +156,8 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
       `(the order reversed every other round), ${cpuDurationS} s of wrk per server, mode and round, after a 1 s warm-up in each mode. ` +
       `CPU = the nanoseconds every thread of the server's processes ran (first field of /proc/PID/task/TID/schedstat, ` +
       `master and workers apart) over that load, divided by the requests wrk counted; the median of the rounds, every round in brackets. ` +
+      `The HTTP/2 rows (h2c with prior knowledge, h2 over TLS, each against bare node:http2) are driven by h2load instead ` +
+      `(\`-t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS}\`, pinned the same way), a count of requests per round rather than a time. ` +
       `Ratios are to the bare twin measured in the same run and, for the paths a user turns on, to tsgunicorn with its defaults. ` +
       `req/s and latency come from the same runs and are **noisy** (other work on the machine, one pinned CPU).`,
     '',

@@ -71,19 +71,21 @@ function nodeCluster(sched, http2) {
     });
 }
 
+// tsgunicorn's HTTP/2 arguments: h2c with prior knowledge from 127.0.0.1, a trusted peer; h2 and HTTP/1.1 by ALPN.
+const H2C_ARGS = () => ['--http2-cleartext', 'prior-knowledge', '--forwarded-allow-ips', '127.0.0.1'];
+const H2_ARGS = (ctx) => ['--certfile', ctx.tls.cert, '--keyfile', ctx.tls.key, '--http-protocols', 'h2,h1'];
+
 /**
  * The HTTP/2 throughput pairs (driven by h2load): per protocol, bare node:http2 under node:cluster (SCHED_NONE)
  * and tsgunicorn -w 2 serving the same app. h2c: prior knowledge from 127.0.0.1, a trusted peer.
  * @returns {Array<{ protocol: 'h2c' | 'h2', bare: ServerSpec, tsg: ServerSpec }>}
  */
 export function http2Servers() {
-  const h2cArgs = () => ['--http2-cleartext', 'prior-knowledge', '--forwarded-allow-ips', '127.0.0.1'];
-  const h2Args = (ctx) => ['--certfile', ctx.tls.cert, '--keyfile', ctx.tls.key, '--http-protocols', 'h2,h1'];
   return [
     {
       protocol: 'h2c',
       bare: { id: 'cluster-h2c', label: 'node:http2 under node:cluster SCHED_NONE, h2c', workers: 2, start: nodeCluster('none', 'h2c') },
-      tsg: { id: 'tsg-h2c', label: 'tsgunicorn -w 2, h2c', workers: 2, start: tsgunicorn(h2cArgs, 'hello-listener.mjs', { http2: true }) },
+      tsg: { id: 'tsg-h2c', label: 'tsgunicorn -w 2, h2c', workers: 2, start: tsgunicorn(H2C_ARGS, 'hello-listener.mjs', { http2: true }) },
     },
     {
       protocol: 'h2',
@@ -92,7 +94,7 @@ export function http2Servers() {
         id: 'tsg-h2',
         label: 'tsgunicorn -w 2, h2 (TLS)',
         workers: 2,
-        start: tsgunicorn(h2Args, 'hello-listener.mjs', { tls: true, http2: true }),
+        start: tsgunicorn(H2_ARGS, 'hello-listener.mjs', { tls: true, http2: true }),
       },
     },
   ];
@@ -156,13 +158,21 @@ export function benchServers({ gunicorn, gunicornMissing }) {
 
 /** A bare node process serving `script` (from apps/), with these environment variables. */
 function bareNode(script, env = () => ({})) {
-  return (ctx) => startGroup(process.execPath, [join(APPS, script)], { ctx, env: env(ctx), tls: Boolean(env(ctx).BENCH_CERT) });
+  return (ctx) =>
+    startGroup(process.execPath, [join(APPS, script)], {
+      ctx,
+      env: env(ctx),
+      tls: Boolean(env(ctx).BENCH_CERT) && env(ctx).BENCH_HTTP2 !== 'h2c',
+      http2: Boolean(env(ctx).BENCH_HTTP2),
+    });
 }
 
 /**
  * The servers of the CPU-per-request table, one process serving each (tsgunicorn -w 1), in groups started
- * together and measured in alternating rounds. proxyV2: the load starts each connection with a PROXY v2 header.
- * @returns {Array<Array<{ id: string, label: string, start: (ctx: StartContext) => Promise<Running>, proxyV2?: boolean, tls?: boolean }>>}
+ * together and measured in alternating rounds. proxyV2: the load starts each connection with a PROXY v2 header;
+ * h2load: the load is h2load's (HTTP/2) instead of wrk's, in one mode. The HTTP/2 rows share their tsgunicorn ids
+ * with the HTTP/2 throughput pairs, so BENCH_ONLY=tsg-h2c,bare-h2c runs both for h2c.
+ * @returns {Array<Array<{ id: string, label: string, start: (ctx: StartContext) => Promise<Running>, proxyV2?: boolean, h2load?: boolean }>>}
  */
 export function cpuServerGroups() {
   const one = (extraArgs, app, options) => tsgunicorn(extraArgs, app, { workers: '1', ...options });
@@ -208,6 +218,27 @@ export function cpuServerGroups() {
         id: 'tsg-tls',
         label: 'tsgunicorn -w 1, TLS (ECDSA P-256)',
         start: one((ctx) => ['--certfile', ctx.tls.cert, '--keyfile', ctx.tls.key], 'hello-listener.mjs', { tls: true }),
+      },
+    ],
+    [
+      {
+        id: 'bare-h2c',
+        label: 'node:http2 (bare), h2c',
+        h2load: true,
+        start: bareNode('single-server.mjs', () => ({ BENCH_HTTP2: 'h2c' })),
+      },
+      { id: 'tsg-h2c', label: 'tsgunicorn -w 1, h2c', h2load: true, start: one(H2C_ARGS, 'hello-listener.mjs', { http2: true }) },
+      {
+        id: 'bare-h2',
+        label: 'node:http2 (bare), h2 (TLS, ECDSA P-256)',
+        h2load: true,
+        start: bareNode('single-server.mjs', (ctx) => ({ BENCH_HTTP2: 'h2', BENCH_CERT: ctx.tls.cert, BENCH_KEY: ctx.tls.key })),
+      },
+      {
+        id: 'tsg-h2',
+        label: 'tsgunicorn -w 1, h2 (TLS, ECDSA P-256)',
+        h2load: true,
+        start: one(H2_ARGS, 'hello-listener.mjs', { tls: true, http2: true }),
       },
     ],
   ];

@@ -2,7 +2,9 @@
 // one run. A target whose inputs were not measured says why instead of met/not met.
 
 export const MODES = /** @type {const} */ (['keepalive', 'close']);
-export const MODE_LABEL = { keepalive: 'keep-alive', close: 'Connection: close' };
+export const MODE_LABEL = { keepalive: 'keep-alive', close: 'Connection: close', h2load: 'HTTP/2 (h2load -c64 -m10)' };
+/** The load modes of a CPU row: HTTP/2 servers are driven by h2load, in one mode. */
+export const modesOf = (spec) => (spec.h2load ? ['h2load'] : MODES);
 
 export const ratio = (a, b) => a / b;
 /** The median of the defined values (the mean of the middle two for an even count), or undefined. */
@@ -49,6 +51,8 @@ export const CPU_ROWS = [
   { id: 'tsg-journal', twin: 'tsg-container' },
   { id: 'tsg-proxy-v2', twin: 'bare', plain: 'tsg' },
   { id: 'tsg-tls', twin: 'bare-tls' },
+  { id: 'tsg-h2c', twin: 'bare-h2c' },
+  { id: 'tsg-h2', twin: 'bare-h2' },
 ];
 
 /** The mean RSS of tsgunicorn's workers against bare node:cluster's, read at `key`, at most limitMb over. */
