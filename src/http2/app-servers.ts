@@ -3,7 +3,6 @@
 // trusted proxies (http2_cleartext). Both servers call the worker's request listener with Node's
 // compatibility request and response, so an HTTP/2 request meets the same
 // request handler as an HTTP/1.1 one.
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, Server as HttpServer } from 'node:http';
 import type { Http2SecureServer, Http2Server, Http2ServerRequest, Http2ServerResponse, Settings as Http2Settings } from 'node:http2';
 import net from 'node:net';
@@ -11,6 +10,7 @@ import { createAddressMatcher } from '../settings/address-ranges.js';
 import type { Settings } from '../settings/schema.js';
 import { asksForH2c, upgradeToHttp2 } from './cleartext-upgrade.js';
 import { mayBePreface, PREFACE, readOpening } from './preface.js';
+import { tlsServerOptions } from '../worker/tls-options.js';
 import { applySessionTimers } from './session-timers.js';
 
 const http2 = () => process.getBuiltinModule('node:http2');
@@ -35,8 +35,7 @@ export function sessionSettings(settings: Settings): Http2Settings {
 export function createSecureAppServer(settings: Settings, listener: RequestListener): Http2SecureServer {
   const server = http2().createSecureServer(
     {
-      cert: readFileSync(settings.certfile!),
-      key: readFileSync(settings.keyfile!),
+      ...tlsServerOptions(settings),
       allowHTTP1: settings.http_protocols.includes('h1'),
       settings: sessionSettings(settings),
     },

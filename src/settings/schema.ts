@@ -353,7 +353,7 @@ const specs = {
     default: 20,
     flags: '--header-timeout <SECONDS>',
     section: 'Security and limits',
-    help: 'Close a connection that has not sent complete request headers within this time (slowloris).',
+    help: 'Close a connection that has not sent complete request headers within this time (slowloris). Over TLS the handshake is held to this time too, before the headers get theirs.',
   }),
   request_timeout: def({
     kind: seconds(0),

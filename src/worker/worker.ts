@@ -3,7 +3,6 @@
 // the master with the heartbeat pipe at HEARTBEAT_FD and the sockets after it.
 import type { RequestListener, Server } from 'node:http';
 import type { Http2Server } from 'node:http2';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { loadApp, type LoadedApp } from '../app/load.js';
@@ -25,6 +24,7 @@ import { checkMaster, serving } from './master-death.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
 import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
 import { createSecureAppServer, serveCleartextHttp2 } from '../http2/app-servers.js';
+import { tlsServerOptions } from './tls-options.js';
 import { goAwayAll, isHttp2Server, trackSessions } from '../http2/servers.js';
 import { trackStreams, type StreamTracking } from '../http2/stream-tracking.js';
 import { serveScriptServer } from '../http2/script-servers.js';
@@ -187,10 +187,7 @@ function createServer(
     return { server: server as unknown as Server, handler, sessions: trackSessions(server) };
   }
   const server = secure
-    ? (require('node:https') as typeof import('node:https')).createServer(
-        { cert: readFileSync(settings.certfile!), key: readFileSync(settings.keyfile!) },
-        handler.listener,
-      )
+    ? (require('node:https') as typeof import('node:https')).createServer(tlsServerOptions(settings), handler.listener)
     : (require('node:http') as typeof import('node:http')).createServer(handler.listener);
   if (!secure && settings.http2_cleartext !== 'off') {
     return { server, handler, sessions: trackSessions(serveCleartextHttp2(server, settings, handler.listener, app.upgrade)) };

@@ -3,7 +3,8 @@
 //    CPU and wrk to the other, in alternating rounds; the journal access log in a systemd container.
 // 2. Throughput: each server on 127.0.0.1 driven by wrk in keep-alive and Connection: close modes, in passes
 //    alternating in order; tsgunicorn -w 2 and bare node:cluster in more passes, since they are compared.
-// 3. Worker memory: RSS idle, after light load (sequential requests) and after the throughput runs.
+// 3. HTTP/2 throughput: h2load against tsgunicorn -w 2 and bare node:http2 under node:cluster, h2c and h2.
+// 4. Worker memory: RSS idle, after light load (sequential requests) and after the throughput runs.
 // BENCH_ONLY (comma-separated ids of lib/servers.mjs, throughput and CPU alike) runs a subset. BENCH_DURATION
 // sets the seconds per throughput run (default 3), BENCH_CPU_DURATION per CPU round (default 2); BENCH_OUT, when
 // set, is a path the report is also written to. Every server runs in its own process group and is killed when
@@ -15,18 +16,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { selfSigned } from '../helpers/tls.ts';
-import { measureCpuGroups, SERVER_CPU } from './lib/cpu.mjs';
+import { measureCpuGroups, SERVER_CPU, treeCpu } from './lib/cpu.mjs';
 import { describeMachine } from './lib/machine.mjs';
 import { killAll, meanWorkerRssKb, readRssKb } from './lib/processes.mjs';
 import { renderReport } from './lib/report.mjs';
 import { readCounts, spreadBetween } from './lib/response-counts.mjs';
-import { benchServers, cpuServerGroups, oneWorkerServers } from './lib/servers.mjs';
+import { benchServers, cpuServerGroups, http2Servers, oneWorkerServers } from './lib/servers.mjs';
 import { MODES, median } from './lib/targets.mjs';
+import { H2LOAD_WARMUP_REQUESTS, runH2load } from './lib/h2load.mjs';
 import { ensureTools } from './lib/tools.mjs';
 import { measureJournalInContainer } from './lib/journal-container.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
-const RUN_BOUND_MS = 15 * 60 * 1000;
+// The whole bench took 11 minutes at load 9.5 before the HTTP/2 rows (about 6 more).
+const RUN_BOUND_MS = 25 * 60 * 1000;
 const WARMUP_S = 1;
 // Extra cold starts of tsgunicorn -w 2, so start → ready is a median, not one sample.
 const READY_SAMPLES = 3;
@@ -38,6 +41,7 @@ const IDLE_SETTLE_MS = 1000;
 const PASSES = 2;
 const ANCHOR_PASSES = 5;
 const ANCHORS = ['cluster-none', 'tsg'];
+const HTTP2_PASSES = 3;
 const CPU_ROUNDS = 4;
 // Light load on one worker each, in rounds alternating in order.
 const LIGHT_ROUNDS = 5;
@@ -67,6 +71,8 @@ const cpu = new Map();
 const runs = new Map();
 // The one-worker pair's RSS after light load, by server id.
 const light = new Map();
+// The HTTP/2 pairs measured so far.
+const http2 = [];
 setTimeout(() => {
   console.error(`bench: exceeded the ${RUN_BOUND_MS / 60000} minute bound, stopping`);
   writeReport(`**Stopped at the ${RUN_BOUND_MS / 60000} minute bound**: what follows is what was measured until then.`);
@@ -256,11 +262,62 @@ function combine(passes) {
   };
 }
 
+// 3. HTTP/2 throughput: each pair in alternating passes, the median req/s per server.
+/**
+ * One start of an HTTP/2 server: a warm-up, then one measured h2load run, with the CPU time the server's processes
+ * (schedstat, every thread) spent per response they counted meanwhile: unlike req/s, hardly moved by other load.
+ */
+async function measureHttp2(spec, pass) {
+  let running;
+  try {
+    const countDir = join(tmpDir, `counts-${spec.id}-pass${pass}`);
+    mkdirSync(countDir);
+    running = await spec.start({ port: await freePort(), countDir, tmpDir, tls });
+    await runH2load(running.url, { requests: H2LOAD_WARMUP_REQUESTS });
+    await sleep(COUNT_SETTLE_MS);
+    const [countsBefore, cpuBefore] = [readCounts(countDir, [running.masterPid]), treeCpu(running.masterPid)];
+    const outcome = await runH2load(running.url, { durationS });
+    await sleep(COUNT_SETTLE_MS);
+    const cpuAfter = treeCpu(running.masterPid);
+    const served = spreadBetween(countsBefore, readCounts(countDir, [running.masterPid])).total;
+    const cpuNs = cpuAfter.master + cpuAfter.workers - cpuBefore.master - cpuBefore.workers;
+    outcome.cpuUs = cpuNs / 1000 / served;
+    console.error(
+      `bench: ${spec.label}: ${Math.round(outcome.rps)} req/s, ${outcome.cpuUs.toFixed(1)} µs CPU per request, ${outcome.errors} errors`,
+    );
+    return outcome;
+  } catch (err) {
+    console.error(`bench: ${spec.label} failed: ${err.message.split('\n', 1)[0]}`);
+    return { error: `${err.message}${running ? `\n--- server output ---\n${running.output()}` : ''}` };
+  } finally {
+    await running?.stop();
+  }
+}
+for (const pair of http2Servers().filter((p) => wanted(p.bare) || wanted(p.tsg))) {
+  const passes = { bare: [], tsg: [] };
+  for (let pass = 1; pass <= HTTP2_PASSES; pass++) {
+    for (const side of pass % 2 === 1 ? ['bare', 'tsg'] : ['tsg', 'bare']) passes[side].push(await measureHttp2(pair[side], pass));
+  }
+  const combined = (side) => {
+    const spec = pair[side];
+    const failed = passes[side].find((p) => p.error);
+    if (failed) {
+      failedRuns.push(`HTTP/2, ${spec.label}: ${failed.error.split('\n', 1)[0]}`);
+      return { spec, error: failed.error };
+    }
+    const byRps = [...passes[side]].sort((a, b) => a.rps - b.rps);
+    const middle = byRps[Math.floor((byRps.length - 1) / 2)];
+    const medians = { rps: median(byRps.map((r) => r.rps)), cpuUs: median(byRps.map((r) => r.cpuUs)) };
+    return { spec, passes: byRps.length, modes: { h2load: { ...middle, ...medians } } };
+  };
+  http2.push({ protocol: pair.protocol, bare: combined('bare'), tsg: combined('tsg') });
+}
+
 /** Prints the report (and writes it to BENCH_OUT), from what was measured; `note` heads a partial one. */
 function writeReport(note) {
   const results = new Map([...runs].filter(([, passes]) => passes.length > 0).map(([id, passes]) => [id, combine(passes)]));
   const elapsedS = (performance.now() - startedAt) / 1000;
-  const report = renderReport({ machine, durationS, cpuDurationS, cpuRounds: CPU_ROUNDS, cpu, results, light, elapsedS, note });
+  const report = renderReport({ machine, durationS, cpuDurationS, cpuRounds: CPU_ROUNDS, cpu, results, light, http2, elapsedS, note });
   process.stdout.write(report);
   if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
 }

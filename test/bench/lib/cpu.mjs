@@ -7,7 +7,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { descendants } from './processes.mjs';
-import { median } from './targets.mjs';
+import { H2LOAD_WARMUP_REQUESTS, runH2load } from './h2load.mjs';
+import { median, modesOf } from './targets.mjs';
 import { runWrk } from './wrk.mjs';
 
 // The server runs on one CPU and wrk on the other, so neither steals the other's time or caches.
@@ -15,6 +16,8 @@ export const SERVER_CPU = availableParallelism() >= 2 ? 0 : undefined;
 export const WRK_CPU = availableParallelism() >= 2 ? 1 : undefined;
 // A server finishes the requests wrk left in flight before its CPU time is read.
 const SETTLE_MS = 200;
+// h2load runs a count of requests (lib/h2load.mjs says why), about this many per second of a round.
+const H2LOAD_REQUESTS_PER_S = 10_000;
 
 /** Nanoseconds the scheduler ran every thread of the process (0 once it is gone). */
 export function cpuNs(pid) {
@@ -34,7 +37,7 @@ export function cpuNs(pid) {
 }
 
 /** CPU nanoseconds of a server's process tree: its master (or only process) and its workers, apart. */
-function treeCpu(masterPid) {
+export function treeCpu(masterPid) {
   return { master: cpuNs(masterPid), workers: descendants(masterPid).reduce((sum, pid) => sum + cpuNs(pid), 0) };
 }
 
@@ -43,10 +46,12 @@ function treeCpu(masterPid) {
  * request in µs of the master and of the workers. For a single process, the process is the "workers" figure
  * (it serves) and the master figure is 0.
  */
-export async function cpuPerRequest(running, { durationS, close, proxyV2 }) {
+export async function cpuPerRequest(running, { durationS, close, proxyV2, h2load }) {
   const workersOf = descendants(running.masterPid).length > 0;
   const before = treeCpu(running.masterPid);
-  const outcome = await runWrk(running.url, { durationS, close, cpu: WRK_CPU, proxyV2 });
+  const outcome = h2load
+    ? await runH2load(running.url, { requests: H2LOAD_REQUESTS_PER_S * durationS, cpu: WRK_CPU })
+    : await runWrk(running.url, { durationS, close, cpu: WRK_CPU, proxyV2 });
   await sleep(SETTLE_MS);
   const after = treeCpu(running.masterPid);
   const us = (ns) => ns / 1000 / outcome.requests;
@@ -87,25 +92,27 @@ export async function measureCpuGroups(groups, { rounds, durationS, warmupS, mod
       for (const spec of group) {
         const server = await spec.start(await startContext(spec));
         running.set(spec.id, server);
-        // Both modes, so that the code each one runs is compiled before it is measured.
-        for (const mode of modes)
-          await runWrk(server.url, { durationS: warmupS, close: mode === 'close', cpu: WRK_CPU, proxyV2: spec.proxyV2 });
+        // Every mode, so that the code each one runs is compiled before it is measured.
+        if (spec.h2load) await runH2load(server.url, { requests: H2LOAD_WARMUP_REQUESTS, cpu: WRK_CPU });
+        else
+          for (const mode of modes)
+            await runWrk(server.url, { durationS: warmupS, close: mode === 'close', cpu: WRK_CPU, proxyV2: spec.proxyV2 });
       }
-      const rounds_ = new Map(group.map((spec) => [spec.id, Object.fromEntries(modes.map((m) => [m, []]))]));
+      const specModes = (spec) => (spec.h2load ? modesOf(spec) : modes);
+      const rounds_ = new Map(group.map((spec) => [spec.id, Object.fromEntries(specModes(spec).map((m) => [m, []]))]));
       for (let round = 0; round < rounds; round++) {
         for (const spec of round % 2 === 0 ? group : [...group].reverse()) {
-          for (const mode of modes) {
+          for (const mode of specModes(spec)) {
             // Errors (a wrk timeout on a loaded machine) are reported with the row, not dropped.
-            rounds_
-              .get(spec.id)
-              [mode].push(await cpuPerRequest(running.get(spec.id), { durationS, close: mode === 'close', proxyV2: spec.proxyV2 }));
+            const load = { durationS, close: mode === 'close', proxyV2: spec.proxyV2, h2load: spec.h2load };
+            rounds_.get(spec.id)[mode].push(await cpuPerRequest(running.get(spec.id), load));
           }
         }
         log(`bench: CPU round ${round + 1}/${rounds}: ${group.map((s) => s.id).join(', ')}`);
       }
       for (const spec of group) {
         const modesOut = {};
-        for (const mode of modes) modesOut[mode] = summarize(rounds_.get(spec.id)[mode], (x) => x.workersUs + x.masterUs);
+        for (const mode of specModes(spec)) modesOut[mode] = summarize(rounds_.get(spec.id)[mode], (x) => x.workersUs + x.masterUs);
         results.set(spec.id, { spec, modes: modesOut });
       }
     } catch (err) {

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -80,9 +81,29 @@ function probeProxied(url) {
   });
 }
 
+/** One GET over HTTP/2 (h2c with prior knowledge for http:, ALPN h2 for https:); the status, or undefined. */
+function probeHttp2(url) {
+  return new Promise((resolve) => {
+    const session = http2.connect(url, { rejectUnauthorized: false });
+    const done = (status) => {
+      session.destroy();
+      resolve(status);
+    };
+    session.setTimeout(1000, () => done(undefined));
+    session.on('error', () => done(undefined));
+    const req = session.request({ ':path': '/' });
+    req.on('response', (headers) => {
+      req.resume();
+      req.on('end', () => done(headers[':status']));
+    });
+    req.on('error', () => done(undefined));
+  });
+}
+
 /** One GET; resolves to the status code, or undefined when the connection fails. */
-function probe(url, proxyV2) {
+function probe(url, proxyV2, http2Only) {
   if (proxyV2) return probeProxied(url);
+  if (http2Only) return probeHttp2(url);
   const client = url.startsWith('https:') ? https : http;
   return new Promise((resolve) => {
     const req = client.get(url, { agent: false, rejectUnauthorized: false, timeout: 1000 }, (res) => {
@@ -97,16 +118,16 @@ function probe(url, proxyV2) {
 /**
  * Polls url every 5 ms until it answers 200; returns the milliseconds since
  * startedAt (a performance.now() taken just before the spawn); with proxyV2 each probe starts with a PROXY v2
- * header. Throws if the
+ * header, with http2 each probe is an HTTP/2 request. Throws if the
  * process exits first or timeoutMs passes.
  */
-export async function waitForHttp200(url, { startedAt, exited, timeoutMs = 15000, proxyV2 = false }) {
+export async function waitForHttp200(url, { startedAt, exited, timeoutMs = 15000, proxyV2 = false, http2: http2Only = false }) {
   let gone = false;
   exited?.then(() => {
     gone = true;
   });
   while (performance.now() - startedAt < timeoutMs) {
-    if ((await probe(url, proxyV2)) === 200) return performance.now() - startedAt;
+    if ((await probe(url, proxyV2, http2Only)) === 200) return performance.now() - startedAt;
     if (gone) throw new Error('server exited before answering 200');
     await sleep(5);
   }

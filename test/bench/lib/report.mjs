@@ -1,6 +1,7 @@
 // Renders one bench run as markdown: machine, throughput, startup/memory, targets.
+import { H2LOAD_CLIENTS, H2LOAD_STREAMS, H2LOAD_WARMUP_REQUESTS } from './h2load.mjs';
 import { WRK_CONNECTIONS, WRK_THREADS } from './wrk.mjs';
-import { CPU_ROWS, MODES, MODE_LABEL, evaluateTargets, median, missing, ratio } from './targets.mjs';
+import { CPU_ROWS, MODES, MODE_LABEL, evaluateTargets, median, missing, modesOf, ratio } from './targets.mjs';
 
 const table = (header, rows) =>
   [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -51,6 +52,26 @@ function samplesRange(samplesKb, unit) {
   return ` (${fixed(Math.min(...samplesKb))}–${fixed(Math.max(...samplesKb))} in ${samplesKb.length} ${unit})`;
 }
 
+/** One row per server of the HTTP/2 pairs, each beside its bare peer. */
+function http2Rows(http2) {
+  return http2.flatMap(({ bare, tsg }) =>
+    [bare, tsg].map((result) => {
+      const why = missing(result);
+      if (why) return [result.spec.label, why === 'failed to run' ? 'failed (see below)' : why, '', '', '', '', ''];
+      const m = result.modes.h2load;
+      return [
+        result.spec.label,
+        Math.round(m.rps).toLocaleString('en-US'),
+        missing(bare) ? 'n/a' : `${ratio(m.rps, bare.modes.h2load.rps).toFixed(2)}×`,
+        `${m.cpuUs.toFixed(1)} µs`,
+        missing(bare) ? 'n/a' : `${ratio(m.cpuUs, bare.modes.h2load.cpuUs).toFixed(2)}×`,
+        ms(m.meanMs),
+        m.errors === 0 ? '0' : `${m.errors} (${m.errorDetail})`,
+      ];
+    }),
+  );
+}
+
 function startupRows(results) {
   return [...results.values()]
     .filter(measured)
@@ -75,7 +96,7 @@ function cpuRows(cpu) {
     seen.add(id);
     const twin = cpu.get(twinId);
     const plain = cpu.get(plainId);
-    for (const mode of MODES) {
+    for (const mode of modesOf(result.spec)) {
       const why = missing(result);
       if (why) {
         rows.push([result.spec.label, MODE_LABEL[mode], why, '', '', '', '', '', '', '']);
@@ -96,8 +117,9 @@ function cpuRows(cpu) {
         twinId ? `${versus(twin)} ${twin?.spec.label ?? twinId}` : '(twin)',
         plainId ? versus(plain) : '',
         Math.round(m.rps).toLocaleString('en-US'),
-        ms(m.p50Ms),
-        ms(m.p99Ms),
+        // h2load reports no percentiles.
+        m.p50Ms === undefined ? 'n/a' : ms(m.p50Ms),
+        m.p99Ms === undefined ? 'n/a' : ms(m.p99Ms),
         m.errors ? `${m.errors} (${m.errorDetail})` : '0',
       ]);
     }
@@ -118,8 +140,10 @@ function journalNote(cpu) {
   ];
 }
 
-export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, light, elapsedS, note }) {
-  const failures = [...results.values(), ...cpu.values(), ...light.values()].filter((r) => r.error);
+export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, light, http2, elapsedS, note }) {
+  const failures = [...results.values(), ...cpu.values(), ...light.values(), ...http2.flatMap((p) => [p.bare, p.tsg])].filter(
+    (r) => r.error,
+  );
   return [
     '# tsgunicorn benchmark',
     '',
@@ -141,6 +165,8 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
       `(the order reversed every other round), ${cpuDurationS} s of wrk per server, mode and round, after a 1 s warm-up in each mode. ` +
       `CPU = the nanoseconds every thread of the server's processes ran (first field of /proc/PID/task/TID/schedstat, ` +
       `master and workers apart) over that load, divided by the requests wrk counted; the median of the rounds, every round in brackets. ` +
+      `The HTTP/2 rows (h2c with prior knowledge, h2 over TLS, each against bare node:http2) are driven by h2load instead ` +
+      `(\`-t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS}\`, pinned the same way), a count of requests per round rather than a time. ` +
       `Ratios are to the bare twin measured in the same run and, for the paths a user turns on, to tsgunicorn with its defaults. ` +
       `req/s and latency come from the same runs and are **noisy** (other work on the machine, one pinned CPU).`,
     '',
@@ -171,6 +197,19 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '',
     table(['Server', 'Mode', 'req/s', '× SCHED_NONE', 'p50', 'p99', 'errors', 'spread over workers'], throughputRows(results)),
     '',
+    '## HTTP/2 throughput',
+    '',
+    `Load: \`h2load -t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS} -D${durationS}\` on 127.0.0.1 (h2c: prior knowledge; h2: TLS with ALPN, ` +
+      `the same certificate), after a warm-up of ${H2LOAD_WARMUP_REQUESTS.toLocaleString('en-US')} requests, in passes alternating in order; the median req/s. Both sides serve ` +
+      `the hello-world listener of the HTTP/1.1 table with 2 workers. CPU per request: the schedstat time of every thread of the ` +
+      `server's processes during the measured run over the responses they counted, the median over passes (unpinned: it moves ` +
+      `with other load too, less than req/s). Both are **noisy** on a shared machine. Errors = non-2xx + failed requests.`,
+    '',
+    table(
+      ['Server', 'req/s', '× node:http2 under node:cluster', 'CPU per request', '× node:http2 (CPU)', 'mean latency', 'errors'],
+      http2Rows(http2),
+    ),
+    '',
     '## Startup and memory',
     '',
     `Worker RSS: the mean of the master's live children, idle a second after the first 200, a second after light load ` +
@@ -194,7 +233,7 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '',
     table(
       ['Target', 'Measured', 'Status'],
-      evaluateTargets(results, cpu, light).map((r) => [r.target, r.measured, r.status]),
+      evaluateTargets(results, cpu, light, http2).map((r) => [r.target, r.measured, r.status]),
     ),
     ...(failures.length ? ['', '## Failures', '', ...failures.map((r) => `### ${r.spec.label}\n\n\`\`\`\n${r.error.trim()}\n\`\`\``)] : []),
     '',

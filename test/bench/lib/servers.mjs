@@ -28,7 +28,7 @@ const PM2 = join(createRequire(import.meta.url).resolve('pm2/package.json'), '..
  */
 
 /** Starts a server that is one process group led by the master, and waits for its first 200. */
-async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, proxyV2 = false }) {
+async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, proxyV2 = false, http2 = false }) {
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${ctx.port}/`;
   const startedAt = performance.now();
   // Pinned, the server and every process it forks run on that CPU only (affinity is inherited).
@@ -39,7 +39,7 @@ async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, prox
   });
   const stop = () => stopGroup(group.pid);
   try {
-    const readyMs = await waitForHttp200(url, { startedAt, exited: group.exited, proxyV2 });
+    const readyMs = await waitForHttp200(url, { startedAt, exited: group.exited, proxyV2, http2 });
     return { url, readyMs, masterPid: group.pid, stop, output: group.output };
   } catch (err) {
     await stop();
@@ -47,21 +47,70 @@ async function startGroup(command, args, { ctx, env = {}, cwd, tls = false, prox
   }
 }
 
-export function tsgunicorn(extraArgs, app, { workers = '2', tls = false, proxyV2 = false } = {}) {
+export function tsgunicorn(extraArgs, app, { workers = '2', tls = false, proxyV2 = false, http2 = false } = {}) {
   return (ctx) =>
     startGroup(
       process.execPath,
       [...TSGUNICORN_NODE_OPTIONS, TSGUNICORN, '-w', workers, '-b', `127.0.0.1:${ctx.port}`, ...extraArgs(ctx), join(APPS, app)],
-      { ctx, tls, proxyV2 },
+      { ctx, tls, proxyV2, http2 },
     );
 }
 
-function nodeCluster(sched, workers = 2) {
+/**
+ * Bare node:cluster with this many workers; http2: 'h2c' or 'h2' serves node:http2 instead of node:http.
+ * @param {string} sched @param {{ workers?: number, http2?: 'h2c' | 'h2' }} [options]
+ */
+function nodeCluster(sched, { workers = 2, http2 } = {}) {
   return (ctx) =>
     startGroup(process.execPath, [join(APPS, 'cluster-server.mjs')], {
       ctx,
-      env: { BENCH_SCHED: sched, BENCH_WORKERS: String(workers) },
+      env: {
+        BENCH_SCHED: sched,
+        BENCH_WORKERS: String(workers),
+        ...(http2 && { BENCH_HTTP2: http2, BENCH_CERT: ctx.tls.cert, BENCH_KEY: ctx.tls.key }),
+      },
+      tls: http2 === 'h2',
+      http2: Boolean(http2),
     });
+}
+
+// tsgunicorn's HTTP/2 arguments: h2c with prior knowledge from 127.0.0.1, a trusted peer; h2 and HTTP/1.1 by ALPN.
+const H2C_ARGS = () => ['--http2-cleartext', 'prior-knowledge', '--forwarded-allow-ips', '127.0.0.1'];
+const H2_ARGS = (ctx) => ['--certfile', ctx.tls.cert, '--keyfile', ctx.tls.key, '--http-protocols', 'h2,h1'];
+
+/**
+ * The HTTP/2 throughput pairs (driven by h2load): per protocol, bare node:http2 under node:cluster (SCHED_NONE)
+ * and tsgunicorn -w 2 serving the same app. h2c: prior knowledge from 127.0.0.1, a trusted peer.
+ * @returns {Array<{ protocol: 'h2c' | 'h2', bare: ServerSpec, tsg: ServerSpec }>}
+ */
+export function http2Servers() {
+  return [
+    {
+      protocol: 'h2c',
+      bare: {
+        id: 'cluster-h2c',
+        label: 'node:http2 under node:cluster SCHED_NONE, h2c',
+        workers: 2,
+        start: nodeCluster('none', { http2: 'h2c' }),
+      },
+      tsg: { id: 'tsg-h2c', label: 'tsgunicorn -w 2, h2c', workers: 2, start: tsgunicorn(H2C_ARGS, 'hello-listener.mjs', { http2: true }) },
+    },
+    {
+      protocol: 'h2',
+      bare: {
+        id: 'cluster-h2',
+        label: 'node:http2 under node:cluster SCHED_NONE, h2 (TLS)',
+        workers: 2,
+        start: nodeCluster('none', { http2: 'h2' }),
+      },
+      tsg: {
+        id: 'tsg-h2',
+        label: 'tsgunicorn -w 2, h2 (TLS)',
+        workers: 2,
+        start: tsgunicorn(H2_ARGS, 'hello-listener.mjs', { tls: true, http2: true }),
+      },
+    },
+  ];
 }
 
 /** PM2 cluster mode, 2 instances, under a private PM2_HOME; stop() runs `pm2 kill`. */
@@ -97,7 +146,7 @@ async function startPm2(ctx) {
  */
 export function oneWorkerServers() {
   return [
-    { id: 'cluster-none', label: 'node:cluster SCHED_NONE, 1 worker', workers: 1, start: nodeCluster('none', 1) },
+    { id: 'cluster-none', label: 'node:cluster SCHED_NONE, 1 worker', workers: 1, start: nodeCluster('none', { workers: 1 }) },
     { id: 'tsg', label: 'tsgunicorn -w 1', workers: 1, start: tsgunicorn(() => [], 'hello-listener.mjs', { workers: '1' }) },
   ];
 }
@@ -134,13 +183,21 @@ export function benchServers({ gunicorn, gunicornMissing }) {
 
 /** A bare node process serving `script` (from apps/), with these environment variables. */
 function bareNode(script, env = () => ({})) {
-  return (ctx) => startGroup(process.execPath, [join(APPS, script)], { ctx, env: env(ctx), tls: Boolean(env(ctx).BENCH_CERT) });
+  return (ctx) =>
+    startGroup(process.execPath, [join(APPS, script)], {
+      ctx,
+      env: env(ctx),
+      tls: Boolean(env(ctx).BENCH_CERT) && env(ctx).BENCH_HTTP2 !== 'h2c',
+      http2: Boolean(env(ctx).BENCH_HTTP2),
+    });
 }
 
 /**
  * The servers of the CPU-per-request table, one process serving each (tsgunicorn -w 1), in groups started
- * together and measured in alternating rounds. proxyV2: the load starts each connection with a PROXY v2 header.
- * @returns {Array<Array<{ id: string, label: string, start: (ctx: StartContext) => Promise<Running>, proxyV2?: boolean, tls?: boolean }>>}
+ * together and measured in alternating rounds. proxyV2: the load starts each connection with a PROXY v2 header;
+ * h2load: the load is h2load's (HTTP/2) instead of wrk's, in one mode. The HTTP/2 rows share their tsgunicorn ids
+ * with the HTTP/2 throughput pairs, so BENCH_ONLY=tsg-h2c,bare-h2c runs both for h2c.
+ * @returns {Array<Array<{ id: string, label: string, start: (ctx: StartContext) => Promise<Running>, proxyV2?: boolean, h2load?: boolean }>>}
  */
 export function cpuServerGroups() {
   const one = (extraArgs, app, options) => tsgunicorn(extraArgs, app, { workers: '1', ...options });
@@ -186,6 +243,27 @@ export function cpuServerGroups() {
         id: 'tsg-tls',
         label: 'tsgunicorn -w 1, TLS (ECDSA P-256)',
         start: one((ctx) => ['--certfile', ctx.tls.cert, '--keyfile', ctx.tls.key], 'hello-listener.mjs', { tls: true }),
+      },
+    ],
+    [
+      {
+        id: 'bare-h2c',
+        label: 'node:http2 (bare), h2c',
+        h2load: true,
+        start: bareNode('single-server.mjs', () => ({ BENCH_HTTP2: 'h2c' })),
+      },
+      { id: 'tsg-h2c', label: 'tsgunicorn -w 1, h2c', h2load: true, start: one(H2C_ARGS, 'hello-listener.mjs', { http2: true }) },
+      {
+        id: 'bare-h2',
+        label: 'node:http2 (bare), h2 (TLS, ECDSA P-256)',
+        h2load: true,
+        start: bareNode('single-server.mjs', (ctx) => ({ BENCH_HTTP2: 'h2', BENCH_CERT: ctx.tls.cert, BENCH_KEY: ctx.tls.key })),
+      },
+      {
+        id: 'tsg-h2',
+        label: 'tsgunicorn -w 1, h2 (TLS, ECDSA P-256)',
+        h2load: true,
+        start: one(H2_ARGS, 'hello-listener.mjs', { tls: true, http2: true }),
       },
     ],
   ];

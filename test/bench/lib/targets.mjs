@@ -2,7 +2,9 @@
 // one run. A target whose inputs were not measured says why instead of met/not met.
 
 export const MODES = /** @type {const} */ (['keepalive', 'close']);
-export const MODE_LABEL = { keepalive: 'keep-alive', close: 'Connection: close' };
+export const MODE_LABEL = { keepalive: 'keep-alive', close: 'Connection: close', h2load: 'HTTP/2 (h2load -c64 -m10)' };
+/** The load modes of a CPU row: HTTP/2 servers are driven by h2load, in one mode. */
+export const modesOf = (spec) => (spec.h2load ? ['h2load'] : MODES);
 
 export const ratio = (a, b) => a / b;
 /** The median of the defined values (the mean of the middle two for an even count), or undefined. */
@@ -49,6 +51,8 @@ export const CPU_ROWS = [
   { id: 'tsg-journal', twin: 'tsg-container' },
   { id: 'tsg-proxy-v2', twin: 'bare', plain: 'tsg' },
   { id: 'tsg-tls', twin: 'bare-tls' },
+  { id: 'tsg-h2c', twin: 'bare-h2c' },
+  { id: 'tsg-h2', twin: 'bare-h2' },
 ];
 
 /** The mean RSS of tsgunicorn's workers against bare node:cluster's, read at `key`, at most limitMb over. */
@@ -73,10 +77,11 @@ function cpuRatioRow(target, a, b, mode, atMost) {
 }
 
 /**
- * @param {Map<string, any>} results throughput results by server id; @param {Map<string, any>} cpu CPU results by server id
- * @param {Map<string, any>} light the one-worker pair's RSS after light load, by server id
+ * @param {Map<string, any>} results throughput results by server id; @param {Map<string, any>} cpu CPU results by
+ * server id; @param {Map<string, any>} light the one-worker pair's RSS after light load, by server id;
+ * @param {Array<{ protocol: string, bare: any, tsg: any }>} http2 the HTTP/2 pairs' results
  */
-export function evaluateTargets(results, cpu, light) {
+export function evaluateTargets(results, cpu, light, http2 = []) {
   const get = (id) => results.get(id);
   const tsg = get('tsg');
   const rows = [];
@@ -162,6 +167,17 @@ export function evaluateTargets(results, cpu, light) {
         const r = ratio(get('tsg-fetch').modes[mode].rps, tsg.modes[mode].rps);
         return { measured: `${r.toFixed(2)}× the node listener`, met: r >= 0.85 };
       }),
+    );
+  }
+  for (const { protocol, bare, tsg: own } of http2) {
+    rows.push(
+      throughputRow(
+        `HTTP/2 throughput: tsgunicorn -w 2 ≥ 0.95× node:http2 under node:cluster, ${protocol} (h2load, medians of ${own?.passes ?? '?'} passes)`,
+        own,
+        bare,
+        'h2load',
+        0.95,
+      ),
     );
   }
   return rows;

@@ -1,4 +1,4 @@
-// Makes sure the load generator and the Gunicorn + Flask peer are installed,
+// Makes sure the load generators (wrk, and h2load for HTTP/2) and the Gunicorn + Flask peer are installed,
 // installing Debian's packages with apt-get when they are missing.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -70,6 +70,9 @@ function canImportFlask(python) {
 export function ensureTools() {
   if (!commandPath('wrk') && !(aptInstall(['wrk']) && commandPath('wrk'))) {
     throw new Error('wrk is not installed and apt-get install wrk failed');
+  }
+  if (!commandPath('h2load') && !(aptInstall(['nghttp2-client']) && commandPath('h2load'))) {
+    throw new Error('h2load is not installed and apt-get install nghttp2-client failed');
   }
   let gunicorn = commandPath('gunicorn');
   if (!gunicorn) {
