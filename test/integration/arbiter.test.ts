@@ -28,6 +28,18 @@ function raceDir(version: string): { dir: string; set: (file: string, content?: 
   return { dir, set };
 }
 
+/** A server of `workers` workers mid-reload: HUP sent, the first v2 worker held in boot until `set('release')`. */
+async function reloadHeld(workers: string) {
+  const { dir, set } = raceDir('v1');
+  const server = await start(['-w', workers, APP], { env: { RACE_DIR: dir } });
+  set('version', 'v2');
+  set('hold-v2', '1');
+  const mark = server.output().length;
+  server.signal('SIGHUP');
+  await until('a v2 worker held', () => existsSync(path.join(dir, 'claim-v2-1')));
+  return { server, set, mark };
+}
+
 /** Waits for the `count`th line matching `pattern` in the output after `from` (an offset); resolves with the matches. */
 function linesAfter(server: Running, from: number, pattern: RegExp, count = 1, timeoutMs = 30000): Promise<RegExpMatchArray[]> {
   return until(
@@ -91,13 +103,7 @@ describe('reload races', () => {
   });
 
   it('TTIN during a reload is kept: the new generation has one more worker', async () => {
-    const { dir, set } = raceDir('v1');
-    const server = await start(['-w', '1', APP], { env: { RACE_DIR: dir } });
-    set('version', 'v2');
-    set('hold-v2', '1');
-    const mark = server.output().length;
-    server.signal('SIGHUP');
-    await until('a v2 worker held', () => existsSync(path.join(dir, 'claim-v2-1')));
+    const { server, set, mark } = await reloadHeld('1');
     server.signal('SIGTTIN');
     await linesAfter(server, mark, /Handling signal: ttin: 2 workers/);
     set('release');
@@ -107,13 +113,7 @@ describe('reload races', () => {
   });
 
   it('HUP during a reload is queued, not dropped: the code on disk when it came is what serves', async () => {
-    const { dir, set } = raceDir('v1');
-    const server = await start(['-w', '2', APP], { env: { RACE_DIR: dir } });
-    set('version', 'v2');
-    set('hold-v2', '1');
-    const mark = server.output().length;
-    server.signal('SIGHUP');
-    await until('a v2 worker held', () => existsSync(path.join(dir, 'claim-v2-1')));
+    const { server, set, mark } = await reloadHeld('2');
     set('version', 'v3');
     server.signal('SIGHUP');
     await linesAfter(server, mark, /Reload requested while reloading: queued/);
