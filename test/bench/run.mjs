@@ -1,6 +1,6 @@
 // `npm run bench`: three parts, each against peers measured in the same run.
-// 1. CPU time per request (lib/cpu.mjs): tsgunicorn -w 1 beside its bare twin, each row's server pinned to one
-//    CPU and wrk to the other, in alternating rounds; the journal access log in a systemd container.
+// 1. CPU time per request (lib/cpu.mjs): tsgunicorn -w 1 beside its bare twin, measured at the same time, the
+//    servers pinned to one CPU and their loads to the other; the journal access log in a systemd container.
 // 2. Throughput: each server on 127.0.0.1 driven by wrk in keep-alive and Connection: close modes, in passes
 //    alternating in order; tsgunicorn -w 2 and bare node:cluster in more passes, since they are compared.
 // 3. HTTP/2 throughput: h2load against tsgunicorn -w 2 and bare node:http2 under node:cluster, h2c and h2.
@@ -42,7 +42,8 @@ const PASSES = 2;
 const ANCHOR_PASSES = 5;
 const ANCHORS = ['cluster-none', 'tsg'];
 const HTTP2_PASSES = 3;
-const CPU_ROUNDS = 4;
+// CPU rounds per row and mode, each beside its twin.
+const CPU_ROUNDS = 6;
 // Light load on one worker each, in rounds alternating in order.
 const LIGHT_ROUNDS = 5;
 // Light load: sequential requests, alternating blocks on new connections and on one kept-alive connection.

@@ -70,9 +70,8 @@ function unavailable() {
 
 /**
  * The CPU-per-request rows of the journal access log: the installed package's instance with `accesslog = -`
- * and the same instance without an access log, both -w 1, side by side in one booted container and measured in
- * alternating rounds like lib/cpu.mjs's groups: each instance and journald pinned to SERVER_CPU, wrk to the
- * other. Per row and mode the medians of the CPU µs per request of the workers, the master and journald (journald
+ * and the same instance without an access log, both -w 1, side by side in one booted container and measured at
+ * the same time like lib/cpu.mjs's pairs: each instance and journald pinned to SERVER_CPU, wrk to the other. Per row and mode the medians of the CPU µs per request of the workers, the master and journald (journald
  * stores the entries, so its time is part of the log's cost), and the entries journald stored against the
  * requests wrk counted. Returns results with ids 'tsg-container' and 'tsg-journal', or one skipped or failed.
  */
@@ -117,22 +116,27 @@ export async function measureJournalInContainer({ rounds, durationS, warmupS, po
     }
     let storedBefore = await settledEntries(machine);
     let requestsLogged = 0;
+    const read = async () =>
+      Promise.all([...instances.flatMap((i) => [i.pids.master, i.pids.workers]), [journaldPid]].map((pids) => cpuNs(machine, pids)));
     for (let round = 0; round < rounds; round++) {
-      for (const instance of round % 2 === 0 ? instances : [...instances].reverse()) {
-        for (const mode of MODES) {
-          const read = async () => [
-            await cpuNs(machine, instance.pids.master),
-            await cpuNs(machine, instance.pids.workers),
-            await cpuNs(machine, instance.pids.journald),
-          ];
-          const before = await read();
-          const run = await runWrk(instance.url, { durationS, close: mode === 'close', cpu: WRK_CPU });
-          await new Promise((resolve) => setTimeout(resolve, 200));
-          const after = await read();
-          const [masterUs, workersUs, journaldUs] = after.map((ns, i) => (ns - before[i]) / 1000 / run.requests);
-          if (instance.spec === journal) requestsLogged += run.requests;
-          instance.samples[mode].push({ ...run, masterUs, workersUs, journaldUs });
-        }
+      for (const mode of MODES) {
+        // Both instances at once (lib/cpu.mjs's cpuPerRequestTogether says why); journald's time is the journal
+        // instance's, the other one logs no request.
+        const before = await read();
+        const order = round % 2 === 0 ? instances : [...instances].reverse();
+        const started = new Map(order.map((i) => [i, runWrk(i.url, { durationS, close: mode === 'close', cpu: WRK_CPU })]));
+        const runs = await Promise.all(instances.map((i) => started.get(i)));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const spent = (await read()).map((ns, i) => ns - before[i]);
+        const figures = instances.map((instance, i) => {
+          const us = (ns) => ns / 1000 / runs[i].requests;
+          const journaldUs = instance.spec === journal ? us(spent[4]) : 0;
+          return { ...runs[i], masterUs: us(spent[2 * i]), workersUs: us(spent[2 * i + 1]), journaldUs };
+        });
+        requestsLogged += runs[1].requests;
+        const total = (x) => x.masterUs + x.workersUs + x.journaldUs;
+        instances[0].samples[mode].push(figures[0]);
+        instances[1].samples[mode].push({ ...figures[1], twinRatio: total(figures[1]) / total(figures[0]) });
       }
     }
     // Entries dropped on the way (journald's rate limit) would make the log look cheaper than it is.

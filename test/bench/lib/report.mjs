@@ -1,7 +1,7 @@
 // Renders one bench run as markdown: machine, throughput, startup/memory, targets.
 import { H2LOAD_CLIENTS, H2LOAD_STREAMS, H2LOAD_WARMUP_REQUESTS } from './h2load.mjs';
 import { WRK_CONNECTIONS, WRK_THREADS } from './wrk.mjs';
-import { CPU_ROWS, MODES, MODE_LABEL, evaluateTargets, median, missing, modesOf, ratio } from './targets.mjs';
+import { CPU_ROWS, MODES, MODE_LABEL, cpuVersus, evaluateTargets, median, missing, modesOf, ratio } from './targets.mjs';
 
 const table = (header, rows) =>
   [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -103,7 +103,10 @@ function cpuRows(cpu) {
         continue;
       }
       const m = result.modes[mode];
-      const versus = (other) => (other && !missing(other) ? `${ratio(m.us, other.modes[mode].us).toFixed(3)}×` : '');
+      const versus = (other) => {
+        const found = other && !missing(other) ? cpuVersus(result, other, mode) : undefined;
+        return found ? `${found.ratio.toFixed(3)}×` : '';
+      };
       const parts = [
         `workers ${us(m.workersUs)}`,
         ...(m.masterUs ? [`master ${us(m.masterUs)}`] : []),
@@ -114,7 +117,9 @@ function cpuRows(cpu) {
         MODE_LABEL[mode],
         `${us(m.us)} (${m.roundsUs.map((x) => x.toFixed(1)).join(', ')})`,
         parts.join(', '),
-        twinId ? `${versus(twin)} ${twin?.spec.label ?? twinId}` : '(twin)',
+        twinId
+          ? `${versus(twin)} ${twin?.spec.label ?? twinId}${m.twinRatios ? ` (${m.twinRatios.map((r) => r.toFixed(3)).join(', ')})` : ''}`
+          : '(twin)',
         plainId ? versus(plain) : '',
         Math.round(m.rps).toLocaleString('en-US'),
         // h2load reports no percentiles.
@@ -160,15 +165,17 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '',
     '## CPU time per request',
     '',
-    `Each server is one process serving (tsgunicorn -w 1, or bare node), pinned to one CPU with taskset, wrk ` +
-      `(\`-t${WRK_THREADS} -c${WRK_CONNECTIONS}\`) pinned to the other. The servers of a group run side by side and take turns in ${cpuRounds} rounds ` +
-      `(the order reversed every other round), ${cpuDurationS} s of wrk per server, mode and round, after a 1 s warm-up in each mode. ` +
+    `Each server is one process serving (tsgunicorn -w 1, or bare node). Each row is measured **at the same time as its twin**: ` +
+      `both pinned to one CPU with taskset, each driven by its own wrk (\`-t${WRK_THREADS} -c${WRK_CONNECTIONS}\`, ${cpuDurationS} s) pinned to the other, ` +
+      `because a virtual machine's speed can move by tens of percent from second to second and would otherwise decide the ratio. ${cpuRounds} rounds per row and mode ` +
+      `(every other round the pairs in reverse order and the row's load started first), after a 1 s warm-up in each mode. ` +
       `CPU = the nanoseconds every thread of the server's processes ran (first field of /proc/PID/task/TID/schedstat, ` +
-      `master and workers apart) over that load, divided by the requests wrk counted; the median of the rounds, every round in brackets. ` +
+      `master and workers apart) over that load, divided by the requests wrk counted; the median of the samples, every sample in brackets. ` +
+      `"× twin" is the median of the rounds' ratios to the twin measured beside it, each round's in brackets; "× tsgunicorn defaults" ` +
+      `divides a row's ratio to bare node by tsgunicorn's own, round by round. ` +
       `The HTTP/2 rows (h2c with prior knowledge, h2 over TLS, each against bare node:http2) are driven by h2load instead ` +
-      `(\`-t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS}\`, pinned the same way), a count of requests per round rather than a time. ` +
-      `Ratios are to the bare twin measured in the same run and, for the paths a user turns on, to tsgunicorn with its defaults. ` +
-      `req/s and latency come from the same runs and are **noisy** (other work on the machine, one pinned CPU).`,
+      `(\`-t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS} -D${cpuDurationS}\`, pinned the same way). ` +
+      `req/s and latency come from the same runs, with two servers sharing one CPU, and are **noisy**.`,
     '',
     table(
       [
