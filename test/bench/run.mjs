@@ -5,6 +5,7 @@
 //    alternating in order; tsgunicorn -w 2 and bare node:cluster in more passes, since they are compared.
 // 3. HTTP/2 throughput: h2load against tsgunicorn -w 2 and bare node:http2 under node:cluster, h2c and h2.
 // 4. Worker memory: RSS idle, after light load (sequential requests) and after the throughput runs.
+// 5. The compared pairs of 2 and 3 side by side, driven at the same time: the throughput targets are on these.
 // BENCH_ONLY (comma-separated ids of lib/servers.mjs, throughput and CPU alike) runs a subset. BENCH_DURATION
 // sets the seconds per throughput run (default 3), BENCH_CPU_DURATION per CPU round (default 2); BENCH_OUT, when
 // set, is a path the report is also written to. Every server runs in its own process group and is killed when
@@ -26,6 +27,7 @@ import { MODES, median } from './lib/targets.mjs';
 import { H2LOAD_WARMUP_REQUESTS, runH2load } from './lib/h2load.mjs';
 import { ensureTools } from './lib/tools.mjs';
 import { measureJournalInContainer } from './lib/journal-container.mjs';
+import { throughputSideBySide } from './lib/side-by-side.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
 // The whole bench took 11 minutes at load 9.5 before the HTTP/2 rows (about 6 more).
@@ -42,6 +44,8 @@ const PASSES = 2;
 const ANCHOR_PASSES = 5;
 const ANCHORS = ['cluster-none', 'tsg'];
 const HTTP2_PASSES = 3;
+// Passes of the compared pairs side by side (lib/side-by-side.mjs): the throughput targets are on them.
+const SIDE_BY_SIDE_PASSES = 5;
 // CPU rounds per row and mode, each beside its twin.
 const CPU_ROUNDS = 6;
 // Light load on one worker each, in rounds alternating in order.
@@ -74,6 +78,8 @@ const runs = new Map();
 const light = new Map();
 // The HTTP/2 pairs measured so far.
 const http2 = [];
+// The compared pairs measured side by side so far.
+const sideBySide = [];
 setTimeout(() => {
   console.error(`bench: exceeded the ${RUN_BOUND_MS / 60000} minute bound, stopping`);
   writeReport(`**Stopped at the ${RUN_BOUND_MS / 60000} minute bound**: what follows is what was measured until then.`);
@@ -314,11 +320,56 @@ for (const pair of http2Servers().filter((p) => wanted(p.bare) || wanted(p.tsg))
   http2.push({ protocol: pair.protocol, bare: combined('bare'), tsg: combined('tsg') });
 }
 
+// 5. The compared pairs side by side: tsgunicorn -w 2 and its peer driven at the same time, so that the machine's
+// speed, which moves from second to second, is the same for both.
+async function sideContext(spec) {
+  const countDir = join(tmpDir, `side-counts-${spec.id}-${sideBySide.length}`);
+  mkdirSync(countDir);
+  return { port: await freePort(), countDir, tmpDir, tls, gunicorn: tools.gunicorn };
+}
+const log = (line) => console.error(line);
+const anchorPair = ['tsg', 'cluster-none'].map((id) => specs.find((spec) => spec.id === id));
+if (anchorPair.every(Boolean)) {
+  const measured = await throughputSideBySide(anchorPair, {
+    passes: SIDE_BY_SIDE_PASSES,
+    modes: MODES,
+    startContext: sideContext,
+    warmUp: (running) => runWrk(running.url, { durationS: WARMUP_S, close: false }),
+    load: (running, mode) => runWrk(running.url, { durationS, close: mode === 'close' }),
+    log,
+  });
+  sideBySide.push({ protocol: 'HTTP/1.1', ...measured });
+}
+for (const pair of http2Servers().filter((p) => wanted(p.bare) || wanted(p.tsg))) {
+  const measured = await throughputSideBySide([pair.tsg, pair.bare], {
+    passes: SIDE_BY_SIDE_PASSES,
+    modes: ['h2load'],
+    startContext: sideContext,
+    warmUp: (running) => runH2load(running.url, { requests: H2LOAD_WARMUP_REQUESTS }),
+    load: (running) => runH2load(running.url, { durationS }),
+    log,
+  });
+  sideBySide.push({ protocol: pair.protocol, ...measured });
+}
+for (const pair of sideBySide) if (pair.error) failedRuns.push(`side by side, ${pair.protocol}: ${pair.error.split('\n', 1)[0]}`);
+
 /** Prints the report (and writes it to BENCH_OUT), from what was measured; `note` heads a partial one. */
 function writeReport(note) {
   const results = new Map([...runs].filter(([, passes]) => passes.length > 0).map(([id, passes]) => [id, combine(passes)]));
   const elapsedS = (performance.now() - startedAt) / 1000;
-  const report = renderReport({ machine, durationS, cpuDurationS, cpuRounds: CPU_ROUNDS, cpu, results, light, http2, elapsedS, note });
+  const report = renderReport({
+    machine,
+    durationS,
+    cpuDurationS,
+    cpuRounds: CPU_ROUNDS,
+    cpu,
+    results,
+    light,
+    http2,
+    sideBySide,
+    elapsedS,
+    note,
+  });
   process.stdout.write(report);
   if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, report);
 }

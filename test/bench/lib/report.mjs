@@ -72,6 +72,22 @@ function http2Rows(http2) {
   );
 }
 
+/** One row per pair and mode driven side by side: each server's median req/s, the median ratio and every pass's. */
+function sideBySideRows(sideBySide) {
+  return sideBySide.flatMap((pair) => {
+    const name = `${pair.specs[0].label} / ${pair.specs[1].label}`;
+    if (pair.error) return [[name, '', 'failed (see below)', '', '', '']];
+    return Object.entries(pair.modes).map(([mode, m]) => [
+      name,
+      MODE_LABEL[mode],
+      m.rps.map((x) => Math.round(x).toLocaleString('en-US')).join(' / '),
+      `${m.ratio.toFixed(3)}×`,
+      m.ratios.map((r) => r.toFixed(3)).join(', '),
+      m.errors.length ? m.errors.join('; ') : '0',
+    ]);
+  });
+}
+
 function startupRows(results) {
   return [...results.values()]
     .filter(measured)
@@ -145,10 +161,14 @@ function journalNote(cpu) {
   ];
 }
 
-export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, light, http2, elapsedS, note }) {
-  const failures = [...results.values(), ...cpu.values(), ...light.values(), ...http2.flatMap((p) => [p.bare, p.tsg])].filter(
-    (r) => r.error,
-  );
+export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, light, http2, sideBySide = [], elapsedS, note }) {
+  const failures = [
+    ...results.values(),
+    ...cpu.values(),
+    ...light.values(),
+    ...http2.flatMap((p) => [p.bare, p.tsg]),
+    ...sideBySide.map((p) => ({ ...p, spec: { label: `side by side, ${p.protocol}` } })),
+  ].filter((r) => r.error);
   return [
     '# tsgunicorn benchmark',
     '',
@@ -217,6 +237,16 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
       http2Rows(http2),
     ),
     '',
+    '## Side by side',
+    '',
+    `The compared pairs driven **at the same time**, each by its own load generator, unpinned: \`wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${durationS}s\` ` +
+      `(HTTP/1.1, after a 1 s warm-up) or \`h2load -t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS} -D${durationS}\` (HTTP/2, after ${H2LOAD_WARMUP_REQUESTS.toLocaleString('en-US')} requests), ` +
+      `in passes alternating which load starts first. Run one after the other, as above, a server's req/s moves by tens of percent from ` +
+      `pass to pass with the machine's speed; side by side both meet the same machine, and the ratio of what each served in the same ` +
+      `seconds is steady. Each server has about half the machine, so req/s is lower than above. The throughput targets are on these ratios.`,
+    '',
+    table(['Pair', 'Mode', 'req/s (medians)', 'ratio (median)', 'each pass', 'errors'], sideBySideRows(sideBySide)),
+    '',
     '## Startup and memory',
     '',
     `Worker RSS: the mean of the master's live children, idle a second after the first 200, a second after light load ` +
@@ -240,7 +270,7 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '',
     table(
       ['Target', 'Measured', 'Status'],
-      evaluateTargets(results, cpu, light, http2).map((r) => [r.target, r.measured, r.status]),
+      evaluateTargets(results, cpu, light, http2, sideBySide).map((r) => [r.target, r.measured, r.status]),
     ),
     ...(failures.length ? ['', '## Failures', '', ...failures.map((r) => `### ${r.spec.label}\n\n\`\`\`\n${r.error.trim()}\n\`\`\``)] : []),
     '',

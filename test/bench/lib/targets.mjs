@@ -39,6 +39,26 @@ function throughputRow(target, a, b, mode, atLeast) {
 }
 
 /**
+ * A throughput target on a pair driven side by side (lib/side-by-side.mjs): the median of the passes' ratios,
+ * with the same pair's ratio measured one after the other beside it, for comparison (`own` and `peer`: their
+ * results from those passes).
+ */
+function sideBySideRow(target, pair, mode, atLeast, [own, peer]) {
+  const inputs = pair ? [pair.error ? { error: pair.error } : pair] : [undefined];
+  return row(target, inputs, () => {
+    const m = pair.modes[mode];
+    const sequential =
+      missing(own) || missing(peer) ? '' : `; one after the other ${ratio(own.modes[mode].rps, peer.modes[mode].rps).toFixed(2)}×`;
+    return {
+      measured:
+        `${m.ratio.toFixed(3)}× side by side (median of ${m.ratios.length} passes: ${m.ratios.map((r) => r.toFixed(2)).join(', ')}; ` +
+        `${Math.round(m.rps[0])} vs ${Math.round(m.rps[1])} req/s)${sequential}`,
+      met: m.ratio >= atLeast,
+    };
+  });
+}
+
+/**
  * The CPU-per-request rows: each measured server beside its bare twin, and for the paths a user turns on, beside
  * tsgunicorn with its defaults too. limit: the target ratio to the twin, per mode.
  */
@@ -99,8 +119,9 @@ function cpuRatioRow(target, a, b, mode, atMost) {
  * @param {Map<string, any>} results throughput results by server id; @param {Map<string, any>} cpu CPU results by
  * server id; @param {Map<string, any>} light the one-worker pair's RSS after light load, by server id;
  * @param {Array<{ protocol: string, bare: any, tsg: any }>} http2 the HTTP/2 pairs' results
+ * @param {Array<{ protocol: string, specs: any[], modes?: any, error?: string }>} sideBySide the compared pairs driven at the same time
  */
-export function evaluateTargets(results, cpu, light, http2 = []) {
+export function evaluateTargets(results, cpu, light, http2 = [], sideBySide = []) {
   const get = (id) => results.get(id);
   const tsg = get('tsg');
   const rows = [];
@@ -139,16 +160,13 @@ export function evaluateTargets(results, cpu, light, http2 = []) {
       2,
     ),
   );
+  const http1SideBySide = sideBySide.find((pair) => pair.protocol === 'HTTP/1.1');
   for (const mode of MODES) {
-    const passes = tsg?.modes?.[mode]?.passes;
     rows.push(
-      throughputRow(
-        `Throughput: tsgunicorn -w 2 ≥ 1.0× node:cluster SCHED_NONE, ${MODE_LABEL[mode]}${passes ? ` (medians of ${passes} passes)` : ''}`,
+      sideBySideRow(`Throughput: tsgunicorn -w 2 ≥ 1.0× node:cluster SCHED_NONE, ${MODE_LABEL[mode]}`, http1SideBySide, mode, 1, [
         tsg,
         get('cluster-none'),
-        mode,
-        1,
-      ),
+      ]),
     );
   }
   rows.push(throughputRow('Throughput: tsgunicorn -w 2 ≥ 2× PM2 cluster, Connection: close', tsg, get('pm2'), 'close', 2));
@@ -190,12 +208,12 @@ export function evaluateTargets(results, cpu, light, http2 = []) {
   }
   for (const { protocol, bare, tsg: own } of http2) {
     rows.push(
-      throughputRow(
-        `HTTP/2 throughput: tsgunicorn -w 2 ≥ 0.95× node:http2 under node:cluster, ${protocol} (h2load, medians of ${own?.passes ?? '?'} passes)`,
-        own,
-        bare,
+      sideBySideRow(
+        `HTTP/2 throughput: tsgunicorn -w 2 ≥ 0.95× node:http2 under node:cluster, ${protocol} (h2load)`,
+        sideBySide.find((pair) => pair.protocol === protocol),
         'h2load',
         0.95,
+        [own, bare],
       ),
     );
   }
