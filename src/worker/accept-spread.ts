@@ -27,7 +27,7 @@ interface ListenHandle {
 /** Accepts in a row, without a close, before a worker lets the others take the next connections. */
 const BURST = 8;
 /** Node's shortest timer: long enough for a worker waiting to be scheduled to run. */
-const PAUSE_MS = 1;
+const PAUSE_MS = 2;
 
 /**
  * Over all of the worker's sockets. While max_connections has paused accepting
