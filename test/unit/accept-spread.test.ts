@@ -34,7 +34,13 @@ async function acceptor(count: number, maxConnections: number, mode = '') {
   const fds = servers.map((s) => (s as unknown as { _handle: { fd: number } })._handle.fd);
   const child: ChildProcess = spawn(
     process.execPath,
-    [path.join(FIXTURES, 'accept-spread-sockets.mjs'), builtModule('worker/accept-spread.js'), String(maxConnections), String(count), mode],
+    [
+      path.join(FIXTURES, 'accept-spread-sockets.mjs'),
+      builtModule(mode === 'serve' ? 'worker/serve.js' : 'worker/accept-spread.js'),
+      String(maxConnections),
+      String(count),
+      mode,
+    ],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds] },
   );
   cleanup.push(() => child.kill());
@@ -121,4 +127,15 @@ it('does not start accepting again at the end of a pause while max_connections i
   await worker.reported((r) => r.pauses === 0);
   await connect(worker.ports[0]!, 1);
   expect((await worker.afterPending()).accepted).toEqual([8]);
+});
+
+it("pauses a worker's HTTP server on every socket it serves on", async () => {
+  const worker = await acceptor(2, 0, 'serve');
+  await connect(worker.ports[0]!, 4);
+  await connect(worker.ports[1]!, 4);
+  expect(await worker.reported((r) => r.accepted[0] === 8)).toMatchObject({ pauses: 1 });
+  await Promise.all([connect(worker.ports[0]!, 2), connect(worker.ports[1]!, 2)]);
+  expect((await worker.afterPending()).accepted).toEqual([8]);
+  worker.endPause();
+  expect((await worker.reported((r) => r.accepted[0] === 12)).accepted).toEqual([12]);
 });
