@@ -107,6 +107,15 @@ it('never pauses for connections that close between accepts (Connection: close t
   }
 });
 
+it('ends a pause with its own timer, whatever the app does to setTimeout', async () => {
+  const worker = await acceptor(1, 0, 'app-timers');
+  await connect(worker.ports[0]!, 8);
+  await worker.reported((r) => r.accepted[0] === 8);
+  await connect(worker.ports[0]!, 4);
+  // The app's setTimeout never calls back: only the worker's own timer lets these in.
+  expect(await worker.reported((r) => r.accepted[0] === 12)).toMatchObject({ pauses: 0 });
+});
+
 it("counts the accepts of all of a worker's sockets together and pauses them all", async () => {
   const worker = await acceptor(2, 0);
   await connect(worker.ports[0]!, 4);
