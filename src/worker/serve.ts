@@ -6,6 +6,7 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { listenOnFd, startAccepting } from '../app/server-script.js';
+import { spreadAccepts } from './accept-spread.js';
 import { timerDelay } from '../settings/kinds.js';
 import type { Settings } from '../settings/schema.js';
 
@@ -113,6 +114,7 @@ export async function serveOnSockets(
     await listenOnFd(feeder, firstFd + i, settings.backlog);
     servers.push(feeder);
   }
+  spreadAccepts(servers, settings.max_connections);
   if (settings.max_connections > 0) limitConnections(servers, settings.max_connections, onPause);
   return { http: server, servers };
 }
