@@ -2,7 +2,9 @@
 // stderr. Writes go through a buffered stream so a slow disk or pipe never
 // blocks the event loop; a batched output (the access log, a line per request)
 // also joins the lines of up to 50 ms into one write, since a stream write per
-// line costs a busy worker more than its requests do. A failing destination
+// line costs a busy worker more than its requests do. It joins them as bytes,
+// off V8's heap: strings joined with += would stay in the young generation for
+// up to 50 ms, a chain of objects per line that every scavenge copies. A failing destination
 // never throws into the caller: its lines are dropped, the fault is reported
 // once (until a write succeeds again), and a file is reopened on the next
 // reopen() or check(). A failed stdout/stderr stays off: its reader is gone and
@@ -17,7 +19,9 @@ import { sandboxHint } from '../systemd/sandbox.js';
 // A batched output writes at most this long after a line, or once this much
 // is waiting: a few writes a second where a busy worker logs thousands of lines.
 const BATCH_MAX_DELAY_MS = 50;
-const BATCH_MAX_CHARS = 64 * 1024;
+const BATCH_BYTES = 64 * 1024;
+// UTF-8 takes at most 3 bytes per UTF-16 code unit (a surrogate pair: 4 for 2).
+const MAX_UTF8_PER_UNIT = 3;
 
 export type Report = (level: 'info' | 'error', message: string) => void;
 
@@ -35,8 +39,9 @@ export class LogOutput {
   private readonly retiring = new Set<Writable>();
   /** Removes our 'error' listener from process.stdout/stderr, which outlive us. */
   private detachStdio: (() => void) | null = null;
-  /** Lines not yet handed to the stream (batched outputs only). */
-  private pending = '';
+  /** Lines not yet handed to the stream, UTF-8 (batched outputs only): `batch` up to `batchLength`. */
+  private batch: Buffer | null = null;
+  private batchLength = 0;
   private flushTimer: NodeJS.Timeout | null = null;
 
   /**
@@ -65,10 +70,18 @@ export class LogOutput {
       this.writeNow(text);
       return;
     }
-    this.pending += text;
-    if (this.pending.length >= BATCH_MAX_CHARS) {
+    const room = (this.batch?.length ?? BATCH_BYTES) - this.batchLength;
+    if (text.length * MAX_UTF8_PER_UNIT > room) {
       this.flush();
-    } else if (this.flushTimer === null) {
+      // A line longer than a batch goes on its own.
+      if (text.length * MAX_UTF8_PER_UNIT > BATCH_BYTES) {
+        this.writeNow(text);
+        return;
+      }
+    }
+    this.batch ??= Buffer.allocUnsafe(BATCH_BYTES);
+    this.batchLength += this.batch.write(text, this.batchLength, 'utf8');
+    if (this.flushTimer === null) {
       this.flushTimer = setTimeout(this.flush, BATCH_MAX_DELAY_MS);
       this.flushTimer.unref();
     }
@@ -77,23 +90,32 @@ export class LogOutput {
   private readonly flush = (): void => {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    const text = this.pending;
-    this.pending = '';
-    if (text !== '' && this.stream !== null) this.writeNow(text);
+    const lines = this.takeBatch();
+    if (lines !== null && this.stream !== null) this.writeNow(lines);
   };
+
+  /** The batched lines, handed over with their buffer (the stream holds it until written); null when none. */
+  private takeBatch(): Buffer | null {
+    if (this.batch === null || this.batchLength === 0) return null;
+    const lines = this.batch.subarray(0, this.batchLength);
+    this.batch = null;
+    this.batchLength = 0;
+    return lines;
+  }
 
   private readonly flushOnExit = (): void => {
     const fd = (this.stream as { fd?: unknown } | null)?.fd;
-    if (this.pending === '' || typeof fd !== 'number') return;
+    if (typeof fd !== 'number') return;
+    const lines = this.takeBatch();
+    if (lines === null) return;
     try {
-      writeSync(fd, this.pending);
+      writeSync(fd, lines);
     } catch {
       // Leaving: there is no one left to tell.
     }
-    this.pending = '';
   };
 
-  private writeNow(text: string): void {
+  private writeNow(text: string | Buffer): void {
     const stream = this.stream!;
     if (!this.confirmNext) {
       stream.write(text);

@@ -10,6 +10,7 @@ import tls from 'node:tls';
 import type { Logger } from '../logging/logger.js';
 import type { Settings } from '../settings/schema.js';
 import { createAddressMatcher } from '../settings/address-ranges.js';
+import { DeadlineQueue } from './deadlines.js';
 import { parseProxyHeader, type ProxiedAddress, type ProxyProtocolMode } from './header.js';
 
 export const REFUSAL_SUMMARY_MS = 10_000;
@@ -52,7 +53,7 @@ export function acceptProxyProtocol(
   const allowed = createAddressMatcher(settings.proxy_allow_ips);
   const refusals = refusalLog(logger);
   const secure = server instanceof tls.Server;
-  const timeoutMs = settings.header_timeout * 1000;
+  const deadlines = new DeadlineQueue(settings.header_timeout * 1000);
   const sources = new WeakMap<net.Socket, ProxiedAddress>();
   const tlsSockets = new WeakMap<net.Socket, net.Socket>();
   // eslint-disable-next-line @typescript-eslint/unbound-method -- always called with the server as this
@@ -69,17 +70,17 @@ export function acceptProxyProtocol(
     let headerRead = false;
     const refuse = (reason: string): void => {
       stopReading();
-      clearTimeout(timer);
+      deadline.cancel();
       refusals.add(peer, reason);
       socket.destroy();
     };
-    // One timer for the connection's header_timeout, counted from the connection
+    // One deadline for the connection's header_timeout, counted from the connection
     // as for a client that sends its request at once: first for the PROXY header,
     // which a proxy sends first; then, since Node's own clock starts again at the
     // request's first byte, for the first request, at whose deadline one whose
     // headers are not complete is ended as Node ends it, with the timeout error
     // its socket handler answers 408 to.
-    const timer = setTimeout(() => {
+    const deadline = deadlines.add(() => {
       if (!headerRead) {
         refuse('no PROXY header in time');
         return;
@@ -89,10 +90,10 @@ export function acceptProxyProtocol(
       const http = secure ? tlsSockets.get(socket) : socket;
       if (http === undefined) socket.destroy();
       else if (awaitingFirstRequest(http)) http.emit('error', requestTimeout());
-    }, timeoutMs);
+    });
     const onError = (): void => {
       stopReading();
-      clearTimeout(timer);
+      deadline.cancel();
       socket.destroy();
     };
     const onEnd = (): void => refuse('closed before a complete PROXY header');
@@ -123,14 +124,14 @@ export function acceptProxyProtocol(
         emit.call(server, 'connection', socket);
         if (rest !== null) socket.unshift(rest);
         // The first request's headers came with the PROXY header, in the same
-        // read: its deadline can no longer pass, and the timer goes at once.
+        // read: its deadline can no longer pass, and goes at once.
         const parser = (socket as ParsedSocket).parser;
         if (parser == null || parser.incoming !== null) {
-          clearTimeout(timer);
+          deadline.cancel();
           return;
         }
       }
-      socket.on('close', () => clearTimeout(timer));
+      socket.on('close', () => deadline.cancel());
     };
     const stopReading = (): void => {
       socket.off('data', onData).off('error', onError).off('end', onEnd);
