@@ -50,7 +50,18 @@ export class ActivityBoard {
     this.i32[I32_IN_FLIGHT] = count;
   }
 
+  /**
+   * Under load the oldest request changes with nearly every response, mostly to
+   * one on the same route: then only its start time changes, in one aligned
+   * 8-byte store (one instruction on x64 and arm64), which a reader sees whole,
+   * either value matching the label. Only a new label takes the seqlock, whose
+   * two atomic operations cost more than the rest of this bookkeeping.
+   */
   setOldest(method: string, url: string, startedAt: number): void {
+    if (method === this.methodText && url === this.urlText) {
+      this.f64[F64_OLDEST_STARTED] = startedAt;
+      return;
+    }
     Atomics.add(this.i32, I32_SEQ, 1);
     // A URL longer than the slot is cut; encodeInto never writes a partial character.
     if (method !== this.methodText) {
@@ -65,10 +76,9 @@ export class ActivityBoard {
     Atomics.add(this.i32, I32_SEQ, 1);
   }
 
+  /** None in flight: the start time alone says it (0), in the same single store. */
   clearOldest(): void {
-    Atomics.add(this.i32, I32_SEQ, 1);
     this.f64[F64_OLDEST_STARTED] = 0;
-    Atomics.add(this.i32, I32_SEQ, 1);
   }
 
   /** For the watchdog thread (the fallback's; native/watchdog reads the memory itself). */

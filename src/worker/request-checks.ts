@@ -34,6 +34,8 @@ export function createRequestChecks(
   const rawHeaderLimit = settings.limit_request_fields * 2;
   const fieldLimit = settings.limit_request_field_size;
   const refusedConnections = new WeakSet<object>();
+  // Until a first refusal, no request need look its connection up there.
+  let anyRefused = false;
   // Set by check from the raw headers: reading req.headers would build its object for every request.
   let hasTransferEncoding = false;
   const http2Policy = createHttp2Policy(settings);
@@ -80,11 +82,16 @@ export function createRequestChecks(
     return incomingPush.call(this, chunk, encoding);
   }
 
+  function markRefused(socket: object): void {
+    refusedConnections.add(socket);
+    anyRefused = true;
+  }
+
   // A trailer with a forbidden field: the app never sees the end of the body.
   // The client gets a 400 and the connection closes, unless the app already
   // answered, in which case only closing the connection says it.
   function refuseTrailers(req: IncomingMessage): void {
-    refusedConnections.add(req.socket);
+    markRefused(req.socket);
     const res = (req.socket as unknown as { _httpMessage: ServerResponse | null })._httpMessage;
     if (res && !res.headersSent) {
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
@@ -109,13 +116,13 @@ export function createRequestChecks(
       }
       // A request pipelined behind a refused one: its framing cannot be trusted
       // (it may be a body the client framed differently), so it never runs.
-      if (refusedConnections.has(req.socket)) {
+      if (anyRefused && refusedConnections.has(req.socket)) {
         res.destroy();
         return false;
       }
       const refused = check(req);
       if (refused !== 0) {
-        refusedConnections.add(req.socket);
+        markRefused(req.socket);
         res.writeHead(refused, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
         res.end(REFUSAL_TEXT[refused]);
         return false;

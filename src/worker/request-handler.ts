@@ -11,8 +11,17 @@ import type { ActivityBoard } from './activity-board.js';
 import { createProxyTrust } from './proxy-trust.js';
 import { createRequestChecks } from './request-checks.js';
 
-// Constant for the process: read once, not on every request.
-const timeOrigin = performance.timeOrigin;
+// The request clock, in milliseconds: process.hrtime, the same monotonic clock
+// as performance.now(), whose receiver check (a wrapper, a rest array, a
+// hasOwnProperty) costs more than reading the clock. Taken at load, so an app's
+// fake timers do not reach it.
+const hrtime = process.hrtime;
+const nowMs = (): number => {
+  const time = hrtime();
+  return time[0] * 1e3 + time[1] / 1e6;
+};
+// Adds to the clock's reading to give epoch milliseconds. Constant for the process: read once.
+const epochOffset = performance.timeOrigin + performance.now() - nowMs();
 const PLAIN_500 = { 'content-type': 'text/plain; charset=utf-8' };
 const CLOSE_500 = { ...PLAIN_500, connection: 'close' };
 
@@ -70,14 +79,14 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   const pid = process.pid;
 
   function showOldest(): void {
-    if (oldest) board.setOldest(oldest.res.req.method ?? '', oldest.res.req.url ?? '', timeOrigin + oldest.started);
+    if (oldest) board.setOldest(oldest.res.req.method ?? '', oldest.res.req.url ?? '', epochOffset + oldest.started);
     else board.clearOldest();
   }
 
   function finished(entry: InFlight): void {
     const res = entry.res;
     const req = res.req;
-    const durationMs = performance.now() - entry.started;
+    const durationMs = nowMs() - entry.started;
     const { prev, next } = entry;
     if (prev) prev.next = next;
     else oldest = next;
@@ -115,7 +124,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
 
   function listener(req: IncomingMessage, res: ServerResponse): void {
     if (!checks.admit(req, res)) return;
-    const entry = new InFlight(res, performance.now(), accessEnabled ? req.socket.bytesWritten : 0);
+    const entry = new InFlight(res, nowMs(), accessEnabled ? req.socket.bytesWritten : 0);
     if (newest) {
       newest.next = entry;
       entry.prev = newest;
@@ -138,10 +147,15 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
         fail(req, res, err);
       }
     }
+    // An HTTP/1 response the app ended in this call and that the socket took
+    // whole is finished: its 'close' would say so a moment later (once the
+    // write's callback ran), at the cost of a listener on every response, more
+    // than all the rest of this bookkeeping. Not with the access log: see below.
+    if (!accessEnabled && res.writableEnded && res.writableLength === 0 && req.httpVersionMajor === 1) finished(entry);
     // Added once the app ran ('close' always comes later): an APM agent binds the
     // response to its span as the request passes it, so this listener runs in
     // that span's context, where the access log finds the trace (trace-context.ts).
-    res.on('close', () => finished(entry));
+    else res.on('close', () => finished(entry));
   }
 
   return {

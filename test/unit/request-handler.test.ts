@@ -82,3 +82,66 @@ it('keeps the oldest request in flight on the board as requests finish out of or
     server.close();
   }
 });
+
+it('counts each request once, finished in the app call or later, whole body written or still queued', async () => {
+  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
+  const metrics = createWorkerMetrics();
+  const board = new ActivityBoard();
+  // More than a loopback socket takes at once: the response is ended in the app call but still queued.
+  const big = Buffer.alloc(32 * 1024 * 1024, 'x');
+  const handler = createRequestHandler({
+    app: (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url === '/now') res.end('now');
+      else if (req.url === '/big') res.end(big);
+      else setImmediate(() => res.writeHead(404).end('later'));
+    },
+    fetchInterface: false,
+    settings,
+    logger: createLogger(settings, { journal: null }),
+    board,
+    metrics,
+    onMaxRequests: () => {},
+  });
+  const server = http.createServer(handler.listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const get = (path: string) =>
+    new Promise<number>((resolve, reject) =>
+      http
+        .get({ port, host: '127.0.0.1', path, agent }, (res) => {
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+          res.on('end', () => resolve(bytes));
+        })
+        .on('error', reject),
+    );
+  const settled = async () => {
+    while (handler.inFlight > 0) await new Promise((resolve) => setImmediate(resolve));
+  };
+  const seen = async () => {
+    const snapshot = await metrics.snapshot();
+    const family = (name: string) => snapshot.metrics.find((m) => m.name === name)!.values;
+    return {
+      counts: Object.fromEntries(family('http_requests_total').map((v) => [v.labels.status, v.value])),
+      durations: family('http_request_duration_seconds').find((v) => v.metricName === 'http_request_duration_seconds_count')!.value,
+    };
+  };
+  try {
+    expect(await get('/now')).toBe(3);
+    expect(await get('/later')).toBe(5);
+    expect(await get('/big')).toBe(big.length);
+    // The last response's bookkeeping may run just after its client has the body.
+    await settled();
+    expect([handler.inFlight, board.read().inFlight, board.read().oldest]).toEqual([0, 0, null]);
+    expect(await seen()).toEqual({ counts: { '200': 2, '404': 1 }, durations: 3 });
+    await Promise.all(['/now', '/later', '/now', '/big', '/now'].map(get));
+    await settled();
+    expect([handler.inFlight, board.read().inFlight]).toEqual([0, 0]);
+    expect(await seen()).toEqual({ counts: { '200': 6, '404': 2 }, durations: 8 });
+  } finally {
+    agent.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+});
