@@ -36,11 +36,11 @@ interface Seen {
   encrypted: boolean;
 }
 
-/** NODE_APP over TLS with these http_protocols, logging access to stdout. */
-async function startTls(protocols: string) {
+/** An app (NODE_APP unless named) over TLS with these http_protocols, logging access to stdout. */
+async function startTls(protocols: string, app = NODE_APP) {
   const tlsPair = selfSigned();
   const args = ['--certfile', tlsPair.certfile, '--keyfile', tlsPair.keyfile, '--http-protocols', protocols];
-  return { tlsPair, server: await start(['-w', '1', ...args, '--access-logfile', '-', NODE_APP]) };
+  return { tlsPair, server: await start(['-w', '1', ...args, '--access-logfile', '-', app]) };
 }
 
 describe('h2 over TLS (http_protocols)', () => {
@@ -56,6 +56,13 @@ describe('h2 over TLS (http_protocols)', () => {
     expect(JSON.parse(h1.body)).toMatchObject({ httpVersion: '1.1', url: '/over-h1', encrypted: true });
     await server.waitFor(/"GET \/over-h2 HTTP\/2\.0" 200 /);
     await server.waitFor(/"GET \/over-h1 HTTP\/1\.1" 200 /);
+  });
+
+  it('the scheme comes from the transport: a client’s :scheme http over TLS is not believed', async () => {
+    const { tlsPair, server } = await startTls('h2', FETCH_APP);
+    const origin = `https://127.0.0.1:${server.port}`;
+    const claimed = await h2request(`${origin}/s`, { ca: tlsPair.cert, headers: { ':scheme': 'http' } });
+    expect(JSON.parse(claimed.body)).toMatchObject({ url: `${origin}/s` });
   });
 
   it('h2 alone: HTTP/1.1 clients are not served', async () => {
