@@ -232,6 +232,21 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
     });
   });
 
+  it('keepalive: a session whose short streams keep coming, none open at a given moment, is not idle; it goes once they stop', async () => {
+    const server = await start(['-w', '1', ...H2C, '--keep-alive', '1', NODE_APP]);
+    await withSession(server.url, async (session) => {
+      let cut = false;
+      const goaway = goawayOf(session).then((code) => ((cut = true), code));
+      // Streams for 3 keepalive periods, each closed long before the next opens.
+      for (let i = 0; i < 15; i++) {
+        expect(await h2request(`${server.url}/short-${i}`, { session })).toMatchObject({ status: 200 });
+        await sleep(200);
+      }
+      expect(cut).toBe(false);
+      expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    });
+  });
+
   it('header_timeout: a session that opens no stream in time gets GOAWAY', async () => {
     const server = await start(['-w', '1', ...H2C, '--header-timeout', '1', NODE_APP]);
     await withSession(server.url, async (session) => expect(await goawayOf(session)).toBe(http2.constants.NGHTTP2_NO_ERROR));
