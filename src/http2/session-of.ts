@@ -18,7 +18,8 @@ export function adoptHttp2Request(req: IncomingMessage): void {
   // The client's :scheme is a claim, as X-Forwarded-Proto is (Gunicorn 26.2): the
   // URL a fetch app sees says what the connection is; a trusted proxy's
   // X-Forwarded-Proto still says https (proxy-trust.ts).
-  req.headers[':scheme'] = (session?.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'https' : 'http';
+  // The session's own flag: its socket is a Proxy, slow to read on every request.
+  req.headers[':scheme'] = session?.encrypted ? 'https' : 'http';
 }
 
 export function keptSession(req: IncomingMessage): Http2Session | undefined {

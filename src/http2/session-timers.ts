@@ -5,9 +5,13 @@
 // stream open, however long, is not idle. A stream whose request body has not
 // ended within request_timeout is reset (RST_STREAM CANCEL), as node:http closes
 // a slow HTTP/1.1 request's connection: not answered 408, since the app, still
-// reading, would then answer a stream already answered (which throws in its code). Two timers per session, the
-// keepalive one re-armed as the last open stream closes; a timer per request
-// with a body; nothing else per stream but a listener.
+// reading, would then answer a stream already answered (which throws in its code).
+// Per session a timer for the first stream, then one looking every keepalive
+// seconds whether the session was idle all along: it goes between keepalive and
+// twice keepalive after its last stream closed, and no timer is touched as
+// streams come and go (re-arming one as each session fell quiet cost more than
+// all the rest of this per stream). A timer per request with a body; nothing
+// else per stream but a listener.
 import type { Http2SecureServer, Http2Server, Http2Session, ServerHttp2Stream } from 'node:http2';
 import { timerDelay } from '../settings/kinds.js';
 import type { Settings } from '../settings/schema.js';
@@ -27,20 +31,28 @@ export function applySessionTimers(
   const firstStreamMs = timerDelay(settings.header_timeout * 1000);
   server.on('session', (session: Http2Session) => {
     let open = 0;
+    // A stream closed since the idle check last looked.
+    let closed = false;
     const closeIfIdle = (): void => {
       if (open === 0) session.close();
     };
     let first: NodeJS.Timeout | null = setTimeout(closeIfIdle, firstStreamMs);
     let idle: NodeJS.Timeout | null = null;
+    const checkIdle = (): void => {
+      if (open === 0 && !closed) return void session.close();
+      closed = false;
+      idle!.refresh();
+    };
     const streamClosed = (): void => {
-      if (--open > 0) return;
-      if (idle === null) idle = setTimeout(closeIfIdle, idleMs);
-      else idle.refresh();
+      closed = true;
+      // keepalive 0: the session goes as soon as its streams are done, not after a period.
+      if (--open === 0 && idleMs === 0) setTimeout(closeIfIdle, 0);
     };
     session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number) => {
       if (first !== null) {
         clearTimeout(first);
         first = null;
+        if (idleMs > 0) idle = setTimeout(checkIdle, idleMs);
       }
       open++;
       stream.on('close', streamClosed);

@@ -39,13 +39,15 @@ class StreamRequest {
   constructor(
     readonly stream: ServerHttp2Stream,
     readonly headers: IncomingHttpHeaders,
+    logged: boolean,
   ) {
     this.method = headers[':method'] ?? '';
     this.url = headers[':path'] ?? '';
-    this.session = stream.session;
-    const socket = this.session!.socket as net.Socket & { encrypted?: boolean };
-    this.socket = { remoteAddress: socket.remoteAddress, encrypted: socket.encrypted === true };
-    this.bytesBefore = socket.bytesWritten;
+    this.session = stream.session!;
+    // The session's socket is a Proxy, slow to read: only the access log needs the peer and the bytes written.
+    const socket = logged ? this.session.socket : undefined;
+    this.socket = { remoteAddress: socket?.remoteAddress, encrypted: this.session.encrypted === true };
+    this.bytesBefore = socket?.bytesWritten ?? 0;
   }
 
   /** Reads the response as the stream closes, while its session is still there. */
@@ -121,7 +123,7 @@ export function trackStreams(server: net.Server, options: StreamTrackingOptions)
       stream.end(REFUSAL_TEXT[refused]);
       return false;
     }
-    const request = new StreamRequest(stream, headers);
+    const request = new StreamRequest(stream, headers, logger.accessEnabled);
     // As for a compatibility request (session-of.ts): the client's :scheme is a claim, the transport's is the truth.
     headers[':scheme'] = request.socket.encrypted ? 'https' : 'http';
     inFlight.add(request);

@@ -36,11 +36,11 @@ interface Seen {
   encrypted: boolean;
 }
 
-/** NODE_APP over TLS with these http_protocols, logging access to stdout. */
-async function startTls(protocols: string) {
+/** An app (NODE_APP unless named) over TLS with these http_protocols, logging access to stdout. */
+async function startTls(protocols: string, app = NODE_APP) {
   const tlsPair = selfSigned();
   const args = ['--certfile', tlsPair.certfile, '--keyfile', tlsPair.keyfile, '--http-protocols', protocols];
-  return { tlsPair, server: await start(['-w', '1', ...args, '--access-logfile', '-', NODE_APP]) };
+  return { tlsPair, server: await start(['-w', '1', ...args, '--access-logfile', '-', app]) };
 }
 
 describe('h2 over TLS (http_protocols)', () => {
@@ -56,6 +56,13 @@ describe('h2 over TLS (http_protocols)', () => {
     expect(JSON.parse(h1.body)).toMatchObject({ httpVersion: '1.1', url: '/over-h1', encrypted: true });
     await server.waitFor(/"GET \/over-h2 HTTP\/2\.0" 200 /);
     await server.waitFor(/"GET \/over-h1 HTTP\/1\.1" 200 /);
+  });
+
+  it('the scheme comes from the transport: a client’s :scheme http over TLS is not believed', async () => {
+    const { tlsPair, server } = await startTls('h2', FETCH_APP);
+    const origin = `https://127.0.0.1:${server.port}`;
+    const claimed = await h2request(`${origin}/s`, { ca: tlsPair.cert, headers: { ':scheme': 'http' } });
+    expect(JSON.parse(claimed.body)).toMatchObject({ url: `${origin}/s` });
   });
 
   it('h2 alone: HTTP/1.1 clients are not served', async () => {
@@ -221,6 +228,21 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
       const goaway = goawayOf(session);
       // The stream stays open 2.5 s, past keepalive: the session is busy, not idle.
       expect(await h2request(`${server.url}/slow?ms=2500`, { session })).toMatchObject({ status: 200, body: 'slow done' });
+      expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    });
+  });
+
+  it('keepalive: a session whose short streams keep coming, none open at a given moment, is not idle; it goes once they stop', async () => {
+    const server = await start(['-w', '1', ...H2C, '--keep-alive', '1', NODE_APP]);
+    await withSession(server.url, async (session) => {
+      let cut = false;
+      const goaway = goawayOf(session).then((code) => ((cut = true), code));
+      // Streams for 3 keepalive periods, each closed long before the next opens.
+      for (let i = 0; i < 15; i++) {
+        expect(await h2request(`${server.url}/short-${i}`, { session })).toMatchObject({ status: 200 });
+        await sleep(200);
+      }
+      expect(cut).toBe(false);
       expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
     });
   });
