@@ -6,7 +6,7 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { listenOnFd, startAccepting } from '../app/server-script.js';
-import { spreadAccepts } from './accept-spread.js';
+import { controlAccepting } from './accepting.js';
 import { timerDelay } from '../settings/kinds.js';
 import type { Settings } from '../settings/schema.js';
 
@@ -40,7 +40,7 @@ export function applyServerSettings(server: Server, settings: Settings, pinned: 
     maxHeadersCount: settings.limit_request_fields + 1,
     noDelay: true,
     // Node's own limit accepts a connection and then resets it: max_connections
-    // pauses accepting instead (limitConnections), whatever the app sets.
+    // pauses accepting instead (accepting.ts), whatever the app sets.
     maxConnections: undefined,
     // Node enforces both timeouts from a sweep that runs every 30 s by default, so
     // a 3 s header_timeout would let a slowloris hold its socket for up to 33 s.
@@ -114,67 +114,6 @@ export async function serveOnSockets(
     await listenOnFd(feeder, firstFd + i, settings.backlog);
     servers.push(feeder);
   }
-  spreadAccepts(servers, settings.max_connections);
-  if (settings.max_connections > 0) limitConnections(servers, settings.max_connections, onPause);
+  controlAccepting(servers, settings.max_connections, onPause);
   return { http: server, servers };
-}
-
-interface ListenHandle {
-  readStart(): number;
-  readStop(): number;
-  onconnection: (this: ListenHandle, err: number, clientHandle: unknown) => void;
-}
-
-/** What net.Server keeps of its own: the listening handle and its count of open connections. */
-interface ServerInternals {
-  _handle: ListenHandle | null;
-  _connections: number;
-  _emitCloseIfDrained: (this: ServerInternals) => void;
-}
-
-/**
- * max_connections, per worker over all its sockets: at the limit the worker
- * stops accepting (its listening handles stop polling), so the kernel hands new
- * connections to the other workers, or holds them in the backlog while every
- * worker is full; it accepts again once one closes. Node's own maxConnections
- * would accept and then reset them instead. A connection accepted in the same
- * wake-up as the one that reached the limit is served, not reset: the limit may
- * be passed by those few.
- *
- * The count is the one each server keeps (what getConnections reports), read as
- * a connection is accepted and as one closes: no listener per connection, which
- * `Connection: close` traffic would pay on every request.
- */
-function limitConnections(servers: net.Server[], max: number, onPause: () => void): void {
-  const internals = servers as unknown as ServerInternals[];
-  let paused = false;
-  const open = (): number => {
-    let count = 0;
-    for (const server of internals) count += server._connections;
-    return count;
-  };
-  for (const server of internals) {
-    const handle = server._handle!;
-    const accept = handle.onconnection;
-    handle.onconnection = function (err, clientHandle) {
-      accept.call(this, err, clientHandle);
-      if (paused || open() < max) return;
-      paused = true;
-      // A listening handle does not count as reading until readStart: without it readStop does nothing.
-      for (const { _handle } of internals) {
-        _handle?.readStart();
-        _handle?.readStop();
-      }
-      onPause();
-    };
-    // Node calls it as each connection of the server closes, once the count is down.
-    const closed = server._emitCloseIfDrained;
-    server._emitCloseIfDrained = function () {
-      if (paused && open() < max) {
-        paused = false;
-        for (const { _handle } of internals) _handle?.readStart();
-      }
-      closed.call(this);
-    };
-  }
 }

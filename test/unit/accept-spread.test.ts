@@ -36,7 +36,7 @@ async function acceptor(count: number, maxConnections: number, mode = '') {
     process.execPath,
     [
       path.join(FIXTURES, 'accept-spread-sockets.mjs'),
-      builtModule(mode === 'serve' ? 'worker/serve.js' : 'worker/accept-spread.js'),
+      builtModule(mode === 'serve' ? 'worker/serve.js' : 'worker/accepting.js'),
       String(maxConnections),
       String(count),
       mode,
