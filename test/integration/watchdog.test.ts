@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { Heartbeat, OldestRequest } from '../../src/ipc.js';
 import { ActivityBoard } from '../../src/worker/activity-board.js';
 import { FIXTURES, HELLO_APP, ROOT, serversStoppedAfterEach, workerPids } from '../helpers/tsgunicorn.js';
+import { until } from '../helpers/wait.js';
 
 const NATIVE_WATCHDOG = path.join(ROOT, 'native/watchdog/build/Release/watchdog.node');
 
@@ -124,7 +125,9 @@ describe('a worker', () => {
     const server = await start(['-w', '1', '--log-level', 'debug', HELLO_APP]);
     await server.waitFor(/Heartbeats from the native watchdog thread/);
     const [pid] = await workerPids(server.proc.pid!);
-    const threads = readdirSync(`/proc/${pid}/task`).map((tid) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim());
+    // The thread names itself once it runs, which on a loaded machine can be after the log line.
+    const names = () => readdirSync(`/proc/${pid}/task`).map((tid) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim());
+    const threads = await until('a thread named tsg-watchdog', () => names().includes('tsg-watchdog') && names());
     expect(threads).toContain('tsg-watchdog');
     // Node names the threads of node:worker_threads so.
     expect(threads).not.toContain('WorkerThread');
