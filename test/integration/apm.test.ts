@@ -32,10 +32,12 @@ interface Span {
   spanId: string;
   attributes: Record<string, unknown>;
 }
+// Complete lines only: a worker may be writing the next span as the file is read.
 const serverSpans = (file: string): Span[] =>
   existsSync(file)
     ? readFileSync(file, 'utf8')
         .split('\n')
+        .slice(0, -1)
         .filter((l) => l !== '')
         .map((l) => JSON.parse(l) as Span)
         .filter((s) => s.kind === SERVER_KIND)
