@@ -2,6 +2,7 @@
 // prototypes of two throwaway instances, made once node:http2 is asked about.
 import type { Http2Session } from 'node:http2';
 import type net from 'node:net';
+import { listenOnServer } from '../worker/serve.js';
 
 let prototypes: { plain: object; secure: object } | null = null;
 
@@ -32,7 +33,7 @@ const tracked = new WeakMap<net.Server, Sessions>();
 export function trackSessions<S extends net.Server>(server: S): S {
   const sessions: Sessions = { open: new Set(), draining: false };
   tracked.set(server, sessions);
-  server.on('session', (session: Http2Session) => {
+  listenOnServer(server, 'session', (session: Http2Session) => {
     // A connection accepted as the drain began (h2c still reading its preface, say) goes too.
     if (sessions.draining) return void session.close();
     sessions.open.add(session);

@@ -14,6 +14,7 @@
 // else per stream but a listener.
 import type { Http2SecureServer, Http2Server, Http2Session, ServerHttp2Stream } from 'node:http2';
 import { timerDelay } from '../settings/kinds.js';
+import { listenOnServer } from '../worker/serve.js';
 import type { Settings } from '../settings/schema.js';
 
 const END_STREAM = 0x1;
@@ -29,7 +30,7 @@ export function applySessionTimers(
   const idleMs = timerDelay(settings.keepalive * 1000);
   const requestMs = timerDelay(settings.request_timeout * 1000);
   const firstStreamMs = timerDelay(settings.header_timeout * 1000);
-  server.on('session', (session: Http2Session) => {
+  listenOnServer(server, 'session', (session: Http2Session) => {
     let open = 0;
     // A stream closed since the idle check last looked.
     let closed = false;

@@ -65,6 +65,21 @@ export function applyServerSettings(server: Server, settings: Settings, pinned: 
 }
 
 type Emit = (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
+type Listener = (arg: unknown) => void;
+
+// tsgunicorn's listeners on the app's own servers (interceptRequests), by event.
+const unseenListeners = new WeakMap<net.Server, Map<string | symbol, Listener[]>>();
+
+/**
+ * Listens to a server for tsgunicorn. On the app's own server (interceptRequests) the listener is called from the
+ * server's emit, after the app's listeners, and is not one of its listeners: the app, or grpc-js, counts and lists
+ * the ones it added, as under plain node. On a server of tsgunicorn's, it is a listener like any other.
+ */
+export function listenOnServer<T>(server: net.Server, event: string, listener: (arg: T) => void): void {
+  const unseen = unseenListeners.get(server);
+  if (unseen === undefined) server.on(event, listener);
+  else unseen.set(event, [...(unseen.get(event) ?? []), listener as Listener]);
+}
 
 /**
  * Routes the server's 'request' events through the listener `wrap(app)` makes
@@ -83,6 +98,8 @@ export function interceptRequests<T extends { listener: RequestListener }>(serve
   };
   const wrapped = wrap(app);
   const listener = wrapped.listener;
+  const unseen = new Map<string | symbol, Listener[]>();
+  unseenListeners.set(server, unseen);
   server.emit = function (this: Server, event: string | symbol, a?: unknown, b?: unknown): boolean {
     if (event === 'request') {
       listener(a as IncomingMessage, b as ServerResponse);
@@ -91,9 +108,14 @@ export function interceptRequests<T extends { listener: RequestListener }>(serve
     const emit = own ?? proto.emit;
     // 'connection' (one argument) comes with every connection: passed on
     // without materializing `arguments`; other events keep their exact arguments.
-    if (arguments.length === 2) return emit.call(this, event, a);
-    // eslint-disable-next-line prefer-rest-params -- a rest parameter would build an array for every event
-    return Reflect.apply(emit, this, arguments) as boolean;
+    const listened =
+      arguments.length === 2
+        ? emit.call(this, event, a)
+        : // eslint-disable-next-line prefer-rest-params -- a rest parameter would build an array for every event
+          (Reflect.apply(emit, this, arguments) as boolean);
+    const ours = unseen.get(event);
+    if (ours !== undefined) for (const handler of ours) handler(a);
+    return listened;
   };
   return wrapped;
 }

@@ -22,7 +22,7 @@ import { ActivityBoard } from './activity-board.js';
 import { startWatchdog } from './watchdog/start.js';
 import { checkMaster, serving } from './master-death.js';
 import { createRequestHandler, type RequestHandler } from './request-handler.js';
-import { applyServerSettings, interceptRequests, serveOnSockets, type Serving } from './serve.js';
+import { applyServerSettings, interceptRequests, listenOnServer, serveOnSockets, type Serving } from './serve.js';
 import { createSecureAppServer, serveCleartextHttp2 } from '../http2/app-servers.js';
 import { tlsServerOptions } from './tls-options.js';
 import { goAwayAll, isHttp2Server, trackSessions } from '../http2/servers.js';
@@ -220,13 +220,14 @@ function obeyMaster(
   });
   // The app closed the server it is served through: nothing reaches it any more,
   // unless it listens again (in its close callback, say), which serves on.
-  appServer?.on('close', () =>
-    setImmediate(() => {
-      if (stopping || appServer.listening) return;
-      logger.error('The app closed its server (server.close()) and did not listen again; this worker stops and is replaced');
-      drain('stop');
-    }),
-  );
+  if (appServer)
+    listenOnServer(appServer, 'close', () =>
+      setImmediate(() => {
+        if (stopping || appServer.listening) return;
+        logger.error('The app closed its server (server.close()) and did not listen again; this worker stops and is replaced');
+        drain('stop');
+      }),
+    );
   process.on('message', (message: MasterMessage) => {
     switch (message.type) {
       case 'retire':

@@ -1,5 +1,6 @@
 // node:http2 server scripts, gRPC included: captured like http ones and served on
 // tsgunicorn's sockets from every worker, each stream with the per-request services.
+import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -50,6 +51,23 @@ describe('a node:http2 server script', () => {
     expect(pids).toEqual((await workerPids(server.proc.pid!)).sort());
     expect(await isListening(asked)).toBe(false);
     await server.waitFor(/^127\.0\.0\.1 - - \[.*\] "GET \/hello\?x=1 HTTP\/2\.0" 200 \d+ "-" "-"$/m);
+  });
+
+  it('sees the listeners it added on its server and no others, as under plain node', async () => {
+    const plainPort = await freePort();
+    const plain = spawn(process.execPath, [script('http2.mjs')], {
+      env: { ...process.env, SCRIPT_PORT: String(plainPort) },
+      stdio: 'inherit',
+    });
+    try {
+      await until('plain node listening', () => plain.exitCode === null && isListening(plainPort));
+      const underNode = JSON.parse((await h2request(`http://127.0.0.1:${plainPort}/listeners`)).body) as Record<string, number>;
+      const { server } = await startScript('http2.mjs');
+      // tsgunicorn's own session handlers (drain, timers) and its 'close' watch run from the server's emit instead.
+      expect(JSON.parse((await h2request(`${server.url}/listeners`)).body)).toEqual(underNode);
+    } finally {
+      plain.kill('SIGKILL');
+    }
   });
 
   it('refuses what HTTP/1.1 refuses too: a second Host or Content-Type, a Host that is not :authority; control characters never reach the app', async () => {
