@@ -44,12 +44,15 @@ const PASSES = 2;
 const ANCHOR_PASSES = 5;
 const ANCHORS = ['cluster-none', 'tsg'];
 const HTTP2_PASSES = 3;
-// Passes of the compared pairs side by side (lib/side-by-side.mjs): the throughput targets are on them. Nine,
-// since a pass in which one server's workers got uneven shares of the connections (either server's: the kernel
-// decides) moves its ratio by up to 20 %, and a median of five still moved with one such pass.
-const SIDE_BY_SIDE_PASSES = 9;
-// CPU rounds per row and mode, each beside its twin.
-const CPU_ROUNDS = 6;
+// Passes of the compared pairs side by side (lib/side-by-side.mjs), on each of fresh starts: the throughput targets
+// are on them. Nine in all, since a pass in which one server's workers got uneven shares of the connections (either
+// server's: the kernel decides) moves its ratio by up to 20 %, and a median of five still moved with one such pass.
+const SIDE_BY_SIDE_STARTS = 3;
+const SIDE_BY_SIDE_PASSES = 3;
+// CPU rounds per row and mode, each beside its twin: CPU_ROUNDS on each of CPU_STARTS fresh starts of the servers
+// (lib/cpu.mjs says why fresh).
+const CPU_STARTS = 3;
+const CPU_ROUNDS = 2;
 // Light load on one worker each, in rounds alternating in order.
 const LIGHT_ROUNDS = 5;
 // Light load: sequential requests, alternating blocks on new connections and on one kept-alive connection.
@@ -188,13 +191,13 @@ const cpuGroups = cpuServerGroups()
   .map((group) => group.filter(wanted))
   .filter((group) => group.length > 0);
 const measuredCpu = await measureCpuGroups(cpuGroups, {
+  starts: CPU_STARTS,
   rounds: CPU_ROUNDS,
   durationS: cpuDurationS,
   warmupS: WARMUP_S,
   modes: MODES,
   startContext: async (spec) => {
-    const countDir = join(tmpDir, `cpu-counts-${spec.id}`);
-    mkdirSync(countDir);
+    const countDir = mkdtempSync(join(tmpDir, `cpu-counts-${spec.id}-`));
     return { port: await freePort(), countDir, tmpDir, tls, cpu: SERVER_CPU };
   },
   log: (line) => console.error(line),
@@ -202,7 +205,12 @@ const measuredCpu = await measureCpuGroups(cpuGroups, {
 for (const [id, result] of measuredCpu) cpu.set(id, result);
 if (!only || only.includes('tsg-journal')) {
   const ports = [await freePort(), await freePort()];
-  for (const result of await measureJournalInContainer({ rounds: CPU_ROUNDS, durationS: cpuDurationS, warmupS: WARMUP_S, ports })) {
+  for (const result of await measureJournalInContainer({
+    rounds: CPU_STARTS * CPU_ROUNDS,
+    durationS: cpuDurationS,
+    warmupS: WARMUP_S,
+    ports,
+  })) {
     cpu.set(result.spec.id, result);
   }
 }
@@ -325,14 +333,14 @@ for (const pair of http2Servers().filter((p) => wanted(p.bare) || wanted(p.tsg))
 // 5. The compared pairs side by side: tsgunicorn -w 2 and its peer driven at the same time, so that the machine's
 // speed, which moves from second to second, is the same for both.
 async function sideContext(spec) {
-  const countDir = join(tmpDir, `side-counts-${spec.id}-${sideBySide.length}`);
-  mkdirSync(countDir);
+  const countDir = mkdtempSync(join(tmpDir, `side-counts-${spec.id}-`));
   return { port: await freePort(), countDir, tmpDir, tls, gunicorn: tools.gunicorn };
 }
 const log = (line) => console.error(line);
 const anchorPair = ['tsg', 'cluster-none'].map((id) => specs.find((spec) => spec.id === id));
 if (anchorPair.every(Boolean)) {
   const measured = await throughputSideBySide(anchorPair, {
+    starts: SIDE_BY_SIDE_STARTS,
     passes: SIDE_BY_SIDE_PASSES,
     modes: MODES,
     startContext: sideContext,
@@ -344,6 +352,7 @@ if (anchorPair.every(Boolean)) {
 }
 for (const pair of http2Servers().filter((p) => wanted(p.bare) || wanted(p.tsg))) {
   const measured = await throughputSideBySide([pair.tsg, pair.bare], {
+    starts: SIDE_BY_SIDE_STARTS,
     passes: SIDE_BY_SIDE_PASSES,
     modes: ['h2load'],
     startContext: sideContext,
@@ -363,6 +372,7 @@ function writeReport(note) {
     machine,
     durationS,
     cpuDurationS,
+    cpuStarts: CPU_STARTS,
     cpuRounds: CPU_ROUNDS,
     cpu,
     results,

@@ -100,49 +100,58 @@ const totalUs = (x) => x.workersUs + x.masterUs;
 /**
  * Measures each group's servers: every server of a group is started pinned and warmed up, then each row of
  * CPU_ROWS in the group is measured at the same time as its twin, `rounds` times per mode (every other round the
- * pairs in reverse order, the row's load started first). Per server and mode: the medians over its samples of
- * the CPU µs per request (whole tree, workers, master), of req/s and of p50/p99, every sample's figure, and for a
- * row, every round's ratio to its twin.
+ * pairs in reverse order, the row's load started first); all of that `starts` times, on servers started afresh
+ * each time. Afresh, because two processes of the same server can differ by 20 % in CPU per request for as long
+ * as they run: what V8 compiled for each (two identical bare servers measured 0.78–0.80× each other, round
+ * after round; perf showed one building an object of Node's per-request path the slow way). Per server and
+ * mode: the medians over its samples of the CPU µs per request (whole tree, workers, master), of req/s and of
+ * p50/p99, every sample's figure, and for a row, every round's ratio to its twin.
  */
-export async function measureCpuGroups(groups, { rounds, durationS, warmupS, modes, startContext, log }) {
+export async function measureCpuGroups(groups, { starts, rounds, durationS, warmupS, modes, startContext, log }) {
   const results = new Map();
   for (const group of groups) {
-    const running = new Map();
+    const specModes = (spec) => (spec.h2load ? modesOf(spec) : modes);
+    const byId = new Map(group.map((spec) => [spec.id, spec]));
+    // Each row beside its twin; a server of neither (BENCH_ONLY left its partner out) alone.
+    const pairs = CPU_ROWS.filter((row) => byId.has(row.id) && byId.has(row.twin)).map((row) => [byId.get(row.twin), byId.get(row.id)]);
+    const paired = new Set(pairs.flat());
+    const sets = [...pairs, ...group.filter((spec) => !paired.has(spec)).map((spec) => [spec])];
+    const samples = new Map(group.map((spec) => [spec.id, Object.fromEntries(specModes(spec).map((m) => [m, []]))]));
     try {
-      for (const spec of group) {
-        const server = await spec.start(await startContext(spec));
-        running.set(spec.id, server);
-        // Every mode, so that the code each one runs is compiled before it is measured.
-        if (spec.h2load) await runH2load(server.url, { requests: H2LOAD_WARMUP_REQUESTS, cpu: WRK_CPU });
-        else
-          for (const mode of modes)
-            await runWrk(server.url, { durationS: warmupS, close: mode === 'close', cpu: WRK_CPU, proxyV2: spec.proxyV2 });
-      }
-      const specModes = (spec) => (spec.h2load ? modesOf(spec) : modes);
-      const byId = new Map(group.map((spec) => [spec.id, spec]));
-      // Each row beside its twin; a server of neither (BENCH_ONLY left its partner out) alone.
-      const pairs = CPU_ROWS.filter((row) => byId.has(row.id) && byId.has(row.twin)).map((row) => [byId.get(row.twin), byId.get(row.id)]);
-      const paired = new Set(pairs.flat());
-      const sets = [...pairs, ...group.filter((spec) => !paired.has(spec)).map((spec) => [spec])];
-      const samples = new Map(group.map((spec) => [spec.id, Object.fromEntries(specModes(spec).map((m) => [m, []]))]));
-      for (let round = 0; round < rounds; round++) {
-        for (const set of round % 2 === 0 ? sets : [...sets].reverse()) {
-          for (const mode of specModes(set.at(-1))) {
-            const measured = set.map((spec) => ({
-              running: running.get(spec.id),
-              load: { durationS, close: mode === 'close', proxyV2: spec.proxyV2, h2load: spec.h2load },
-            }));
-            // Errors (a wrk timeout on a loaded machine) are reported with the row, not dropped.
-            const figures = await cpuPerRequestTogether(measured, round % 2 === 1);
-            if (set.length === 1) samples.get(set[0].id)[mode].push(figures[0]);
-            else {
-              const [twin, own] = figures;
-              samples.get(set[0].id)[mode].push(twin);
-              samples.get(set[1].id)[mode].push({ ...own, twinRatio: totalUs(own) / totalUs(twin) });
-            }
+      for (let start = 0; start < starts; start++) {
+        const running = new Map();
+        try {
+          for (const spec of group) {
+            const server = await spec.start(await startContext(spec));
+            running.set(spec.id, server);
+            // Every mode, so that the code each one runs is compiled before it is measured.
+            if (spec.h2load) await runH2load(server.url, { requests: H2LOAD_WARMUP_REQUESTS, cpu: WRK_CPU });
+            else
+              for (const mode of modes)
+                await runWrk(server.url, { durationS: warmupS, close: mode === 'close', cpu: WRK_CPU, proxyV2: spec.proxyV2 });
           }
+          for (let round = 0; round < rounds; round++) {
+            for (const set of round % 2 === 0 ? sets : [...sets].reverse()) {
+              for (const mode of specModes(set.at(-1))) {
+                const measured = set.map((spec) => ({
+                  running: running.get(spec.id),
+                  load: { durationS, close: mode === 'close', proxyV2: spec.proxyV2, h2load: spec.h2load },
+                }));
+                // Errors (a wrk timeout on a loaded machine) are reported with the row, not dropped.
+                const figures = await cpuPerRequestTogether(measured, round % 2 === 1);
+                if (set.length === 1) samples.get(set[0].id)[mode].push(figures[0]);
+                else {
+                  const [twin, own] = figures;
+                  samples.get(set[0].id)[mode].push(twin);
+                  samples.get(set[1].id)[mode].push({ ...own, twinRatio: totalUs(own) / totalUs(twin) });
+                }
+              }
+            }
+            log(`bench: CPU start ${start + 1}/${starts}, round ${round + 1}/${rounds}: ${group.map((s) => s.id).join(', ')}`);
+          }
+        } finally {
+          for (const server of running.values()) await server.stop();
         }
-        log(`bench: CPU round ${round + 1}/${rounds}: ${group.map((s) => s.id).join(', ')}`);
       }
       for (const spec of group) {
         const modesOut = {};
@@ -152,8 +161,6 @@ export async function measureCpuGroups(groups, { rounds, durationS, warmupS, mod
     } catch (err) {
       for (const spec of group) if (!results.has(spec.id)) results.set(spec.id, { spec, error: err.message });
       log(`bench: CPU group ${group.map((s) => s.id).join(', ')} failed: ${err.message.split('\n', 1)[0]}`);
-    } finally {
-      for (const server of running.values()) await server.stop();
     }
   }
   return results;

@@ -161,7 +161,20 @@ function journalNote(cpu) {
   ];
 }
 
-export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu, results, light, http2, sideBySide = [], elapsedS, note }) {
+export function renderReport({
+  machine,
+  durationS,
+  cpuDurationS,
+  cpuStarts,
+  cpuRounds,
+  cpu,
+  results,
+  light,
+  http2,
+  sideBySide = [],
+  elapsedS,
+  note,
+}) {
   const failures = [
     ...results.values(),
     ...cpu.values(),
@@ -188,7 +201,8 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     `Each server is one process serving (tsgunicorn -w 1, or bare node). Each row is measured **at the same time as its twin**: ` +
       `both pinned to one CPU with taskset, each driven by its own wrk (\`-t${WRK_THREADS} -c${WRK_CONNECTIONS}\`, ${cpuDurationS} s) pinned to the other, ` +
       `because a virtual machine's speed can move by tens of percent from second to second and would otherwise decide the ratio. ${cpuRounds} rounds per row and mode ` +
-      `(every other round the pairs in reverse order and the row's load started first), after a 1 s warm-up in each mode. ` +
+      `(every other round the pairs in reverse order and the row's load started first), after a 1 s warm-up in each mode, ` +
+      `on each of ${cpuStarts} fresh starts of the servers (two processes of one server can differ by 20 % for as long as they run, with what V8 compiled for each). ` +
       `CPU = the nanoseconds every thread of the server's processes ran (first field of /proc/PID/task/TID/schedstat, ` +
       `master and workers apart) over that load, divided by the requests wrk counted; the median of the samples, every sample in brackets. ` +
       `"× twin" is the median of the rounds' ratios to the twin measured beside it, each round's in brackets; "× tsgunicorn defaults" ` +
@@ -241,7 +255,7 @@ export function renderReport({ machine, durationS, cpuDurationS, cpuRounds, cpu,
     '',
     `The compared pairs driven **at the same time**, each by its own load generator, unpinned: \`wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} -d${durationS}s\` ` +
       `(HTTP/1.1, after a 1 s warm-up) or \`h2load -t1 -c${H2LOAD_CLIENTS} -m${H2LOAD_STREAMS} -D${durationS}\` (HTTP/2, after ${H2LOAD_WARMUP_REQUESTS.toLocaleString('en-US')} requests), ` +
-      `in passes alternating which load starts first. Run one after the other, as above, a server's req/s moves by tens of percent from ` +
+      `in passes alternating which load starts first, on fresh starts of both servers (a few passes each). Run one after the other, as above, a server's req/s moves by tens of percent from ` +
       `pass to pass with the machine's speed; side by side both meet the same machine, and the ratio of what each served in the same ` +
       `seconds is steady. Each server has about half the machine, so req/s is lower than above. The throughput targets are on these ratios.`,
     '',
