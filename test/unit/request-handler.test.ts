@@ -2,7 +2,7 @@
 // watchdog reports and the master's hung-request message names) as requests finish out of order, and a drain
 // that closes the connections of responses not yet begun.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,6 +141,51 @@ it('counts each request once, finished in the app call or later, whole body writ
     expect(await seen()).toEqual({ counts: { '200': 6, '404': 2 }, durations: 8 });
   } finally {
     agent.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
+it('keeps the board and the order right for a request an app hands to the listener from within its own call', async () => {
+  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
+  const board = new ActivityBoard();
+  const oldest = () => board.read().oldest?.label ?? null;
+  // The handed-over request: Node's own request and response classes, on a socket that never connects.
+  const inner = new http.IncomingMessage(new net.Socket());
+  Object.assign(inner, { method: 'GET', url: '/inner', httpVersionMajor: 1, httpVersionMinor: 1, rawHeaders: ['Host', 'x'] });
+  const innerRes = new http.ServerResponse(inner);
+  const seen: (string | number | null)[][] = [];
+  const handler: ReturnType<typeof createRequestHandler> = createRequestHandler({
+    app: (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url === '/inner') return; // held: its response outlives this call
+      handler.listener(inner, innerRes);
+      // Back in the outer call: the outer request, older, is still the one on the board.
+      seen.push([handler.inFlight, oldest()]);
+      res.end('outer');
+    },
+    fetchInterface: false,
+    settings,
+    logger: createLogger(settings, { journal: null }),
+    board,
+    metrics: createWorkerMetrics(),
+    onMaxRequests: () => {},
+  });
+  const server = http.createServer(handler.listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    await new Promise((resolve, reject) => http.get({ port, host: '127.0.0.1', path: '/outer' }, resolve).on('error', reject));
+    while (handler.inFlight > 1) await new Promise((resolve) => setImmediate(resolve));
+    // The outer request finished: the handed-over one, still in flight, is the oldest now.
+    seen.push([handler.inFlight, oldest()]);
+    innerRes.emit('close'); // as Node emits it when the response's connection goes
+    seen.push([handler.inFlight, oldest()]);
+    expect(seen).toEqual([
+      [2, 'GET /outer'],
+      [1, 'GET /inner'],
+      [0, null],
+    ]);
+  } finally {
     server.closeAllConnections();
     server.close();
   }
