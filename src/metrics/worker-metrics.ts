@@ -93,6 +93,12 @@ export function createWorkerMetrics(): WorkerMetrics {
     return slot;
   }
 
+  // The series of the previous request: under load most requests repeat it, and then need no lookup. The
+  // method is compared as given, so a request of another case ("get") never reuses GET's series.
+  let lastMethod = '';
+  let lastStatus = -1;
+  let lastSlot = 0;
+
   let seq = 0;
   return {
     requestStarted() {
@@ -101,8 +107,13 @@ export function createWorkerMetrics(): WorkerMetrics {
     },
     requestFinished(method, status, seconds) {
       inFlight--;
-      const m = methodIndex(method);
-      counts[slotOf[m]!.get(status) ?? newSeries(m, status)]!++;
+      if (status !== lastStatus || method !== lastMethod) {
+        const m = methodIndex(method);
+        lastSlot = slotOf[m]!.get(status) ?? newSeries(m, status);
+        lastMethod = method;
+        lastStatus = status;
+      }
+      counts[lastSlot]!++;
       // A value on a bound belongs to that bucket (le is "less than or equal").
       let b = 0;
       while (b < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[b]!) b++;

@@ -58,10 +58,12 @@ export class ActivityBoard {
    * two atomic operations cost more than the rest of this bookkeeping.
    */
   setOldest(method: string, url: string, startedAt: number): void {
-    if (method === this.methodText && url === this.urlText) {
-      this.f64[F64_OLDEST_STARTED] = startedAt;
-      return;
-    }
+    if (method === this.methodText && url === this.urlText) this.f64[F64_OLDEST_STARTED] = startedAt;
+    else this.relabel(method, url, startedAt);
+  }
+
+  // Apart from setOldest, which stays small enough to be inlined into every caller.
+  private relabel(method: string, url: string, startedAt: number): void {
     Atomics.add(this.i32, I32_SEQ, 1);
     // A URL longer than the slot is cut; encodeInto never writes a partial character.
     if (method !== this.methodText) {

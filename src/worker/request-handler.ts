@@ -26,9 +26,9 @@ const PLAIN_500 = { 'content-type': 'text/plain; charset=utf-8' };
 const CLOSE_500 = { ...PLAIN_500, connection: 'close' };
 
 /**
- * A request in flight, linked in start order: the oldest is the head. Linked through its own fields rather
- * than kept in a Set, whose hash table grows and shrinks as the count swings under load, and whose add gives
- * every response an identity hash. The response's 'close' listener holds its entry: a property on the
+ * A request in flight past its app call, linked in start order: the oldest is the head. Linked through its own
+ * fields rather than kept in a Set, whose hash table grows and shrinks as the count swings under load, and whose
+ * add gives every response an identity hash. The response's 'close' listener holds its entry: a property on the
  * response would give Node's own ServerResponse objects a second shape, on every request.
  */
 class InFlight {
@@ -67,6 +67,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   let oldest: InFlight | null = null;
   let newest: InFlight | null = null;
   let inFlight = 0;
+  // App calls running now: more than one only when an app hands a request to this listener from within its own
+  // call (server.emit('request', ...)). A request is linked only once its call returned.
+  let calling = 0;
   let served = 0;
   const maxRequests =
     settings.max_requests > 0 ? settings.max_requests + Math.floor(Math.random() * (settings.max_requests_jitter + 1)) : 0;
@@ -81,6 +84,24 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   function showOldest(): void {
     if (oldest) board.setOldest(oldest.res.req.method ?? '', oldest.res.req.url ?? '', epochOffset + oldest.started);
     else board.clearOldest();
+  }
+
+  /** Links a request whose response outlives its app call, in start order, until its response closes. */
+  function track(entry: InFlight): void {
+    // A request the app handed to this listener from within its own call started later, yet may be linked first.
+    let before = newest;
+    while (before !== null && before.started > entry.started) before = before.prev;
+    const after = before ? before.next : oldest;
+    entry.prev = before;
+    entry.next = after;
+    if (before) before.next = entry;
+    else oldest = entry;
+    if (after) after.prev = entry;
+    else newest = entry;
+    // Added once the app ran ('close' always comes later): an APM agent binds the
+    // response to its span as the request passes it, so this listener runs in
+    // that span's context, where the access log finds the trace (trace-context.ts).
+    entry.res.on('close', () => finished(entry));
   }
 
   function finished(entry: InFlight): void {
@@ -111,6 +132,17 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     if (++served === maxRequests) options.onMaxRequests();
   }
 
+  /** A response finished within its app call, never linked: only the board, the metrics and the count. */
+  function finishedInCall(req: IncomingMessage, res: ServerResponse, started: number): void {
+    const durationMs = nowMs() - started;
+    board.setInFlight(--inFlight);
+    // The board showed this request unless an older one, or an outer call's, was there; else it shows what is
+    // oldest now (a request handed over from within this call and still in flight), or none.
+    if (calling === 0 && (oldest === null || oldest.started > started)) showOldest();
+    metrics.requestFinished(req.method ?? '', res.statusCode, durationMs / 1000);
+    if (++served === maxRequests) options.onMaxRequests();
+  }
+
   function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     logger.error(`Error handling request ${req.method} ${req.url}`, err);
     if (res.headersSent) {
@@ -124,18 +156,15 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
 
   function listener(req: IncomingMessage, res: ServerResponse): void {
     if (!checks.admit(req, res)) return;
-    const entry = new InFlight(res, nowMs(), accessEnabled ? req.socket.bytesWritten : 0);
-    if (newest) {
-      newest.next = entry;
-      entry.prev = newest;
-    } else {
-      oldest = entry;
-      showOldest();
-    }
-    newest = entry;
+    const started = nowMs();
+    // On the board before the app runs, so that the watchdog names this request if the call never returns,
+    // unless an older request is there: a linked one, or the one whose app call handed this one over.
     board.setInFlight(++inFlight);
+    if (oldest === null && calling === 0) board.setOldest(req.method ?? '', req.url ?? '', epochOffset + started);
     metrics.requestStarted();
+    const bytesBefore = accessEnabled ? req.socket.bytesWritten : 0;
     if (closeConnections && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
+    calling++;
     if (failingHealthPath !== null && isPath(req.url!, failingHealthPath)) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('Draining\n');
@@ -147,15 +176,14 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
         fail(req, res, err);
       }
     }
+    calling--;
     // An HTTP/1 response the app ended in this call and that the socket took
     // whole is finished: its 'close' would say so a moment later (once the
-    // write's callback ran), at the cost of a listener on every response, more
-    // than all the rest of this bookkeeping. Not with the access log: see below.
-    if (!accessEnabled && res.writableEnded && res.writableLength === 0 && req.httpVersionMajor === 1) finished(entry);
-    // Added once the app ran ('close' always comes later): an APM agent binds the
-    // response to its span as the request passes it, so this listener runs in
-    // that span's context, where the access log finds the trace (trace-context.ts).
-    else res.on('close', () => finished(entry));
+    // write's callback ran), at the cost of a listener on every response, and
+    // it needs no entry in the list. Not with the access log, which reads the
+    // APM agent's span in that listener (see track).
+    if (!accessEnabled && res.writableEnded && res.writableLength === 0 && req.httpVersionMajor === 1) finishedInCall(req, res, started);
+    else track(new InFlight(res, started, bytesBefore));
   }
 
   return {

@@ -1,14 +1,14 @@
 // The requests in flight as the request handler keeps them: counted, the oldest on the activity board (what the
 // watchdog reports and the master's hung-request message names) as requests finish out of order, and a drain
 // that closes the connections of responses not yet begun.
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { createLogger } from '../../src/logging/logger.js';
-import { createWorkerMetrics } from '../../src/metrics/worker-metrics.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics/worker-metrics.js';
 import { schema, settingNames, type Settings } from '../../src/settings/schema.js';
 import { ActivityBoard } from '../../src/worker/activity-board.js';
 import { createRequestHandler } from '../../src/worker/request-handler.js';
@@ -18,32 +18,37 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const defaults = Object.fromEntries(settingNames.map((name) => [name, schema[name].default])) as Settings;
 
+/** The request handler around app, with default settings, on a node:http server on a loopback port. */
+async function serve(app: RequestListener, board: ActivityBoard, metrics: WorkerMetrics = createWorkerMetrics()) {
+  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
+  const handler = createRequestHandler({
+    app,
+    fetchInterface: false,
+    settings,
+    logger: createLogger(settings, { journal: null }),
+    board,
+    metrics,
+    onMaxRequests: () => {},
+  });
+  const server = http.createServer(handler.listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { handler, server, port: (server.address() as AddressInfo).port };
+}
+
 interface Held {
   res: ServerResponse;
   closed: Promise<void>;
 }
 
 it('keeps the oldest request in flight on the board as requests finish out of order, and drains the rest', async () => {
-  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
   const board = new ActivityBoard();
   const held = new Map<string, Held>();
   let arrived: () => void = () => {};
-  const handler = createRequestHandler({
-    // The app holds every response until the test ends it; its own 'close' listener runs after the handler's.
-    app: (req: IncomingMessage, res: ServerResponse) => {
-      held.set(req.url!, { res, closed: new Promise((resolve) => res.once('close', () => resolve())) });
-      arrived();
-    },
-    fetchInterface: false,
-    settings,
-    logger: createLogger(settings, { journal: null }),
-    board,
-    metrics: createWorkerMetrics(),
-    onMaxRequests: () => {},
-  });
-  const server = http.createServer(handler.listener);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  // The app holds every response until the test ends it; its own 'close' listener runs after the handler's.
+  const { handler, server, port } = await serve((req, res) => {
+    held.set(req.url!, { res, closed: new Promise((resolve) => res.once('close', () => resolve())) });
+    arrived();
+  }, board);
   const responses = new Map<string, Promise<IncomingMessage>>();
   const send = async (path: string): Promise<void> => {
     const here = new Promise<void>((resolve) => (arrived = resolve));
@@ -84,27 +89,19 @@ it('keeps the oldest request in flight on the board as requests finish out of or
 });
 
 it('counts each request once, finished in the app call or later, whole body written or still queued', async () => {
-  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
   const metrics = createWorkerMetrics();
   const board = new ActivityBoard();
   // More than a loopback socket takes at once: the response is ended in the app call but still queued.
   const big = Buffer.alloc(32 * 1024 * 1024, 'x');
-  const handler = createRequestHandler({
-    app: (req: IncomingMessage, res: ServerResponse) => {
+  const { handler, server, port } = await serve(
+    (req, res) => {
       if (req.url === '/now') res.end('now');
       else if (req.url === '/big') res.end(big);
       else setImmediate(() => res.writeHead(404).end('later'));
     },
-    fetchInterface: false,
-    settings,
-    logger: createLogger(settings, { journal: null }),
     board,
     metrics,
-    onMaxRequests: () => {},
-  });
-  const server = http.createServer(handler.listener);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  );
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const get = (path: string) =>
     new Promise<number>((resolve, reject) =>
@@ -141,6 +138,39 @@ it('counts each request once, finished in the app call or later, whole body writ
     expect(await seen()).toEqual({ counts: { '200': 6, '404': 2 }, durations: 8 });
   } finally {
     agent.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
+it('keeps the board and the order right for a request an app hands to the listener from within its own call', async () => {
+  const board = new ActivityBoard();
+  const oldest = () => board.read().oldest?.label ?? null;
+  // The handed-over request: Node's own request and response classes, on a socket that never connects.
+  const inner = new http.IncomingMessage(new net.Socket());
+  Object.assign(inner, { method: 'GET', url: '/inner', httpVersionMajor: 1, httpVersionMinor: 1, rawHeaders: ['Host', 'x'] });
+  const innerRes = new http.ServerResponse(inner);
+  const seen: (string | number | null)[][] = [];
+  const { handler, server, port } = await serve((req, res) => {
+    if (req.url === '/inner') return; // held: its response outlives this call
+    handler.listener(inner, innerRes);
+    // Back in the outer call: the outer request, older, is still the one on the board.
+    seen.push([handler.inFlight, oldest()]);
+    res.end('outer');
+  }, board);
+  try {
+    await new Promise((resolve, reject) => http.get({ port, host: '127.0.0.1', path: '/outer' }, resolve).on('error', reject));
+    while (handler.inFlight > 1) await new Promise((resolve) => setImmediate(resolve));
+    // The outer request finished: the handed-over one, still in flight, is the oldest now.
+    seen.push([handler.inFlight, oldest()]);
+    innerRes.emit('close'); // as Node emits it when the response's connection goes
+    seen.push([handler.inFlight, oldest()]);
+    expect(seen).toEqual([
+      [2, 'GET /outer'],
+      [1, 'GET /inner'],
+      [0, null],
+    ]);
+  } finally {
     server.closeAllConnections();
     server.close();
   }
