@@ -109,7 +109,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
         remoteAddr: trust.clientAddress(req, entry.http2Session),
         startedAt: Date.now() - durationMs,
         durationUs: Math.round(durationMs * 1000),
-        bytes: responseBytes(res, req, entry),
+        bytes: responseBytes(res, req, entry.bytesBefore, entry.http2Session),
         pid,
       });
     }
@@ -193,10 +193,10 @@ const isPath = (url: string, path: string): boolean =>
 
 // The body bytes sent: Content-Length when declared, else what the socket wrote
 // for this response minus its header block (chunk framing included); HTTP/2: see sessionBytesSince.
-function responseBytes(res: ServerResponse, req: IncomingMessage, entry: InFlight): number {
+function responseBytes(res: ServerResponse, req: IncomingMessage, bytesBefore: number, http2Session: Http2Session | undefined): number {
   const declared = res.getHeader('content-length');
   if (declared !== undefined) return Number(declared) || 0;
-  if (req.httpVersionMajor === 2) return sessionBytesSince(entry.http2Session, entry.bytesBefore);
+  if (req.httpVersionMajor === 2) return sessionBytesSince(http2Session, bytesBefore);
   const header = (res as unknown as { _header?: string | null })._header;
-  return Math.max(0, req.socket.bytesWritten - entry.bytesBefore - (header ? Buffer.byteLength(header) : 0));
+  return Math.max(0, req.socket.bytesWritten - bytesBefore - (header ? Buffer.byteLength(header) : 0));
 }
