@@ -1,34 +1,35 @@
 // An HTTP/2 request of Node's compatibility API as tsgunicorn takes it in: its
-// :scheme is the transport's, and what the access log reads of its session (its
-// peer, the bytes its socket wrote) is kept. Node's compatibility request reads
-// its socket through the stream, which forgets its session as it closes, before
-// the access log line is written.
+// :scheme is the transport's, its stream counts as open in its session's idle
+// check (session-timers.ts), and what the access log reads of its session (its
+// peer, the bytes its socket wrote) is read from the session the request handler
+// keeps. Node's compatibility request reads its socket through the stream, which
+// forgets its session as it closes, before the access log line is written.
 import type { IncomingMessage } from 'node:http';
-import type { Http2Session, Http2Stream } from 'node:http2';
+import type { Http2ServerRequest, Http2Session } from 'node:http2';
+import { streamOpened, streamRefused } from './session-timers.js';
 
-const kSession = Symbol('tsgunicorn.http2Session');
-
-interface WithSession {
-  [kSession]?: Http2Session | undefined;
+/** The request's session while its stream is open (the request handler keeps it for the access log). */
+export function sessionOf(req: IncomingMessage): Http2Session | undefined {
+  return (req as unknown as Http2ServerRequest).stream.session;
 }
 
 export function adoptHttp2Request(req: IncomingMessage): void {
-  const session = (req as unknown as { stream: Http2Stream }).stream.session;
-  (req as WithSession)[kSession] = session;
+  const stream = (req as unknown as Http2ServerRequest).stream;
+  streamOpened(stream);
   // The client's :scheme is a claim, as X-Forwarded-Proto is (Gunicorn 26.2): the
   // URL a fetch app sees says what the connection is; a trusted proxy's
   // X-Forwarded-Proto still says https (proxy-trust.ts).
   // The session's own flag: its socket is a Proxy, slow to read on every request.
-  req.headers[':scheme'] = session?.encrypted ? 'https' : 'http';
+  req.headers[':scheme'] = stream.session?.encrypted ? 'https' : 'http';
 }
 
-export function keptSession(req: IncomingMessage): Http2Session | undefined {
-  return (req as WithSession)[kSession];
+/** A request the header policy refused: its stream still came and closes, for the session's idle check. */
+export function refuseHttp2Request(req: IncomingMessage): void {
+  streamRefused((req as unknown as Http2ServerRequest).stream);
 }
 
-/** The peer of the request's session, once its socket (Node's proxy of the stream) no longer says. */
-export function keptPeer(req: IncomingMessage): string | undefined {
-  const session = keptSession(req);
+/** The peer of a session, once the request's socket (Node's proxy of the stream) no longer says. */
+export function sessionPeer(session: Http2Session | undefined): string | undefined {
   return session && !session.destroyed ? session.socket.remoteAddress : undefined;
 }
 

@@ -11,60 +11,112 @@
 // twice keepalive after its last stream closed, and no timer is touched as
 // streams come and go (re-arming one as each session fell quiet cost more than
 // all the rest of this per stream). A timer per request with a body; nothing
-// else per stream but a listener.
+// else per stream: the code that already follows each stream to its end (the
+// request handler, stream-tracking.ts) says when one opens and closes, rather
+// than a listener of this file's on every stream and on the session's 'stream'
+// event (each one more closure call and listener array per stream).
 import type { Http2SecureServer, Http2Server, Http2Session, ServerHttp2Stream } from 'node:http2';
 import { timerDelay } from '../settings/kinds.js';
 import { listenOnServer } from '../worker/serve.js';
 import type { Settings } from '../settings/schema.js';
 
-const END_STREAM = 0x1;
+type TimerSettings = Pick<Settings, 'keepalive' | 'header_timeout' | 'request_timeout'>;
+
+const kTimers = Symbol('tsgunicorn.sessionTimers');
 
 function timeOutRequest(stream: ServerHttp2Stream): void {
   stream.close(process.getBuiltinModule('node:http2').constants.NGHTTP2_CANCEL);
 }
 
-export function applySessionTimers(
-  server: Http2Server | Http2SecureServer,
-  settings: Pick<Settings, 'keepalive' | 'header_timeout' | 'request_timeout'>,
-): void {
+/** One session's timers and the count of its streams open. */
+class SessionTimers {
+  private open = 0;
+  /** A stream closed since the idle check last looked. */
+  private closed = false;
+  private first: NodeJS.Timeout | null;
+  private idle: NodeJS.Timeout | null = null;
+  private readonly closeIfIdle = (): void => {
+    if (this.open === 0) this.session.close();
+  };
+  private readonly checkIdle = (): void => {
+    if (this.open === 0 && !this.closed) return void this.session.close();
+    this.closed = false;
+    this.idle!.refresh();
+  };
+
+  constructor(
+    private readonly session: Http2Session,
+    private readonly idleMs: number,
+    private readonly requestMs: number,
+    firstStreamMs: number,
+  ) {
+    this.first = setTimeout(this.closeIfIdle, firstStreamMs);
+  }
+
+  /** A stream came: the session is no longer waiting for its first one. */
+  private arrived(): void {
+    if (this.first === null) return;
+    clearTimeout(this.first);
+    this.first = null;
+    if (this.idleMs > 0) this.idle = setTimeout(this.checkIdle, this.idleMs);
+  }
+
+  opened(stream: ServerHttp2Stream): void {
+    this.arrived();
+    this.open++;
+    if (this.requestMs === 0 || stream.endAfterHeaders) return;
+    const timer = setTimeout(timeOutRequest, this.requestMs, stream);
+    const stop = (): void => clearTimeout(timer);
+    stream.once('end', stop).once('close', stop);
+  }
+
+  /** A stream refused at its headers: answered at once, it counts as one that came and closed. */
+  refused(): void {
+    this.arrived();
+    this.open++;
+    this.streamClosed();
+  }
+
+  streamClosed(): void {
+    this.closed = true;
+    // keepalive 0: the session goes as soon as its streams are done, not after a period.
+    if (--this.open === 0 && this.idleMs === 0) setTimeout(this.closeIfIdle, 0);
+  }
+
+  stop(): void {
+    if (this.first !== null) clearTimeout(this.first);
+    if (this.idle !== null) clearTimeout(this.idle);
+  }
+}
+
+interface WithTimers {
+  [kTimers]?: SessionTimers;
+}
+
+export function applySessionTimers(server: Http2Server | Http2SecureServer, settings: TimerSettings): void {
   const idleMs = timerDelay(settings.keepalive * 1000);
   const requestMs = timerDelay(settings.request_timeout * 1000);
   const firstStreamMs = timerDelay(settings.header_timeout * 1000);
   listenOnServer(server, 'session', (session: Http2Session) => {
-    let open = 0;
-    // A stream closed since the idle check last looked.
-    let closed = false;
-    const closeIfIdle = (): void => {
-      if (open === 0) session.close();
-    };
-    let first: NodeJS.Timeout | null = setTimeout(closeIfIdle, firstStreamMs);
-    let idle: NodeJS.Timeout | null = null;
-    const checkIdle = (): void => {
-      if (open === 0 && !closed) return void session.close();
-      closed = false;
-      idle!.refresh();
-    };
-    const streamClosed = (): void => {
-      closed = true;
-      // keepalive 0: the session goes as soon as its streams are done, not after a period.
-      if (--open === 0 && idleMs === 0) setTimeout(closeIfIdle, 0);
-    };
-    session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number) => {
-      if (first !== null) {
-        clearTimeout(first);
-        first = null;
-        if (idleMs > 0) idle = setTimeout(checkIdle, idleMs);
-      }
-      open++;
-      stream.on('close', streamClosed);
-      if (requestMs === 0 || flags & END_STREAM) return;
-      const timer = setTimeout(timeOutRequest, requestMs, stream);
-      const stop = (): void => clearTimeout(timer);
-      stream.once('end', stop).once('close', stop);
-    });
-    session.once('close', () => {
-      if (first !== null) clearTimeout(first);
-      if (idle !== null) clearTimeout(idle);
-    });
+    const timers = new SessionTimers(session, idleMs, requestMs, firstStreamMs);
+    (session as WithTimers)[kTimers] = timers;
+    session.once('close', () => timers.stop());
   });
+}
+
+// Streams no tracking takes (CONNECT without a 'connect' listener, an Expect
+// other than 100-continue) are answered by Node at once and never counted: a
+// GOAWAY the idle check sends meanwhile lets them finish.
+
+/** A stream the request handler or stream tracking took in and will see close. */
+export function streamOpened(stream: ServerHttp2Stream): void {
+  (stream.session as WithTimers | undefined)?.[kTimers]?.opened(stream);
+}
+
+export function streamClosed(session: Http2Session | undefined): void {
+  (session as WithTimers | undefined)?.[kTimers]?.streamClosed();
+}
+
+export function streamRefused(stream: ServerHttp2Stream): void {
+  (stream.session as WithTimers | undefined)?.[kTimers]?.refused();
 }

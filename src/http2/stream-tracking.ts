@@ -3,8 +3,9 @@
 // as @grpc/grpc-js does. Requests through Node's compatibility API (a 'request'
 // listener) go through the worker's request handler instead, like HTTP/1.1
 // ones. Each stream meets the header policy, counts in flight and on the
-// activity board, in the metrics and towards max_requests, and gets its access
-// log line (HTTP/2.0) when it closes.
+// activity board, in the metrics and towards max_requests, in its session's
+// idle check (session-timers.ts), and gets its access log line (HTTP/2.0) when
+// it closes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
@@ -16,6 +17,7 @@ import type { ActivityBoard } from '../worker/activity-board.js';
 import { createProxyTrust } from '../worker/proxy-trust.js';
 import { createHttp2Policy } from './header-policy.js';
 import { sessionBytesSince } from './session-of.js';
+import { streamClosed, streamOpened, streamRefused } from './session-timers.js';
 
 const REFUSAL_TEXT: Record<number, string> = {
   400: 'Bad Request\n',
@@ -98,6 +100,7 @@ export function trackStreams(server: net.Server, options: StreamTrackingOptions)
     const bytes = request.finish();
     const durationMs = performance.now() - request.startedAt;
     inFlight.delete(request);
+    streamClosed(request.session);
     if (request === oldest) markOldest(inFlight.values().next().value);
     board.setInFlight(inFlight.size);
     metrics.requestFinished(request.method, request.statusCode, durationMs / 1000);
@@ -119,6 +122,7 @@ export function trackStreams(server: net.Server, options: StreamTrackingOptions)
   function admit(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): boolean {
     const refused = policy(rawHeaders);
     if (refused !== 0) {
+      streamRefused(stream);
       stream.respond({ ':status': refused, 'content-type': 'text/plain; charset=utf-8' });
       stream.end(REFUSAL_TEXT[refused]);
       return false;
@@ -127,6 +131,7 @@ export function trackStreams(server: net.Server, options: StreamTrackingOptions)
     // As for a compatibility request (session-of.ts): the client's :scheme is a claim, the transport's is the truth.
     headers[':scheme'] = request.socket.encrypted ? 'https' : 'http';
     inFlight.add(request);
+    streamOpened(stream);
     if (oldest === undefined) markOldest(request);
     board.setInFlight(inFlight.size);
     metrics.requestStarted();

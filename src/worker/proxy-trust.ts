@@ -1,13 +1,17 @@
 // X-Forwarded-For / X-Forwarded-Proto, believed only from `forwarded_allow_ips`
 // (Gunicorn's rule): anyone else could claim any address or scheme.
 import type { IncomingMessage, RequestListener } from 'node:http';
+import type { Http2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { keptPeer } from '../http2/session-of.js';
+import { sessionPeer } from '../http2/session-of.js';
 import { createAddressMatcher, unmapped } from '../settings/address-ranges.js';
 
 export interface ProxyTrust {
-  /** The client's address for logs: the peer, or the nearest untrusted hop it forwarded for. */
-  clientAddress(req: IncomingMessage): string;
+  /**
+   * The client's address for logs: the peer, or the nearest untrusted hop it
+   * forwarded for. An HTTP/2 request's peer is its session's once its stream closed.
+   */
+  clientAddress(req: IncomingMessage, http2Session?: Http2Session): string;
   /**
    * A fetch app's listener whose Request URL carries the scheme a trusted
    * X-Forwarded-Proto names. Only the adapter sees that absolute URL: req.url,
@@ -20,8 +24,8 @@ export function createProxyTrust(allowed: string[]): ProxyTrust {
   const isTrusted = createAddressMatcher(allowed);
 
   return {
-    clientAddress(req) {
-      const peer = unmapped(req.socket.remoteAddress ?? keptPeer(req) ?? '-');
+    clientAddress(req, http2Session) {
+      const peer = unmapped(req.socket.remoteAddress ?? sessionPeer(http2Session) ?? '-');
       const forwarded = req.headers['x-forwarded-for'];
       if (typeof forwarded !== 'string' || !isTrusted(peer)) return peer;
       // Walk from the nearest hop back: each trusted proxy vouches for the one before it.

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { createHttp2Policy } from '../http2/header-policy.js';
-import { adoptHttp2Request } from '../http2/session-of.js';
+import { adoptHttp2Request, refuseHttp2Request } from '../http2/session-of.js';
 import type { Settings } from '../settings/schema.js';
 
 const REFUSAL_TEXT: Record<number, string> = {
@@ -110,6 +110,7 @@ export function createRequestChecks(
           adoptHttp2Request(req);
           return true;
         }
+        refuseHttp2Request(req);
         res.writeHead(refused, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(REFUSAL_TEXT[refused]);
         return false;

@@ -2,8 +2,10 @@
 // errors, and the access log entry. This is the hot path: no IPC, no sync I/O but a
 // journal send, and nothing allocated per request that can be avoided.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Http2Session } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { keptSession, sessionBytesSince } from '../http2/session-of.js';
+import { sessionBytesSince, sessionOf } from '../http2/session-of.js';
+import { streamClosed } from '../http2/session-timers.js';
 import type { Logger } from '../logging/logger.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { Settings } from '../settings/schema.js';
@@ -39,6 +41,8 @@ class InFlight {
     readonly started: number,
     /** The socket's bytes written before this response: what the access log subtracts. */
     readonly bytesBefore: number,
+    /** HTTP/2: its stream's session, whose idle check counts the stream and whose peer and bytes the access log reads. */
+    readonly http2Session: Http2Session | undefined,
   ) {}
 }
 
@@ -117,15 +121,16 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     entry.prev = entry.next = null;
     board.setInFlight(--inFlight);
     if (prev === null) showOldest();
+    if (entry.http2Session !== undefined) streamClosed(entry.http2Session);
     metrics.requestFinished(req.method ?? '', res.statusCode, durationMs / 1000);
     if (accessEnabled) {
       logger.access({
         req,
         res,
-        remoteAddr: trust.clientAddress(req),
+        remoteAddr: trust.clientAddress(req, entry.http2Session),
         startedAt: Date.now() - durationMs,
         durationUs: Math.round(durationMs * 1000),
-        bytes: responseBytes(res, req, entry.bytesBefore),
+        bytes: responseBytes(res, req, entry.bytesBefore, entry.http2Session),
         pid,
       });
     }
@@ -163,6 +168,8 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     if (oldest === null && calling === 0) board.setOldest(req.method ?? '', req.url ?? '', epochOffset + started);
     metrics.requestStarted();
     const bytesBefore = accessEnabled ? req.socket.bytesWritten : 0;
+    // Before the app runs: a stream it destroys forgets its session at once, and the session counts it open.
+    const http2Session = req.httpVersionMajor === 2 ? sessionOf(req) : undefined;
     if (closeConnections && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     calling++;
     if (failingHealthPath !== null && isPath(req.url!, failingHealthPath)) {
@@ -183,7 +190,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     // it needs no entry in the list. Not with the access log, which reads the
     // APM agent's span in that listener (see track).
     if (!accessEnabled && res.writableEnded && res.writableLength === 0 && req.httpVersionMajor === 1) finishedInCall(req, res, started);
-    else track(new InFlight(res, started, bytesBefore));
+    else track(new InFlight(res, started, bytesBefore, http2Session));
   }
 
   return {
@@ -211,10 +218,10 @@ const isPath = (url: string, path: string): boolean =>
 
 // The body bytes sent: Content-Length when declared, else what the socket wrote
 // for this response minus its header block (chunk framing included); HTTP/2: see sessionBytesSince.
-function responseBytes(res: ServerResponse, req: IncomingMessage, bytesBefore: number): number {
+function responseBytes(res: ServerResponse, req: IncomingMessage, bytesBefore: number, http2Session: Http2Session | undefined): number {
   const declared = res.getHeader('content-length');
   if (declared !== undefined) return Number(declared) || 0;
-  if (req.httpVersionMajor === 2) return sessionBytesSince(keptSession(req), bytesBefore);
+  if (req.httpVersionMajor === 2) return sessionBytesSince(http2Session, bytesBefore);
   const header = (res as unknown as { _header?: string | null })._header;
   return Math.max(0, req.socket.bytesWritten - bytesBefore - (header ? Buffer.byteLength(header) : 0));
 }

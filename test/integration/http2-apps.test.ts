@@ -247,6 +247,22 @@ describe('h2c with prior knowledge (http2_cleartext)', () => {
     });
   });
 
+  it('keepalive 0: a session gets GOAWAY as soon as its stream is done, one the header policy refused too', async () => {
+    // header_timeout far off: within the test, only the end of the stream can close the session.
+    const args = ['--keep-alive', '0', '--header-timeout', '600', '--limit-request-fields', '1'];
+    const server = await start(['-w', '1', ...H2C, ...args, NODE_APP]);
+    for (const [headers, status] of [
+      [{}, 200],
+      [{ a: '1', b: '2' }, 431],
+    ] as const) {
+      await withSession(server.url, async (session) => {
+        const goaway = goawayOf(session);
+        expect(await h2request(`${server.url}/once`, { session, headers })).toMatchObject({ status });
+        expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+      });
+    }
+  });
+
   it('header_timeout: a session that opens no stream in time gets GOAWAY', async () => {
     const server = await start(['-w', '1', ...H2C, '--header-timeout', '1', NODE_APP]);
     await withSession(server.url, async (session) => expect(await goawayOf(session)).toBe(http2.constants.NGHTTP2_NO_ERROR));
