@@ -122,7 +122,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     board.setInFlight(--inFlight);
     if (prev === null) showOldest();
     if (entry.http2Session !== undefined) streamClosed(entry.http2Session);
-    metrics.requestFinished(req.method ?? '', res.statusCode, durationMs / 1000);
+    count(req, res, durationMs);
     if (accessEnabled) {
       logger.access({
         req,
@@ -134,7 +134,6 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
         pid,
       });
     }
-    if (++served === maxRequests) options.onMaxRequests();
   }
 
   /** A response finished within its app call, never linked: only the board, the metrics and the count. */
@@ -144,6 +143,11 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     // The board showed this request unless an older one, or an outer call's, was there; else it shows what is
     // oldest now (a request handed over from within this call and still in flight), or none.
     if (calling === 0 && (oldest === null || oldest.started > started)) showOldest();
+    count(req, res, durationMs);
+  }
+
+  /** Every finished request, linked or not: the metrics and max_requests. */
+  function count(req: IncomingMessage, res: ServerResponse, durationMs: number): void {
     metrics.requestFinished(req.method ?? '', res.statusCode, durationMs / 1000);
     if (++served === maxRequests) options.onMaxRequests();
   }
