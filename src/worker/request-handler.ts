@@ -24,6 +24,9 @@ const nowMs = (): number => {
 };
 // Adds to the clock's reading to give epoch milliseconds. Constant for the process: read once.
 const epochOffset = performance.timeOrigin + performance.now() - nowMs();
+// Every HTTP/2 peer lets a stream send this much before its first WINDOW_UPDATE unless its SETTINGS say
+// less (RFC 9113 §6.9.2): a response this small needs nothing more from the client.
+const HTTP2_INITIAL_WINDOW = 65_535;
 const PLAIN_500 = { 'content-type': 'text/plain; charset=utf-8' };
 const CLOSE_500 = { ...PLAIN_500, connection: 'close' };
 
@@ -188,13 +191,21 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
       }
     }
     calling--;
-    // An HTTP/1 response the app ended in this call and that the socket took
-    // whole is finished: its 'close' would say so a moment later (once the
-    // write's callback ran), at the cost of a listener on every response, and
-    // it needs no entry in the list. Not with the access log, which reads the
-    // APM agent's span in that listener (see track).
-    if (!accessEnabled && res.writableEnded && res.writableLength === 0 && req.httpVersionMajor === 1) finishedInCall(req, res, started);
-    else track(new InFlight(res, started, bytesBefore, http2Session));
+    // A response the app ended in this call, and whose bytes need nothing more
+    // from the client, is finished: its 'close' would say so a moment later, at
+    // the cost of a listener and an entry on every response (on HTTP/2, most of
+    // what tsgunicorn adds to a stream's CPU). HTTP/1: the socket took it whole. HTTP/2: it fits the
+    // stream's initial flow-control window; its session's idle check counts the
+    // stream closed now, and a GOAWAY from that check lets it finish. Not with the
+    // access log, which reads the APM agent's span in that listener (see track).
+    if (
+      !accessEnabled &&
+      res.writableEnded &&
+      (http2Session === undefined ? res.writableLength === 0 : res.writableLength <= HTTP2_INITIAL_WINDOW)
+    ) {
+      if (http2Session !== undefined) streamClosed(http2Session);
+      finishedInCall(req, res, started);
+    } else track(new InFlight(res, started, bytesBefore, http2Session));
   }
 
   return {

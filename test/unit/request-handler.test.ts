@@ -2,6 +2,7 @@
 // watchdog reports and the master's hung-request message names) as requests finish out of order, and a drain
 // that closes the connections of responses not yet begun.
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,8 @@ import { createLogger } from '../../src/logging/logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics/worker-metrics.js';
 import { schema, settingNames, type Settings } from '../../src/settings/schema.js';
 import { ActivityBoard } from '../../src/worker/activity-board.js';
-import { createRequestHandler } from '../../src/worker/request-handler.js';
+import { applySessionTimers } from '../../src/http2/session-timers.js';
+import { createRequestHandler, type RequestHandler } from '../../src/worker/request-handler.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsgunicorn-request-handler-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -172,6 +174,58 @@ it('keeps the board and the order right for a request an app hands to the listen
     ]);
   } finally {
     server.closeAllConnections();
+    server.close();
+  }
+});
+
+it('HTTP/2: a stream whose response the app ended in its call within the initial flow-control window is finished as the call returns; a larger one when its stream closes', async () => {
+  const metrics = createWorkerMetrics();
+  const board = new ActivityBoard();
+  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
+  // Larger than the 65,535 bytes a peer lets a stream send before its first WINDOW_UPDATE.
+  const big = Buffer.alloc(256 * 1024, 'x');
+  const afterCall: Record<string, number> = {};
+  let handler: RequestHandler;
+  const app: RequestListener = (req, res) => {
+    res.end(req.url === '/big' ? big : 'now');
+    // A microtask runs once the request handler's listener, which called this app, has returned.
+    queueMicrotask(() => (afterCall[req.url!] = handler.inFlight));
+  };
+  handler = createRequestHandler({
+    app,
+    fetchInterface: false,
+    settings,
+    logger: createLogger(settings, { journal: null }),
+    board,
+    metrics,
+    onMaxRequests: () => {},
+  });
+  const server = http2.createServer(handler.listener as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
+  applySessionTimers(server, { ...settings, keepalive: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const get = (path: string) =>
+    new Promise<number>((resolve, reject) => {
+      let bytes = 0;
+      client
+        .request({ ':path': path })
+        .on('data', (chunk: Buffer) => (bytes += chunk.length))
+        .on('end', () => resolve(bytes))
+        .on('error', reject);
+    });
+  try {
+    // keepalive 0: the session goes as soon as no stream is open, so both are sent at once; /now comes first.
+    const goaway = new Promise((resolve) => client.once('goaway', resolve));
+    expect(await Promise.all([get('/now'), get('/big')])).toEqual([3, big.length]);
+    expect(afterCall).toEqual({ '/now': 0, '/big': 1 });
+    while (handler.inFlight > 0) await new Promise((resolve) => setImmediate(resolve));
+    const snapshot = await metrics.snapshot();
+    const counted = snapshot.metrics.find((m) => m.name === 'http_requests_total')!.values;
+    expect(counted.map((v) => [v.labels.status, v.value])).toEqual([['200', 2]]);
+    // Each stream counted closed once, whichever way it finished: the session went once both were done.
+    await goaway;
+  } finally {
+    client.destroy();
     server.close();
   }
 });
