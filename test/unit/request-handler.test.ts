@@ -185,14 +185,12 @@ it('HTTP/2: a stream whose response the app ended in its call within the initial
   // Larger than the 65,535 bytes a peer lets a stream send before its first WINDOW_UPDATE.
   const big = Buffer.alloc(256 * 1024, 'x');
   const afterCall: Record<string, number> = {};
-  let handler: RequestHandler;
-  const app: RequestListener = (req, res) => {
-    res.end(req.url === '/big' ? big : 'now');
-    // A microtask runs once the request handler's listener, which called this app, has returned.
-    queueMicrotask(() => (afterCall[req.url!] = handler.inFlight));
-  };
-  handler = createRequestHandler({
-    app,
+  const handler: RequestHandler = createRequestHandler({
+    app: (req, res) => {
+      res.end(req.url === '/big' ? big : 'now');
+      // A microtask runs once the request handler's listener, which called this app, has returned.
+      queueMicrotask(() => (afterCall[req.url!] = handler.inFlight));
+    },
     fetchInterface: false,
     settings,
     logger: createLogger(settings, { journal: null }),
