@@ -194,10 +194,11 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     // A response the app ended in this call, and whose bytes need nothing more
     // from the client, is finished: its 'close' would say so a moment later, at
     // the cost of a listener and an entry on every response (on HTTP/2, most of
-    // what tsgunicorn adds to a stream's CPU). HTTP/1: the socket took it whole. HTTP/2: it fits the
-    // stream's initial flow-control window; its session's idle check counts the
-    // stream closed now, and a GOAWAY from that check lets it finish. Not with the
-    // access log, which reads the APM agent's span in that listener (see track).
+    // what tsgunicorn added to a stream's CPU). HTTP/1: the socket took it
+    // whole. HTTP/2: it fits the stream's initial flow-control window; its
+    // session's idle check counts the stream closed now, and a GOAWAY from that
+    // check lets it finish. Not with the access log, which reads the APM agent's
+    // span in that listener (see track).
     if (
       !accessEnabled &&
       res.writableEnded &&
