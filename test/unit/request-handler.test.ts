@@ -20,10 +20,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const defaults = Object.fromEntries(settingNames.map((name) => [name, schema[name].default])) as Settings;
 
-/** The request handler around app, with default settings, on a node:http server on a loopback port. */
-async function serve(app: RequestListener, board: ActivityBoard, metrics: WorkerMetrics = createWorkerMetrics()) {
-  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
-  const handler = createRequestHandler({
+const settings = { ...defaults, errorlog: join(dir, 'error.log') };
+
+/** The request handler around app, with default settings. */
+function handlerFor(app: RequestListener, board: ActivityBoard, metrics: WorkerMetrics = createWorkerMetrics()): RequestHandler {
+  return createRequestHandler({
     app,
     fetchInterface: false,
     settings,
@@ -32,6 +33,11 @@ async function serve(app: RequestListener, board: ActivityBoard, metrics: Worker
     metrics,
     onMaxRequests: () => {},
   });
+}
+
+/** The request handler around app on a node:http server on a loopback port. */
+async function serve(app: RequestListener, board: ActivityBoard, metrics?: WorkerMetrics) {
+  const handler = handlerFor(app, board, metrics);
   const server = http.createServer(handler.listener);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { handler, server, port: (server.address() as AddressInfo).port };
@@ -181,23 +187,18 @@ it('keeps the board and the order right for a request an app hands to the listen
 it('HTTP/2: a stream whose response the app ended in its call within the initial flow-control window is finished as the call returns; a larger one when its stream closes', async () => {
   const metrics = createWorkerMetrics();
   const board = new ActivityBoard();
-  const settings = { ...defaults, errorlog: join(dir, 'error.log') };
   // Larger than the 65,535 bytes a peer lets a stream send before its first WINDOW_UPDATE.
   const big = Buffer.alloc(256 * 1024, 'x');
   const afterCall: Record<string, number> = {};
-  const handler: RequestHandler = createRequestHandler({
-    app: (req, res) => {
+  const handler: RequestHandler = handlerFor(
+    (req, res) => {
       res.end(req.url === '/big' ? big : 'now');
       // A microtask runs once the request handler's listener, which called this app, has returned.
       queueMicrotask(() => (afterCall[req.url!] = handler.inFlight));
     },
-    fetchInterface: false,
-    settings,
-    logger: createLogger(settings, { journal: null }),
     board,
     metrics,
-    onMaxRequests: () => {},
-  });
+  );
   const server = http2.createServer(handler.listener as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
   applySessionTimers(server, { ...settings, keepalive: 0 });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
