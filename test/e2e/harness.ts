@@ -228,11 +228,15 @@ export async function boot(suite: Suite, opts: BootOptions = {}): Promise<Machin
     const copy = spawnSync('cp', ['-a', '--reflink=auto', lower, root]);
     if (copy.status !== 0) throw new Error(`cannot copy ${lower}: ${String(copy.stderr)}`);
   }
-  // The root is the run's overlay or copy, made by the harness: systemd-remount-fs
-  // has nothing of /etc/fstab to apply to it, and it failed now and then as two
-  // containers booted at once, leaving the container degraded. Masked in the run's
+  // Units with no job in a throwaway container that failed now and then as
+  // several containers booted at once, leaving the container degraded:
+  // systemd-remount-fs, as the root is the run's overlay or copy with nothing of
+  // /etc/fstab to apply, and systemd-update-utmp (with its runlevel record,
+  // which requires it), whose login records nothing reads. Masked in the run's
   // root only, so the cached rootfs stays as debootstrap made it.
-  symlinkSync('/dev/null', path.join(root, 'etc/systemd/system/systemd-remount-fs.service'));
+  for (const unit of ['systemd-remount-fs', 'systemd-update-utmp', 'systemd-update-utmp-runlevel']) {
+    symlinkSync('/dev/null', path.join(root, 'etc/systemd/system', `${unit}.service`));
+  }
   if (opts.deb) copyFileSync(opts.deb, path.join(root, 'root/tsgunicorn.deb'));
 
   let consoleText = '';
