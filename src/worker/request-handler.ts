@@ -124,8 +124,7 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
     entry.prev = entry.next = null;
     board.setInFlight(--inFlight);
     if (prev === null) showOldest();
-    if (entry.http2Session !== undefined) streamClosed(entry.http2Session);
-    count(req, res, durationMs);
+    count(req, res, durationMs, entry.http2Session);
     if (accessEnabled) {
       logger.access({
         req,
@@ -140,17 +139,18 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
   }
 
   /** A response finished within its app call, never linked: only the board, the metrics and the count. */
-  function finishedInCall(req: IncomingMessage, res: ServerResponse, started: number): void {
+  function finishedInCall(req: IncomingMessage, res: ServerResponse, started: number, http2Session: Http2Session | undefined): void {
     const durationMs = nowMs() - started;
     board.setInFlight(--inFlight);
     // The board showed this request unless an older one, or an outer call's, was there; else it shows what is
     // oldest now (a request handed over from within this call and still in flight), or none.
     if (calling === 0 && (oldest === null || oldest.started > started)) showOldest();
-    count(req, res, durationMs);
+    count(req, res, durationMs, http2Session);
   }
 
-  /** Every finished request, linked or not: the metrics and max_requests. */
-  function count(req: IncomingMessage, res: ServerResponse, durationMs: number): void {
+  /** Every finished request, linked or not: its HTTP/2 session's idle check, the metrics and max_requests. */
+  function count(req: IncomingMessage, res: ServerResponse, durationMs: number, http2Session: Http2Session | undefined): void {
+    if (http2Session !== undefined) streamClosed(http2Session);
     metrics.requestFinished(req.method ?? '', res.statusCode, durationMs / 1000);
     if (++served === maxRequests) options.onMaxRequests();
   }
@@ -203,10 +203,9 @@ export function createRequestHandler(options: RequestHandlerOptions): RequestHan
       !accessEnabled &&
       res.writableEnded &&
       (http2Session === undefined ? res.writableLength === 0 : res.writableLength <= HTTP2_INITIAL_WINDOW)
-    ) {
-      if (http2Session !== undefined) streamClosed(http2Session);
-      finishedInCall(req, res, started);
-    } else track(new InFlight(res, started, bytesBefore, http2Session));
+    )
+      finishedInCall(req, res, started, http2Session);
+    else track(new InFlight(res, started, bytesBefore, http2Session));
   }
 
   return {
